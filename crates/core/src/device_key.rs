@@ -20,7 +20,7 @@ pub enum DeviceKeyError {
     TooLong,
     #[error("device key contains a control character")]
     ControlCharacter,
-    #[error("oui {0:?} is not 6 hexadecimal digits")]
+    #[error("oui {0:?} is not a short alphanumeric organisation id")]
     BadOui(String),
     #[error("serial number is empty")]
     EmptySerial,
@@ -48,7 +48,9 @@ impl DeviceKey {
     /// (unreserved URI characters) are percent-encoded, as R-ARC.3 requires.
     pub fn from_oui_serial(oui: &str, serial: &str) -> Result<Self, DeviceKeyError> {
         let oui = oui.trim().to_ascii_uppercase();
-        if oui.len() != 6 || !oui.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // TR-069 says 6 hex digits; synthetic and odd devices send fewer, which we keep rather
+        // than lock the device out. Only characters that would break the key are refused.
+        if oui.is_empty() || oui.len() > 16 || !oui.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(DeviceKeyError::BadOui(oui));
         }
         let serial = serial.trim();
@@ -104,7 +106,8 @@ mod tests {
 
     #[test]
     fn bad_identities_are_rejected() {
-        assert!(matches!(DeviceKey::from_oui_serial("XYZ", "1"), Err(DeviceKeyError::BadOui(_))));
+        assert!(matches!(DeviceKey::from_oui_serial("X-Z", "1"), Err(DeviceKeyError::BadOui(_))));
+        assert!(matches!(DeviceKey::from_oui_serial("", "1"), Err(DeviceKeyError::BadOui(_))));
         assert_eq!(DeviceKey::from_oui_serial("00147F", "  "), Err(DeviceKeyError::EmptySerial));
         assert_eq!(DeviceKey::parse(""), Err(DeviceKeyError::Empty));
         assert_eq!(DeviceKey::parse("a\nb"), Err(DeviceKeyError::ControlCharacter));

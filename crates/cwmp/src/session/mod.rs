@@ -1,0 +1,452 @@
+//! The ACS side of one CWMP session (TR-069 §3.7.1, A.3), as a sans-IO state machine.
+//!
+//! The driver feeds each HTTP POST body with [`AcsSession::handle`] and drains
+//! [`AcsSession::poll_output`] in order:
+//! - [`Output::Event`]: something the device said that must be committed to the twin *before* the
+//!   next reply is sent (an acknowledged event is never lost);
+//! - [`Output::NeedWork`]: the CPE has finished its own requests; the driver answers with
+//!   [`Input::Work`] (possibly empty), planned from the twin;
+//! - [`Output::Reply`]: the HTTP response to send (an RPC, a response, or 204 to end);
+//! - [`Output::Close`]: the session is over.
+//!
+//! The session never reads a clock: `now` is an argument and [`AcsSession::poll_timeout`] says
+//! when the driver should call again with [`Input::Timeout`].
+
+use crate::message::CwmpMessage;
+use crate::rpc::fault::{acs_codes, CwmpFault};
+use crate::rpc::get_parameter_names::{GetParameterNames, ParameterInfo};
+use crate::rpc::get_parameter_values::{GetParameterValues, ParameterValue};
+use crate::rpc::get_rpc_methods::GetRpcMethodsResponse;
+use crate::rpc::inform::{Inform, InformResponse};
+use crate::{CwmpVersion, DecodeError, Envelope};
+use radar_core::{DeviceKey, Timestamp};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// How long the ACS waits for the CPE's next POST.
+    pub idle_timeout: Duration,
+    /// Parameters per GetParameterValues during discovery and refresh.
+    pub gpv_batch_size: usize,
+    /// Upper bound on RPCs in one session, so a confused CPE cannot keep a session open forever.
+    pub max_rpcs_per_session: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::from_secs(30), gpv_batch_size: 100, max_rpcs_per_session: 2_000 }
+    }
+}
+
+/// What caused an RPC to be sent, echoed back with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// An operation from the twin's queue, by id.
+    Operation(u64),
+    /// A request Radar makes for itself (attributes at bootstrap, refresh).
+    Internal(u64),
+}
+
+/// Work the driver hands the session after the CPE's empty POST.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// Send one RPC and report its result.
+    Rpc { origin: Origin, message: CwmpMessage },
+    /// Discover a subtree: GetParameterNames(NextLevel=false), then its values in batches.
+    Discover { prefix: String },
+    /// Re-read values under these names or partial paths.
+    Refresh { names: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Copy)]
+pub enum ValueSource {
+    Discovery,
+    Refresh,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// A new session began with this Inform.
+    Inform { device: DeviceKey, inform: Box<Inform> },
+    /// A CPE-originated request before the empty POST (TransferComplete, RequestDownload, …).
+    CpeRequest(Box<CwmpMessage>),
+    /// The result of an RPC sent for an operation or an internal purpose.
+    RpcResult { origin: Origin, request: &'static str, result: RpcResult },
+    /// Names (with writability) from discovery.
+    ParameterNames { prefix: String, parameters: Vec<ParameterInfo> },
+    /// Values from discovery or refresh.
+    ParameterValues { source: ValueSource, parameters: Vec<ParameterValue> },
+    /// A discovery or refresh RPC failed with this fault.
+    ReadFailed { request: &'static str, fault: CwmpFault },
+    /// The session ended while an RPC was outstanding; its origin must be retried later.
+    Abandoned { origin: Option<Origin>, reason: CloseReason },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RpcResult {
+    Response(Box<CwmpMessage>),
+    Fault(CwmpFault),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// Empty for 204.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Normal end: HTTP 204 with no more work (TR-069 §3.7.1.4).
+    Done,
+    IdleTimeout,
+    /// The CPE sent something the session cannot accept.
+    ProtocolError,
+    /// The CPE began a new session with a fresh Inform.
+    Superseded,
+    TooManyRpcs,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Event(SessionEvent),
+    NeedWork,
+    Reply(Reply),
+    Close(CloseReason),
+}
+
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// One HTTP POST body (may be empty).
+    Post(&'a [u8]),
+    /// The answer to [`Output::NeedWork`].
+    Work(Vec<Task>),
+    /// The deadline from [`AcsSession::poll_timeout`] has passed.
+    Timeout,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("input {input} is not valid in state {state}")]
+    UnexpectedInput { input: &'static str, state: &'static str },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Rpc(Origin, CwmpMessage),
+    DiscoverNames(String),
+    ReadValues(ValueSource, Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    AwaitInform,
+    AwaitCpeRequests,
+    AwaitWork,
+    SendingRpcs { awaiting: Step, request_id: String },
+    Closed,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::AwaitInform => "await_inform",
+            State::AwaitCpeRequests => "await_cpe_requests",
+            State::AwaitWork => "await_work",
+            State::SendingRpcs { .. } => "sending_rpcs",
+            State::Closed => "closed",
+        }
+    }
+}
+
+pub struct AcsSession {
+    config: SessionConfig,
+    state: State,
+    version: CwmpVersion,
+    device: Option<DeviceKey>,
+    queue: VecDeque<Step>,
+    outputs: VecDeque<Output>,
+    deadline: Option<Timestamp>,
+    rpcs_sent: u32,
+    next_request_id: u64,
+}
+
+impl AcsSession {
+    pub fn new(config: SessionConfig, now: Timestamp) -> Self {
+        let deadline = Some(now.saturating_add(config.idle_timeout));
+        Self {
+            config,
+            state: State::AwaitInform,
+            version: CwmpVersion::V1_0,
+            device: None,
+            queue: VecDeque::new(),
+            outputs: VecDeque::new(),
+            deadline,
+            rpcs_sent: 0,
+            next_request_id: 1,
+        }
+    }
+
+    pub fn device(&self) -> Option<&DeviceKey> {
+        self.device.as_ref()
+    }
+
+    pub fn version(&self) -> CwmpVersion {
+        self.version
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        self.state.name()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadline
+    }
+
+    pub fn handle(&mut self, now: Timestamp, input: Input<'_>) -> Result<(), SessionError> {
+        match input {
+            Input::Timeout => {
+                if self.deadline.is_some_and(|d| now >= d) && self.state != State::Closed {
+                    self.close(CloseReason::IdleTimeout);
+                }
+                Ok(())
+            }
+            Input::Work(tasks) => {
+                if self.state != State::AwaitWork {
+                    return Err(SessionError::UnexpectedInput { input: "work", state: self.state.name() });
+                }
+                for task in tasks {
+                    self.queue.push_back(match task {
+                        Task::Rpc { origin, message } => Step::Rpc(origin, message),
+                        Task::Discover { prefix } => Step::DiscoverNames(prefix),
+                        Task::Refresh { names } => Step::ReadValues(ValueSource::Refresh, names),
+                    });
+                }
+                self.deadline = Some(now.saturating_add(self.config.idle_timeout));
+                self.send_next_or_finish();
+                Ok(())
+            }
+            Input::Post(body) => {
+                self.deadline = Some(now.saturating_add(self.config.idle_timeout));
+                self.on_post(body);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_post(&mut self, body: &[u8]) {
+        let empty = body.iter().all(u8::is_ascii_whitespace);
+        if empty {
+            return self.on_empty_post();
+        }
+        let envelope = match Envelope::decode(body) {
+            Ok(env) => env,
+            Err(err) => return self.reject(&err),
+        };
+        if let CwmpMessage::Inform(inform) = envelope.message {
+            // Any Inform starts a new session, even on a connection or cookie we know.
+            if self.state != State::AwaitInform {
+                self.abandon(CloseReason::Superseded);
+                self.queue.clear();
+            }
+            return self.on_inform(envelope.version, envelope.id, inform);
+        }
+        match self.state.clone() {
+            State::AwaitInform | State::Closed | State::AwaitWork => {
+                self.reply_fault(envelope.id, CwmpFault::new(acs_codes::REQUEST_DENIED, "session must start with an Inform"), 400);
+                self.close(CloseReason::ProtocolError);
+            }
+            State::AwaitCpeRequests => self.on_cpe_request(envelope),
+            State::SendingRpcs { awaiting, .. } => self.on_rpc_response(awaiting, envelope.message),
+        }
+    }
+
+    fn on_inform(&mut self, version: CwmpVersion, id: Option<String>, inform: Inform) {
+        let device = match DeviceKey::from_oui_serial(&inform.device_id.oui, &inform.device_id.serial_number) {
+            Ok(d) => d,
+            Err(err) => {
+                self.reply_fault(id, CwmpFault::new(acs_codes::INVALID_ARGUMENTS, err.to_string()), 400);
+                return self.close(CloseReason::ProtocolError);
+            }
+        };
+        self.version = version;
+        self.device = Some(device.clone());
+        self.state = State::AwaitCpeRequests;
+        self.outputs.push_back(Output::Event(SessionEvent::Inform { device, inform: Box::new(inform) }));
+        // TR-069 A.3.3.1: MaxEnvelopes in InformResponse MUST be 1.
+        self.reply_message(id, CwmpMessage::InformResponse(InformResponse { max_envelopes: 1 }));
+    }
+
+    fn on_cpe_request(&mut self, envelope: Envelope) {
+        let id = envelope.id;
+        let response = match &envelope.message {
+            CwmpMessage::TransferComplete(_) => CwmpMessage::TransferCompleteResponse,
+            CwmpMessage::AutonomousTransferComplete(_) => CwmpMessage::AutonomousTransferCompleteResponse,
+            CwmpMessage::DuStateChangeComplete(_) => CwmpMessage::DuStateChangeCompleteResponse,
+            CwmpMessage::RequestDownload(_) => CwmpMessage::RequestDownloadResponse,
+            CwmpMessage::GetRpcMethods(_) => CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse::acs_methods()),
+            CwmpMessage::Kicked(_) => {
+                let fault = CwmpFault::new(acs_codes::METHOD_NOT_SUPPORTED, "Kicked is not supported");
+                return self.reply_fault(id, fault, 200);
+            }
+            other => {
+                let fault = CwmpFault::new(
+                    acs_codes::METHOD_NOT_SUPPORTED,
+                    format!("{} is not a CPE request", other.name()),
+                );
+                return self.reply_fault(id, fault, 200);
+            }
+        };
+        if !matches!(envelope.message, CwmpMessage::GetRpcMethods(_)) {
+            self.outputs.push_back(Output::Event(SessionEvent::CpeRequest(Box::new(envelope.message))));
+        }
+        self.reply_message(id, response);
+    }
+
+    fn on_empty_post(&mut self) {
+        match self.state.clone() {
+            State::AwaitCpeRequests => {
+                self.state = State::AwaitWork;
+                self.outputs.push_back(Output::NeedWork);
+            }
+            State::SendingRpcs { awaiting, .. } => {
+                // The CPE dropped our request (TR-069 says it must answer); retry it another time.
+                let origin = match awaiting {
+                    Step::Rpc(origin, _) => Some(origin),
+                    _ => None,
+                };
+                self.outputs.push_back(Output::Event(SessionEvent::Abandoned { origin, reason: CloseReason::ProtocolError }));
+                self.finish();
+            }
+            State::AwaitInform | State::AwaitWork | State::Closed => {
+                self.reply_fault(None, CwmpFault::new(acs_codes::REQUEST_DENIED, "session must start with an Inform"), 400);
+                self.close(CloseReason::ProtocolError);
+            }
+        }
+    }
+
+    fn on_rpc_response(&mut self, awaiting: Step, message: CwmpMessage) {
+        match awaiting {
+            Step::Rpc(origin, request) => {
+                let result = match message {
+                    CwmpMessage::Fault(fault) => RpcResult::Fault(fault),
+                    other => RpcResult::Response(Box::new(other)),
+                };
+                self.outputs.push_back(Output::Event(SessionEvent::RpcResult { origin, request: request.name(), result }));
+            }
+            Step::DiscoverNames(prefix) => match message {
+                CwmpMessage::GetParameterNamesResponse(resp) => {
+                    let leaves: Vec<String> = resp
+                        .parameters
+                        .iter()
+                        .filter(|p| !p.name.ends_with('.'))
+                        .map(|p| p.name.clone())
+                        .collect();
+                    self.outputs.push_back(Output::Event(SessionEvent::ParameterNames {
+                        prefix,
+                        parameters: resp.parameters,
+                    }));
+                    // Read values right after this discovery, ahead of other queued work.
+                    for (i, batch) in leaves.chunks(self.config.gpv_batch_size.max(1)).enumerate() {
+                        self.queue.insert(i, Step::ReadValues(ValueSource::Discovery, batch.to_vec()));
+                    }
+                }
+                CwmpMessage::Fault(fault) => {
+                    self.outputs.push_back(Output::Event(SessionEvent::ReadFailed { request: "GetParameterNames", fault }))
+                }
+                other => self.unexpected_response("GetParameterNamesResponse", &other),
+            },
+            Step::ReadValues(source, _) => match message {
+                CwmpMessage::GetParameterValuesResponse(resp) => self
+                    .outputs
+                    .push_back(Output::Event(SessionEvent::ParameterValues { source, parameters: resp.parameters })),
+                CwmpMessage::Fault(fault) => {
+                    self.outputs.push_back(Output::Event(SessionEvent::ReadFailed { request: "GetParameterValues", fault }))
+                }
+                other => self.unexpected_response("GetParameterValuesResponse", &other),
+            },
+        }
+        self.send_next_or_finish();
+    }
+
+    fn unexpected_response(&mut self, expected: &'static str, got: &CwmpMessage) {
+        let fault = CwmpFault::new(acs_codes::INVALID_ARGUMENTS, format!("expected {expected}, got {}", got.name()));
+        self.outputs.push_back(Output::Event(SessionEvent::ReadFailed { request: expected, fault }));
+    }
+
+    fn send_next_or_finish(&mut self) {
+        if self.rpcs_sent >= self.config.max_rpcs_per_session {
+            self.abandon(CloseReason::TooManyRpcs);
+            self.queue.clear();
+            return self.finish_with(CloseReason::TooManyRpcs);
+        }
+        let Some(step) = self.queue.pop_front() else { return self.finish() };
+        let message = match &step {
+            Step::Rpc(_, message) => message.clone(),
+            Step::DiscoverNames(prefix) => {
+                CwmpMessage::GetParameterNames(GetParameterNames { path: prefix.clone(), next_level: false })
+            }
+            Step::ReadValues(_, names) => CwmpMessage::GetParameterValues(GetParameterValues { names: names.clone() }),
+        };
+        let request_id = format!("radar-{}", self.next_request_id);
+        self.next_request_id += 1;
+        self.rpcs_sent += 1;
+        self.state = State::SendingRpcs { awaiting: step, request_id: request_id.clone() };
+        self.reply_message(Some(request_id), message);
+    }
+
+    /// Reports the outstanding RPC, if any, as abandoned.
+    fn abandon(&mut self, reason: CloseReason) {
+        if let State::SendingRpcs { awaiting: Step::Rpc(origin, _), .. } = &self.state {
+            let origin = Some(*origin);
+            self.outputs.push_back(Output::Event(SessionEvent::Abandoned { origin, reason }));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.finish_with(CloseReason::Done)
+    }
+
+    fn finish_with(&mut self, reason: CloseReason) {
+        self.outputs.push_back(Output::Reply(Reply { status: 204, body: String::new() }));
+        self.close(reason);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if reason == CloseReason::IdleTimeout {
+            self.abandon(reason);
+        }
+        self.state = State::Closed;
+        self.deadline = None;
+        self.outputs.push_back(Output::Close(reason));
+    }
+
+    fn reject(&mut self, err: &DecodeError) {
+        let fault = CwmpFault::new(err.fault_code(), err.to_string());
+        self.reply_fault(None, fault, 400);
+        self.abandon(CloseReason::ProtocolError);
+        self.close(CloseReason::ProtocolError);
+    }
+
+    fn reply_fault(&mut self, id: Option<String>, fault: CwmpFault, status: u16) {
+        let body = Envelope::new(self.version, id, CwmpMessage::Fault(fault)).encode();
+        self.outputs.push_back(Output::Reply(Reply { status, body }));
+    }
+
+    fn reply_message(&mut self, id: Option<String>, message: CwmpMessage) {
+        let body = Envelope::new(self.version, id, message).encode();
+        self.outputs.push_back(Output::Reply(Reply { status: 200, body }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,25 @@
-//! placeholder
+//! The digital twin: a device's reported parameters, desired changes, operation queue, meta and
+//! event log, and the pure `apply` that every mutation goes through, so Raft can carry
+//! [`TwinCommand`]s as log entries and every replica applies them identically.
+//!
+//! Modules:
+//! - [`paths`]: the per-shard path dictionary (templates interned, instance numbers held apart).
+//! - [`model`]: `Twin`, `Param`, `Meta`, event log.
+//! - [`operation`]: operations and their life cycle.
+//! - [`command`]: `TwinCommand` and the pure `apply`.
+//! - [`planner`]: what to send a device in its next session.
+//! - [`query`]: the fleet query language: parse and evaluate.
+//! - [`datamodel`]: the TR-181 model for validation of desired values.
+
+pub mod command;
+pub mod datamodel;
+pub mod model;
+pub mod operation;
+pub mod paths;
+pub mod planner;
+pub mod query;
+
+pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};
+pub use model::{Meta, Param, ShardState, Twin, TwinEvent};
+pub use operation::{Operation, OperationKind, OperationStatus};
+pub use paths::{PathDict, PathId};

@@ -1,0 +1,436 @@
+//! `TwinCommand`: every twin mutation, as data. `apply` is pure and deterministic (time comes in
+//! the command), so the same log applied on any replica yields the same twins.
+
+use crate::model::{Param, ShardState, Twin};
+use crate::operation::{Operation, OperationKind, OperationStatus};
+use radar_core::{DeviceKey, ParamType, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Where a reported value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    #[default]
+    Inform,
+    Gpv,
+    Discovery,
+    Refresh,
+    Spv,
+    Notify,
+    UspGet,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Inform => "inform",
+            Source::Gpv => "gpv",
+            Source::Discovery => "discovery",
+            Source::Refresh => "refresh",
+            Source::Spv => "spv",
+            Source::Notify => "notify",
+            Source::UspGet => "usp_get",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedParam {
+    pub path: String,
+    pub value: String,
+    pub ty: Option<ParamType>,
+    pub writable: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Identity {
+    pub oui: String,
+    pub product_class: String,
+    pub serial: String,
+    pub manufacturer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done { detail: String },
+    /// Added an object instance (AddObject).
+    Added { instance: u32 },
+    /// Accepted; completion comes later (reboot, download with status 1).
+    Accepted,
+    Failed { code: u32, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TwinCommand {
+    /// A CWMP Inform: a session began.
+    Inform {
+        device: DeviceKey,
+        at: Timestamp,
+        identity: Identity,
+        events: Vec<(String, String)>,
+        params: Vec<ReportedParam>,
+    },
+    /// Values read from the device (GetParameterValues, refresh, discovery, notify).
+    ReportValues { device: DeviceKey, at: Timestamp, source: Source, params: Vec<ReportedParam> },
+    /// A complete list of names under `prefix` (GetParameterNames NextLevel=false). Parameters
+    /// under the prefix that are no longer listed are removed: their objects were deleted.
+    ReportNames { device: DeviceKey, at: Timestamp, prefix: String, names: Vec<(String, bool)> },
+    EnqueueOperation {
+        device: DeviceKey,
+        at: Timestamp,
+        kind: OperationKind,
+        requested_by: String,
+        ttl_ms: Option<u64>,
+    },
+    MarkSent { device: DeviceKey, at: Timestamp, operation: u64 },
+    CompleteOperation { device: DeviceKey, at: Timestamp, operation: u64, outcome: Outcome },
+    /// The session died with the operation outstanding; deliver it again next time.
+    RequeueOperation { device: DeviceKey, at: Timestamp, operation: u64 },
+    CancelOperation { device: DeviceKey, at: Timestamp, operation: u64 },
+    /// TransferComplete / AutonomousTransferComplete (TR-069 A.3.3.2/3).
+    TransferComplete { device: DeviceKey, at: Timestamp, command_key: String, fault_code: u32, fault_message: String },
+    /// Attributes were set at bootstrap; `refused` are paths the device would not notify actively.
+    NotificationsConfigured { device: DeviceKey, at: Timestamp, refused: Vec<String> },
+    /// Free-form entry in the event log (faults, requests, …).
+    RecordEvent { device: DeviceKey, at: Timestamp, kind: String, detail: String },
+}
+
+impl TwinCommand {
+    pub fn device(&self) -> &DeviceKey {
+        match self {
+            TwinCommand::Inform { device, .. }
+            | TwinCommand::ReportValues { device, .. }
+            | TwinCommand::ReportNames { device, .. }
+            | TwinCommand::EnqueueOperation { device, .. }
+            | TwinCommand::MarkSent { device, .. }
+            | TwinCommand::CompleteOperation { device, .. }
+            | TwinCommand::RequeueOperation { device, .. }
+            | TwinCommand::CancelOperation { device, .. }
+            | TwinCommand::TransferComplete { device, .. }
+            | TwinCommand::NotificationsConfigured { device, .. }
+            | TwinCommand::RecordEvent { device, .. } => device,
+        }
+    }
+
+    fn at(&self) -> Timestamp {
+        match self {
+            TwinCommand::Inform { at, .. }
+            | TwinCommand::ReportValues { at, .. }
+            | TwinCommand::ReportNames { at, .. }
+            | TwinCommand::EnqueueOperation { at, .. }
+            | TwinCommand::MarkSent { at, .. }
+            | TwinCommand::CompleteOperation { at, .. }
+            | TwinCommand::RequeueOperation { at, .. }
+            | TwinCommand::CancelOperation { at, .. }
+            | TwinCommand::TransferComplete { at, .. }
+            | TwinCommand::NotificationsConfigured { at, .. }
+            | TwinCommand::RecordEvent { at, .. } => *at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApplyOutcome {
+    /// The operation a command created.
+    pub operation: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("device {0} has no twin")]
+    UnknownDevice(DeviceKey),
+    #[error("device has no operation {0}")]
+    UnknownOperation(u64),
+    #[error("operation {id} is {status} and can no longer be cancelled")]
+    NotCancellable { id: u64, status: &'static str },
+}
+
+/// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
+pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutcome, ApplyError> {
+    let at = command.at();
+    let device = command.device().clone();
+    if let TwinCommand::Inform { identity, events, params, .. } = command {
+        let twin = state.twins.entry(device.clone()).or_insert_with(|| {
+            let mut twin = Twin::new(device.clone());
+            twin.meta.first_contact = at;
+            twin
+        });
+        expire_operations(twin, at);
+        apply_inform(twin, &mut state.dict, at, identity, events, params);
+        return Ok(ApplyOutcome::default());
+    }
+    let ShardState { dict, twins } = state;
+    let twin = twins.get_mut(&device).ok_or_else(|| ApplyError::UnknownDevice(device.clone()))?;
+    expire_operations(twin, at);
+    let mut outcome = ApplyOutcome::default();
+    match command {
+        TwinCommand::Inform { .. } => unreachable!("handled above"),
+        TwinCommand::ReportValues { source, params, .. } => report_values(twin, dict, at, *source, params),
+        TwinCommand::ReportNames { prefix, names, .. } => {
+            let listed: std::collections::HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+            // Objects that disappeared since the last discovery take their parameters with them.
+            twin.params.retain(|(id, _)| {
+                let path = dict.render(id);
+                !path.starts_with(prefix.as_str()) || listed.contains(path.as_str())
+            });
+            for (name, writable) in names.iter().filter(|(n, _)| !n.ends_with('.')) {
+                let id = dict.intern(name);
+                let writable = *writable;
+                twin.upsert_param(id, |existing| match existing {
+                    Some(p) => {
+                        p.writable = writable;
+                        None
+                    }
+                    None => Some(Param {
+                        value: "".into(),
+                        ty: ParamType::String,
+                        writable,
+                        source: Source::Discovery,
+                        reported_at: at,
+                    }),
+                });
+            }
+            if prefix == &twin.meta.root || prefix.is_empty() {
+                twin.meta.discovered_at = Some(at);
+            }
+            twin.log(at, "discovery", format!("{} names under {prefix:?}", names.len()));
+        }
+        TwinCommand::EnqueueOperation { kind, requested_by, ttl_ms, .. } => {
+            let id = twin.next_operation_id;
+            twin.next_operation_id += 1;
+            let mut kind = kind.clone();
+            if let OperationKind::SetParams { params } = &mut kind {
+                coalesce_set_params(twin, id, params, at);
+            }
+            twin.log(at, "operation", format!("{} #{id} queued by {requested_by}", kind.name()));
+            twin.operations.push(Operation {
+                id,
+                kind,
+                status: OperationStatus::Queued,
+                created_at: at,
+                requested_by: requested_by.clone(),
+                expires_at: ttl_ms.map(|ms| Timestamp(at.0.saturating_add(ms))),
+                attempts: 0,
+            });
+            outcome.operation = Some(id);
+        }
+        TwinCommand::MarkSent { operation, .. } => {
+            let op = twin.operation_mut(*operation).ok_or(ApplyError::UnknownOperation(*operation))?;
+            if op.status.is_pending() {
+                op.status = OperationStatus::Sent { at };
+                op.attempts += 1;
+            }
+        }
+        TwinCommand::RequeueOperation { operation, .. } => {
+            let op = twin.operation_mut(*operation).ok_or(ApplyError::UnknownOperation(*operation))?;
+            if matches!(op.status, OperationStatus::Sent { .. }) {
+                op.status = OperationStatus::Queued;
+            }
+        }
+        TwinCommand::CancelOperation { operation, .. } => {
+            let op = twin.operation_mut(*operation).ok_or(ApplyError::UnknownOperation(*operation))?;
+            if op.status != OperationStatus::Queued {
+                return Err(ApplyError::NotCancellable { id: *operation, status: op.status.name() });
+            }
+            op.status = OperationStatus::Cancelled { at };
+            twin.log(at, "operation", format!("#{operation} cancelled"));
+        }
+        TwinCommand::CompleteOperation { operation, outcome: result, .. } => {
+            complete_operation(twin, dict, at, *operation, result)?;
+        }
+        TwinCommand::TransferComplete { command_key, fault_code, fault_message, .. } => {
+            let detail = if *fault_code == 0 {
+                format!("transfer {command_key:?} complete")
+            } else {
+                format!("transfer {command_key:?} failed: {fault_code} {fault_message}")
+            };
+            twin.log(at, "transfer", detail);
+            if let Some(id) = Operation::id_from_command_key(command_key) {
+                if let Some(op) = twin.operation_mut(id) {
+                    if op.status.is_pending() {
+                        op.status = if *fault_code == 0 {
+                            OperationStatus::Done { at, detail: "transfer complete".into() }
+                        } else {
+                            OperationStatus::Failed { at, code: *fault_code, message: fault_message.clone() }
+                        };
+                    }
+                }
+            }
+        }
+        TwinCommand::NotificationsConfigured { refused, .. } => {
+            twin.meta.notifications_configured = true;
+            twin.meta.notification_refused = refused.clone();
+            if !refused.is_empty() {
+                twin.log(at, "notification", format!("active notification refused on {}", refused.join(", ")));
+            }
+        }
+        TwinCommand::RecordEvent { kind, detail, .. } => twin.log(at, kind, detail.clone()),
+    }
+    twin.trim_finished_operations();
+    Ok(outcome)
+}
+
+fn apply_inform(
+    twin: &mut Twin,
+    dict: &mut crate::paths::PathDict,
+    at: Timestamp,
+    identity: &Identity,
+    events: &[(String, String)],
+    params: &[ReportedParam],
+) {
+    let meta = &mut twin.meta;
+    meta.oui = identity.oui.trim().to_ascii_uppercase();
+    meta.product_class = identity.product_class.clone();
+    meta.serial = identity.serial.clone();
+    meta.manufacturer = identity.manufacturer.clone();
+    meta.protocol = "cwmp".into();
+    meta.last_contact = at;
+    meta.sessions += 1;
+    meta.last_inform_events = events.iter().map(|(code, _)| code.clone()).collect();
+    if let Some(root) = params.iter().find_map(|p| p.path.split_once('.').map(|(r, _)| r)) {
+        if !root.is_empty() {
+            meta.root = format!("{root}.");
+        }
+    }
+    let has = |code: &str| events.iter().any(|(c, _)| c.eq_ignore_ascii_case(code));
+    if has("0 BOOTSTRAP") {
+        // TR-069 §3.7.1.5: BOOTSTRAP means the device lost its ACS state (new, or factory
+        // reset): discover it and configure notifications again.
+        meta.discovered_at = None;
+        meta.notifications_configured = false;
+    }
+    let codes: Vec<&str> = events.iter().map(|(c, _)| c.as_str()).collect();
+    twin.log(at, "inform", codes.join(", "));
+    report_values(twin, dict, at, Source::Inform, params);
+
+    // `M Reboot` carries the CommandKey of the Reboot RPC (TR-069 A.3.2.8). Some devices only
+    // send `1 BOOT`, so a boot also closes a reboot that was sent and not yet confirmed.
+    for (code, key) in events {
+        if code.eq_ignore_ascii_case("M Reboot") {
+            if let Some(op) = Operation::id_from_command_key(key).and_then(|id| twin.operation_mut(id)) {
+                if op.status.is_pending() {
+                    op.status = OperationStatus::Done { at, detail: "device rebooted".into() };
+                }
+            }
+        }
+    }
+    if has("1 BOOT") {
+        for op in twin.operations.iter_mut() {
+            if matches!(op.kind, OperationKind::Reboot) && matches!(op.status, OperationStatus::Sent { .. }) {
+                op.status = OperationStatus::Done { at, detail: "device rebooted".into() };
+            }
+        }
+    }
+}
+
+fn report_values(twin: &mut Twin, dict: &mut crate::paths::PathDict, at: Timestamp, source: Source, params: &[ReportedParam]) {
+    for p in params {
+        if p.path.is_empty() || p.path.ends_with('.') {
+            continue;
+        }
+        let lower = p.path.as_str();
+        if lower.ends_with(".DeviceInfo.SoftwareVersion") {
+            twin.meta.software_version = p.value.clone();
+        } else if lower.ends_with(".ManagementServer.ConnectionRequestURL") {
+            twin.meta.connection_request_url = p.value.clone();
+        }
+        let id = dict.intern(&p.path);
+        twin.upsert_param(id, |existing| match existing {
+            Some(param) => {
+                if *param.value != *p.value {
+                    param.value = p.value.as_str().into();
+                }
+                if let Some(ty) = p.ty {
+                    param.ty = ty;
+                }
+                if let Some(w) = p.writable {
+                    param.writable = w;
+                }
+                param.source = source;
+                param.reported_at = at;
+                None
+            }
+            None => Some(Param {
+                value: p.value.as_str().into(),
+                ty: p.ty.unwrap_or_default(),
+                writable: p.writable.unwrap_or(false),
+                source,
+                reported_at: at,
+            }),
+        });
+    }
+}
+
+/// TR-069 ops coalesce: a new write to a path that a queued (not yet sent) write also targets
+/// replaces it. The older operation's other paths move into the new one, so nothing is lost, and
+/// the older one is marked superseded.
+fn coalesce_set_params(
+    twin: &mut Twin,
+    new_id: u64,
+    params: &mut std::collections::BTreeMap<String, String>,
+    at: Timestamp,
+) {
+    for op in twin.operations.iter_mut() {
+        if op.status != OperationStatus::Queued {
+            continue;
+        }
+        let OperationKind::SetParams { params: older } = &op.kind else { continue };
+        if !older.keys().any(|k| params.contains_key(k)) {
+            continue;
+        }
+        for (path, value) in older {
+            params.entry(path.clone()).or_insert_with(|| value.clone());
+        }
+        op.status = OperationStatus::Superseded { at, by: new_id };
+    }
+}
+
+fn complete_operation(
+    twin: &mut Twin,
+    dict: &mut crate::paths::PathDict,
+    at: Timestamp,
+    id: u64,
+    result: &Outcome,
+) -> Result<(), ApplyError> {
+    let op = twin.operation(id).ok_or(ApplyError::UnknownOperation(id))?.clone();
+    if !op.status.is_pending() {
+        // Redelivered result of an operation already closed: applying it again is a no-op.
+        return Ok(());
+    }
+    let status = match result {
+        Outcome::Failed { code, message } => {
+            twin.log(at, "fault", format!("{} #{id} failed: {code} {message}", op.kind.name()));
+            OperationStatus::Failed { at, code: *code, message: message.clone() }
+        }
+        Outcome::Accepted => OperationStatus::Sent { at },
+        Outcome::Done { detail } => {
+            if let OperationKind::SetParams { params } = &op.kind {
+                let reported: Vec<ReportedParam> = params
+                    .iter()
+                    .map(|(path, value)| ReportedParam { path: path.clone(), value: value.clone(), ty: None, writable: None })
+                    .collect();
+                report_values(twin, dict, at, Source::Spv, &reported);
+            }
+            if let OperationKind::DeleteObject { path } = &op.kind {
+                twin.remove_subtree(dict, path);
+            }
+            OperationStatus::Done { at, detail: detail.clone() }
+        }
+        Outcome::Added { instance } => OperationStatus::Done { at, detail: format!("instance {instance}") },
+    };
+    if let Some(op) = twin.operation_mut(id) {
+        op.status = status;
+    }
+    Ok(())
+}
+
+fn expire_operations(twin: &mut Twin, at: Timestamp) {
+    for op in twin.operations.iter_mut() {
+        if op.status == OperationStatus::Queued && op.expires_at.is_some_and(|e| e <= at) {
+            op.status = OperationStatus::Expired { at };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

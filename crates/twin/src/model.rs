@@ -1,0 +1,153 @@
+//! What a twin holds.
+
+use crate::command::Source;
+use crate::operation::Operation;
+use crate::paths::{PathDict, PathId};
+use radar_core::{DeviceKey, ParamType, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Entries kept in a twin's event log; older ones are dropped first.
+pub const EVENT_LOG_CAPACITY: usize = 64;
+/// Finished operations kept for inspection; queued and sent ones are always kept.
+pub const FINISHED_OPERATIONS_KEPT: usize = 32;
+
+/// One reported parameter. Kept small: this struct is multiplied by every parameter of every device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Param {
+    pub value: Box<str>,
+    pub ty: ParamType,
+    pub writable: bool,
+    pub source: Source,
+    pub reported_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    pub oui: String,
+    pub product_class: String,
+    pub serial: String,
+    pub manufacturer: String,
+    pub software_version: String,
+    pub protocol: String,
+    /// Data model root as the device reports it: `Device.` (TR-181) or `InternetGatewayDevice.` (TR-098).
+    pub root: String,
+    pub first_contact: Timestamp,
+    pub last_contact: Timestamp,
+    pub last_inform_events: Vec<String>,
+    pub connection_request_url: String,
+    pub connection_request_username: String,
+    pub connection_request_password: String,
+    pub discovered_at: Option<Timestamp>,
+    /// Paths on which the device refused active notification (fault 9009), refreshed instead.
+    pub notification_refused: Vec<String>,
+    pub notifications_configured: bool,
+    pub sessions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwinEvent {
+    pub at: Timestamp,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Twin {
+    pub key: DeviceKey,
+    pub meta: Meta,
+    /// Sorted by `PathId`: a compact table rather than a tree, since twins are read far more
+    /// than their key set changes.
+    pub params: Vec<(PathId, Param)>,
+    pub operations: Vec<Operation>,
+    pub next_operation_id: u64,
+    pub events: VecDeque<TwinEvent>,
+}
+
+impl Twin {
+    pub fn new(key: DeviceKey) -> Self {
+        Self { key, meta: Meta::default(), params: Vec::new(), operations: Vec::new(), next_operation_id: 1, events: VecDeque::new() }
+    }
+
+    pub fn param(&self, id: &PathId) -> Option<&Param> {
+        self.params.binary_search_by(|(k, _)| k.cmp(id)).ok().map(|i| &self.params[i].1)
+    }
+
+    pub fn param_by_path(&self, dict: &PathDict, path: &str) -> Option<&Param> {
+        dict.lookup(path).and_then(|id| self.param(&id))
+    }
+
+    pub fn upsert_param(&mut self, id: PathId, update: impl FnOnce(Option<&mut Param>) -> Option<Param>) {
+        match self.params.binary_search_by(|(k, _)| k.cmp(&id)) {
+            Ok(i) => {
+                if let Some(replacement) = update(Some(&mut self.params[i].1)) {
+                    self.params[i].1 = replacement;
+                }
+            }
+            Err(i) => {
+                if let Some(new) = update(None) {
+                    self.params.insert(i, (id, new));
+                }
+            }
+        }
+    }
+
+    /// Removes every parameter whose rendered path starts with `prefix`.
+    pub fn remove_subtree(&mut self, dict: &PathDict, prefix: &str) -> usize {
+        let before = self.params.len();
+        self.params.retain(|(id, _)| !dict.render(id).starts_with(prefix));
+        before - self.params.len()
+    }
+
+    pub fn log(&mut self, at: Timestamp, kind: &str, detail: impl Into<String>) {
+        if self.events.len() >= EVENT_LOG_CAPACITY {
+            self.events.pop_front();
+        }
+        self.events.push_back(TwinEvent { at, kind: kind.to_owned(), detail: detail.into() });
+    }
+
+    /// Parameters (rendered) under a prefix, in path order.
+    pub fn params_under<'a>(&'a self, dict: &'a PathDict, prefix: &'a str) -> Vec<(String, &'a Param)> {
+        let mut out: Vec<(String, &Param)> = self
+            .params
+            .iter()
+            .map(|(id, p)| (dict.render(id), p))
+            .filter(|(path, _)| path.starts_with(prefix))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn pending_operations(&self) -> impl Iterator<Item = &Operation> {
+        self.operations.iter().filter(|o| o.status.is_pending())
+    }
+
+    pub fn operation(&self, id: u64) -> Option<&Operation> {
+        self.operations.iter().find(|o| o.id == id)
+    }
+
+    pub fn operation_mut(&mut self, id: u64) -> Option<&mut Operation> {
+        self.operations.iter_mut().find(|o| o.id == id)
+    }
+
+    /// Drops the oldest finished operations beyond the retention bound.
+    pub fn trim_finished_operations(&mut self) {
+        let finished = self.operations.iter().filter(|o| !o.status.is_pending()).count();
+        let mut excess = finished.saturating_sub(FINISHED_OPERATIONS_KEPT);
+        self.operations.retain(|o| {
+            if excess > 0 && !o.status.is_pending() {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// All twins of one shard plus the shard's path dictionary: the Raft state machine's state.
+#[derive(Debug, Default)]
+pub struct ShardState {
+    pub dict: PathDict,
+    pub twins: BTreeMap<DeviceKey, Twin>,
+}

@@ -7,8 +7,10 @@
 //! - [`message`]: the `CwmpMessage` enum over every RPC.
 //! - [`rpc`]: one file per RPC, request and response, both directions.
 //! - [`session`]: the ACS session state machine.
+//! - [`http_auth`]: Basic/Digest helpers (TR-069 §3.4.4).
 
 pub mod envelope;
+pub mod http_auth;
 pub mod message;
 pub mod rpc;
 pub mod session;

@@ -79,6 +79,9 @@ pub enum SessionEvent {
     ParameterValues { source: ValueSource, parameters: Vec<ParameterValue> },
     /// A discovery or refresh RPC failed with this fault.
     ReadFailed { request: &'static str, fault: CwmpFault },
+    /// An RPC is about to be sent; commit this before the reply carrying it leaves, so an
+    /// operation's `sent` state is never behind the wire.
+    RpcSent { origin: Origin, request: &'static str },
     /// The session ended while an RPC was outstanding; its origin must be retried later.
     Abandoned { origin: Option<Origin>, reason: CloseReason },
 }
@@ -400,6 +403,9 @@ impl AcsSession {
         let request_id = format!("radar-{}", self.next_request_id);
         self.next_request_id += 1;
         self.rpcs_sent += 1;
+        if let Step::Rpc(origin, _) = &step {
+            self.outputs.push_back(Output::Event(SessionEvent::RpcSent { origin: *origin, request: message.name() }));
+        }
         self.state = State::SendingRpcs { awaiting: step, request_id: request_id.clone() };
         self.reply_message(Some(request_id), message);
     }

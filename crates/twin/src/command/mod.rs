@@ -135,7 +135,7 @@ pub struct ApplyOutcome {
     pub operation: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ApplyError {
     #[error("device {0} has no twin")]
     UnknownDevice(DeviceKey),

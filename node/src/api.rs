@@ -1,0 +1,397 @@
+//! The REST API (DESIGN §4): devices, parameters, operations, fleet queries, cluster state,
+//! `/metrics`, `/healthz` and `/readyz`. Every error is `{"error":{"code","message"}}` with a
+//! 4xx/5xx status; nothing an operator sends can panic the server.
+
+use crate::core::NodeCore;
+use crate::fleet::{summarize, DeviceQuery};
+use crate::shard::ProposeError;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use radar_core::{DeviceKey, ErrorCode, ParamPath, Timestamp};
+use radar_twin::datamodel::ReportedSpec;
+use radar_twin::query;
+use radar_twin::{ApplyError, Operation, OperationKind, OperationStatus, TwinCommand};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(json!({"error": {"code": self.code.as_str(), "message": self.message}}))).into_response()
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::Apply(ApplyError::UnknownDevice(d)) => ApiError::new(ErrorCode::NotFound, format!("no device {d}")),
+            ProposeError::Apply(ApplyError::UnknownOperation(op)) => {
+                ApiError::new(ErrorCode::NotFound, format!("no operation {op}"))
+            }
+            ProposeError::Apply(e @ ApplyError::NotCancellable { .. }) => ApiError::new(ErrorCode::Conflict, e.to_string()),
+            other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
+    Router::new()
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/{id}", get(device_summary))
+        .route("/api/v1/devices/{id}/params", get(get_params).patch(patch_params))
+        .route("/api/v1/devices/{id}/operations", get(list_operations).post(post_operation))
+        .route("/api/v1/devices/{id}/operations/{op}", get(get_operation).delete(cancel_operation))
+        .route("/api/v1/query", get(fleet_query))
+        .route("/api/v1/cluster", get(cluster))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move |State(core): State<Arc<NodeCore>>| {
+                let ready = ready.clone();
+                async move {
+                    let shards_ok = core.fleet.shards().iter().all(|s| s.healthy());
+                    if ready.load(std::sync::atomic::Ordering::Relaxed) && shards_ok {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .with_state(core)
+}
+
+fn device_key(raw: &str) -> ApiResult<DeviceKey> {
+    DeviceKey::parse(raw).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
+/// Parses query-string parameters ourselves so a malformed one is a JSON 400, like every error.
+fn params(raw: Option<String>) -> HashMap<String, String> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn parse_query(q: &str) -> ApiResult<query::Expr> {
+    query::parse(q).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
+}
+
+async fn list_devices(State(core): State<Arc<NodeCore>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let p = params(raw);
+    let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
+    let limit = match p.get("limit") {
+        Some(l) => l.parse::<usize>().map_err(|_| ApiError::new(ErrorCode::BadRequest, "limit must be a positive integer"))?,
+        None => 100,
+    }
+    .clamp(1, 10_000);
+    let fields = p
+        .get("fields")
+        .map(|f| f.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    let answer = core.fleet.devices(DeviceQuery { expr, limit, cursor: p.get("cursor").cloned(), fields }).await;
+    Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
+}
+
+async fn device_summary(State(core): State<Arc<NodeCore>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let key = device_key(&id)?;
+    let ctx = core.fleet.context();
+    core.fleet
+        .shard_for(&key)
+        .with_twin(&key, |twin, dict| {
+            let summary = summarize(twin, dict, &ctx, &[]);
+            let m = &twin.meta;
+            json!({
+                "id": summary.id,
+                "protocol": summary.protocol,
+                "online": summary.online,
+                "last_contact": summary.last_contact,
+                "first_contact": m.first_contact.to_rfc3339(),
+                "oui": m.oui,
+                "product_class": m.product_class,
+                "serial": m.serial,
+                "manufacturer": m.manufacturer,
+                "software_version": m.software_version,
+                "root": m.root,
+                "connection_request_url": m.connection_request_url,
+                "discovered_at": m.discovered_at.map(|t| t.to_rfc3339()),
+                "notifications_configured": m.notifications_configured,
+                "notification_refused": m.notification_refused,
+                "sessions": m.sessions,
+                "last_inform_events": m.last_inform_events,
+                "counts": {
+                    "params": twin.params.len(),
+                    "operations": twin.operations.len(),
+                    "pending_operations": twin.pending_operations().count(),
+                },
+                "pending_operations": twin.pending_operations().map(operation_json).collect::<Vec<_>>(),
+                "events": twin.events.iter().map(|e| json!({"at": e.at.to_rfc3339(), "kind": e.kind, "detail": e.detail})).collect::<Vec<_>>(),
+            })
+        })
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
+}
+
+async fn get_params(
+    State(core): State<Arc<NodeCore>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let key = device_key(&id)?;
+    let p = params(raw);
+    let prefix = p.get("prefix").cloned().unwrap_or_default();
+    core.fleet
+        .shard_for(&key)
+        .with_twin(&key, |twin, dict| {
+            let params: serde_json::Map<String, Value> = twin
+                .params_under(dict, &prefix)
+                .into_iter()
+                .map(|(path, p)| {
+                    (path, json!({"value": &*p.value, "type": p.ty.name(), "writable": p.writable, "reported_at": p.reported_at.to_rfc3339(), "source": p.source.name()}))
+                })
+                .collect();
+            let mut desired = serde_json::Map::new();
+            for op in twin.pending_operations() {
+                if let OperationKind::SetParams { params } = &op.kind {
+                    for (path, value) in params.iter().filter(|(p, _)| p.starts_with(&prefix)) {
+                        desired.insert(path.clone(), json!({"value": value, "operation_id": op.id, "status": op.status.name()}));
+                    }
+                }
+            }
+            json!({"params": params, "desired": desired})
+        })
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid json body: {e}")))
+}
+
+async fn patch_params(
+    State(core): State<Arc<NodeCore>>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let key = device_key(&id)?;
+    let raw: BTreeMap<String, Value> = parse_json(&body)?;
+    if raw.is_empty() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "no parameters to set"));
+    }
+    let mut params = BTreeMap::new();
+    for (path, value) in raw {
+        ParamPath::parse(&path).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
+        if path.ends_with('.') {
+            return Err(ApiError::new(ErrorCode::InvalidPath, format!("{path} is an object, not a parameter")));
+        }
+        let value = match value {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            other => return Err(ApiError::new(ErrorCode::InvalidValue, format!("{path}: {other} is not a scalar"))),
+        };
+        params.insert(path, value);
+    }
+    // Validate against the data model (and the device's own report for vendor paths) before
+    // anything is queued.
+    let shard = core.fleet.shard_for(&key);
+    let checked = shard.with_twin(&key, |twin, dict| -> ApiResult<()> {
+        for (path, value) in &params {
+            let reported = twin.param_by_path(dict, path).map(|p| ReportedSpec { ty: p.ty, writable: p.writable });
+            // A device-reported writable=false wins even for model paths, where discovery knows.
+            if let Some(r) = reported {
+                if !r.writable && twin.meta.discovered_at.is_some() {
+                    return Err(ApiError::new(ErrorCode::ReadOnly, format!("{path} is read-only on this device")));
+                }
+            }
+            core.model.validate(path, value, reported).map_err(|e| {
+                let code = match e {
+                    radar_twin::datamodel::ValidationError::ReadOnly { .. }
+                    | radar_twin::datamodel::ValidationError::ReadOnlyOnDevice { .. } => ErrorCode::ReadOnly,
+                    radar_twin::datamodel::ValidationError::UnknownPath { .. } => ErrorCode::InvalidPath,
+                    _ => ErrorCode::InvalidValue,
+                };
+                ApiError::new(code, e.to_string())
+            })?;
+        }
+        Ok(())
+    });
+    match checked {
+        None => return Err(ApiError::new(ErrorCode::NotFound, format!("no device {key}"))),
+        Some(r) => r?,
+    }
+    let ttl = ttl_from(&headers)?;
+    let op = core.enqueue(&key, OperationKind::SetParams { params }, &requested_by(&headers), ttl).await?;
+    Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
+}
+
+fn requested_by(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-radar-user")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(64).collect())
+        .unwrap_or_else(|| "api".into())
+}
+
+fn ttl_from(headers: &axum::http::HeaderMap) -> ApiResult<Option<u64>> {
+    match headers.get("x-radar-ttl").and_then(|v| v.to_str().ok()) {
+        None => Ok(None),
+        Some(v) => humantime::parse_duration(v)
+            .map(|d| Some(d.as_millis() as u64))
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("x-radar-ttl: {e}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct OperationRequest {
+    #[serde(flatten)]
+    kind: OperationKind,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+async fn post_operation(
+    State(core): State<Arc<NodeCore>>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let key = device_key(&id)?;
+    let value: Value = parse_json(&body)?;
+    // Accept DESIGN §4's names: add_object/delete_object/operate alongside the internal ones.
+    let request: OperationRequest = serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid operation: {e}")))?;
+    match &request.kind {
+        OperationKind::AddObject { path } | OperationKind::DeleteObject { path } => {
+            ParamPath::parse(path).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
+            if !path.ends_with('.') {
+                return Err(ApiError::new(ErrorCode::InvalidPath, format!("{path} must be an object path ending in '.'")));
+            }
+        }
+        OperationKind::Download { url, .. } | OperationKind::Upload { url, .. } => {
+            if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("ftp://")) {
+                return Err(ApiError::new(ErrorCode::InvalidValue, "url must be http, https or ftp"));
+            }
+        }
+        OperationKind::SetParams { .. } => {
+            return Err(ApiError::new(ErrorCode::BadRequest, "use PATCH /params to set parameters"));
+        }
+        _ => {}
+    }
+    if core.fleet.shard_for(&key).with_twin(&key, |_, _| ()).is_none() {
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no device {key}")));
+    }
+    let ttl = match &request.ttl {
+        Some(t) => Some(
+            humantime::parse_duration(t)
+                .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("ttl: {e}")))?
+                .as_millis() as u64,
+        ),
+        None => ttl_from(&headers)?,
+    };
+    let op = core.enqueue(&key, request.kind, &requested_by(&headers), ttl).await?;
+    Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
+}
+
+pub fn operation_json(op: &Operation) -> Value {
+    let mut v = json!({
+        "id": op.id,
+        "kind": op.kind.name(),
+        "request": op.kind,
+        "status": op.status.name(),
+        "created_at": op.created_at.to_rfc3339(),
+        "requested_by": op.requested_by,
+        "attempts": op.attempts,
+        "expires_at": op.expires_at.map(|t| t.to_rfc3339()),
+    });
+    match &op.status {
+        OperationStatus::Failed { at, code, message } => {
+            v["fault"] = json!({"code": code, "message": message});
+            v["finished_at"] = json!(at.to_rfc3339());
+        }
+        OperationStatus::Done { at, detail } => {
+            v["detail"] = json!(detail);
+            v["finished_at"] = json!(at.to_rfc3339());
+        }
+        OperationStatus::Sent { at } => v["sent_at"] = json!(at.to_rfc3339()),
+        OperationStatus::Superseded { by, .. } => v["superseded_by"] = json!(by),
+        _ => {}
+    }
+    v
+}
+
+async fn list_operations(State(core): State<Arc<NodeCore>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let key = device_key(&id)?;
+    core.fleet
+        .shard_for(&key)
+        .with_twin(&key, |twin, _| json!({"operations": twin.operations.iter().map(operation_json).collect::<Vec<_>>()}))
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
+}
+
+fn operation_id(raw: &str) -> ApiResult<u64> {
+    raw.parse().map_err(|_| ApiError::new(ErrorCode::BadRequest, format!("{raw:?} is not an operation id")))
+}
+
+async fn get_operation(State(core): State<Arc<NodeCore>>, Path((id, op)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let key = device_key(&id)?;
+    let op = operation_id(&op)?;
+    core.fleet
+        .shard_for(&key)
+        .with_twin(&key, |twin, _| twin.operation(op).map(operation_json))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))?
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no operation {op}")))
+}
+
+async fn cancel_operation(State(core): State<Arc<NodeCore>>, Path((id, op)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let key = device_key(&id)?;
+    let op = operation_id(&op)?;
+    core.propose(TwinCommand::CancelOperation { device: key.clone(), at: Timestamp::now(), operation: op }).await?;
+    get_operation(State(core), Path((id, op.to_string()))).await
+}
+
+async fn fleet_query(State(core): State<Arc<NodeCore>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let p = params(raw);
+    let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
+    let answer = core.fleet.count(expr, p.get("group_by").cloned()).await;
+    Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
+}
+
+async fn cluster(State(core): State<Arc<NodeCore>>) -> Json<Value> {
+    let shards: Vec<Value> = core
+        .fleet
+        .shards()
+        .iter()
+        .map(|s| json!({"id": s.id.0, "leader": core.config.node_id, "voters": [core.config.node_id], "devices": s.read().twins.len(), "healthy": s.healthy()}))
+        .collect();
+    Json(json!({
+        "layout_version": 1,
+        "partitions": core.config.partitions,
+        "shards": shards,
+        "nodes": [{"id": core.config.node_id, "api": core.config.listen.api.to_string(), "mode": "embedded"}],
+    }))
+}
+
+async fn metrics(State(core): State<Arc<NodeCore>>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], core.metrics.render())
+}

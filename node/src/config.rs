@@ -1,0 +1,225 @@
+//! Node configuration: one serde struct, unknown keys refused, human-readable durations, a doc
+//! comment on every field, and defaults that run a single node out of the box
+//! (`radar print-config node` prints them).
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's id in the cluster.
+    pub node_id: u64,
+    /// Where twins, the Raft log and snapshots live.
+    pub data_dir: PathBuf,
+    /// Shards hosted by this node in the embedded (single-node) mode.
+    pub shards: u32,
+    /// Fixed partition count; device → partition never changes after cluster creation.
+    pub partitions: u32,
+    pub listen: ListenConfig,
+    pub cwmp: CwmpConfig,
+    pub connection_request: ConnectionRequestConfig,
+    pub planner: PlannerConfig,
+    pub twin: TwinConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            data_dir: PathBuf::from("./radar-data"),
+            shards: 4,
+            partitions: 4096,
+            listen: ListenConfig::default(),
+            cwmp: CwmpConfig::default(),
+            connection_request: ConnectionRequestConfig::default(),
+            planner: PlannerConfig::default(),
+            twin: TwinConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// CWMP ACS endpoint (HTTP).
+    pub cwmp: SocketAddr,
+    /// USP WebSocket MTP.
+    pub usp: SocketAddr,
+    /// REST API, `/metrics`, `/healthz`, `/readyz`.
+    pub api: SocketAddr,
+    /// Cluster gRPC.
+    pub grpc: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            cwmp: "0.0.0.0:7547".parse().expect("valid literal"),
+            usp: "0.0.0.0:7548".parse().expect("valid literal"),
+            api: "127.0.0.1:7557".parse().expect("valid literal"),
+            grpc: "0.0.0.0:7560".parse().expect("valid literal"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CwmpConfig {
+    /// Largest request body accepted; larger ones get 413 before the body is read.
+    pub max_body_bytes: usize,
+    /// How long a session may wait for the CPE's next POST.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// Sessions in flight before new ones are shed with 503 + Retry-After.
+    pub max_sessions: usize,
+    /// Seconds a shed CPE is told to wait.
+    pub retry_after_seconds: u32,
+    /// Parameters per GetParameterValues during discovery.
+    pub gpv_batch_size: usize,
+    /// Accept CPEs without credentials. Off by default; `radar up` turns it on and warns.
+    pub allow_anonymous: bool,
+    /// HTTP authentication realm.
+    pub realm: String,
+    /// Credentials any CPE may use.
+    pub shared_credentials: Option<Credential>,
+    /// Per-device credentials (username is usually the serial number or device key).
+    pub device_credentials: Vec<Credential>,
+    /// A device seen within this window counts as online.
+    #[serde(with = "humantime_serde")]
+    pub online_window: Duration,
+}
+
+impl Default for CwmpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            session_idle_timeout: Duration::from_secs(30),
+            max_sessions: 10_000,
+            retry_after_seconds: 30,
+            gpv_batch_size: 100,
+            allow_anonymous: false,
+            realm: "radar".into(),
+            shared_credentials: None,
+            device_credentials: Vec::new(),
+            online_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionRequestConfig {
+    /// Send connection requests when an operation is queued for a recently seen device.
+    pub enabled: bool,
+    /// Only devices seen within this window are woken; others wait for their next inform.
+    #[serde(with = "humantime_serde")]
+    pub recently_seen: Duration,
+    /// Minimum spacing of connection requests to one device.
+    #[serde(with = "humantime_serde")]
+    pub per_device_interval: Duration,
+    /// Connection requests per second across all devices.
+    pub global_per_second: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Credentials used when the twin holds none.
+    pub default_credentials: Option<Credential>,
+}
+
+impl Default for ConnectionRequestConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            recently_seen: Duration::from_secs(24 * 3600),
+            per_device_interval: Duration::from_secs(10),
+            global_per_second: 50,
+            timeout: Duration::from_secs(5),
+            default_credentials: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRule {
+    /// Subtree relative to the data-model root, e.g. `DeviceInfo.`.
+    pub prefix: String,
+    /// Re-read when the oldest value under it is older than this.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlannerConfig {
+    pub refresh: Vec<RefreshRule>,
+    /// Parameters (relative to the root) set to active notification at bootstrap.
+    pub notify_active: Vec<String>,
+    /// Parameters (relative to the root) set to passive notification at bootstrap.
+    pub notify_passive: Vec<String>,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        let d = radar_twin::planner::PlanConfig::default();
+        Self {
+            refresh: d.refresh.into_iter().map(|(prefix, max_age)| RefreshRule { prefix, max_age }).collect(),
+            notify_active: d.notify_active,
+            notify_passive: d.notify_passive,
+        }
+    }
+}
+
+impl PlannerConfig {
+    pub fn to_plan_config(&self) -> radar_twin::planner::PlanConfig {
+        radar_twin::planner::PlanConfig {
+            refresh: self.refresh.iter().map(|r| (r.prefix.clone(), r.max_age)).collect(),
+            notify_active: self.notify_active.clone(),
+            notify_passive: self.notify_passive.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwinConfig {
+    /// Most commands in one group commit.
+    pub max_batch: usize,
+    /// Default time-to-live of an operation; none means it waits for the device forever.
+    #[serde(with = "humantime_serde")]
+    pub default_operation_ttl: Option<Duration>,
+    /// How long a fleet query waits for each shard before answering `partial: true`.
+    #[serde(with = "humantime_serde")]
+    pub shard_query_deadline: Duration,
+}
+
+impl Default for TwinConfig {
+    fn default() -> Self {
+        Self { max_batch: 256, default_operation_ttl: None, shard_query_deadline: Duration::from_secs(5) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml_and_unknown_keys_are_refused() {
+        let text = toml::to_string(&NodeConfig::default()).unwrap();
+        let back: NodeConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.cwmp.session_idle_timeout, Duration::from_secs(30));
+        assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
+        let partial: NodeConfig = toml::from_str("[cwmp]\nsession_idle_timeout = \"5s\"").unwrap();
+        assert_eq!(partial.cwmp.session_idle_timeout, Duration::from_secs(5));
+        assert_eq!(partial.partitions, 4096);
+    }
+}

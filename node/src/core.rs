@@ -1,0 +1,79 @@
+//! What every driver and the API share: the shards, configuration, metrics, the connection
+//! requester and the data model.
+
+use crate::config::{Credential, NodeConfig};
+use crate::cwmp::connection_request::ConnectionRequester;
+use crate::fleet::Fleet;
+use crate::metrics::Metrics;
+use crate::shard::ProposeError;
+use radar_core::{DeviceKey, Timestamp};
+use radar_twin::datamodel::DataModel;
+use radar_twin::planner::{self, PlanConfig, PlannedTask};
+use radar_twin::{ApplyOutcome, Operation, OperationKind, TwinCommand};
+use std::sync::Arc;
+use tracing::info;
+
+pub struct NodeCore {
+    pub config: NodeConfig,
+    pub fleet: Fleet,
+    pub metrics: Arc<Metrics>,
+    pub requester: ConnectionRequester,
+    pub model: &'static DataModel,
+    pub plan_config: PlanConfig,
+}
+
+impl NodeCore {
+    pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
+        self.fleet.shard_for(command.device()).propose(command).await
+    }
+
+    /// The planner's tasks for a device's session.
+    pub fn plan(&self, device: &DeviceKey, now: Timestamp) -> Vec<PlannedTask> {
+        self.fleet
+            .shard_for(device)
+            .with_twin(device, |twin, dict| planner::plan(twin, dict, now, &self.plan_config))
+            .unwrap_or_default()
+    }
+
+    /// Queues an operation and, if the device was seen recently, wakes it with a connection
+    /// request so delivery is immediate. Returns the operation as committed.
+    pub async fn enqueue(
+        self: &Arc<Self>,
+        device: &DeviceKey,
+        kind: OperationKind,
+        requested_by: &str,
+        ttl_ms: Option<u64>,
+    ) -> Result<Operation, ProposeError> {
+        let ttl_ms = ttl_ms.or(self.config.twin.default_operation_ttl.map(|d| d.as_millis() as u64));
+        let command = TwinCommand::EnqueueOperation {
+            device: device.clone(),
+            at: Timestamp::now(),
+            kind,
+            requested_by: requested_by.to_owned(),
+            ttl_ms,
+        };
+        let outcome = self.propose(command).await?;
+        let id = outcome.operation.ok_or_else(|| ProposeError::Storage("enqueue returned no operation".into()))?;
+        let shard = self.fleet.shard_for(device);
+        let (operation, wake) = shard
+            .with_twin(device, |twin, _| {
+                let op = twin.operation(id).cloned();
+                let recent = Timestamp::now().duration_since(twin.meta.last_contact) <= self.requester.recently_seen_window();
+                let creds = (!twin.meta.connection_request_username.is_empty()).then(|| Credential {
+                    username: twin.meta.connection_request_username.clone(),
+                    password: twin.meta.connection_request_password.clone(),
+                });
+                (op, (recent && twin.meta.protocol == "cwmp").then(|| (twin.meta.connection_request_url.clone(), creds)))
+            })
+            .ok_or_else(|| ProposeError::Storage("twin vanished after enqueue".into()))?;
+        if let (Some((url, creds)), true) = (wake, self.requester.enabled()) {
+            let core = self.clone();
+            let device = device.clone();
+            tokio::spawn(async move {
+                let result = core.requester.request(&device, &url, creds).await;
+                info!(device = %device, result = ?result, "connection request");
+            });
+        }
+        operation.ok_or(ProposeError::Storage("operation vanished after enqueue".into()))
+    }
+}

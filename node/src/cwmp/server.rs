@@ -1,0 +1,356 @@
+//! The ACS HTTP endpoint. Each POST is fed to the device's sans-IO session; session events are
+//! committed to the twin before the reply that acknowledges them is sent.
+//!
+//! Sessions are found by the `radar_session` cookie, and, for CPEs that never echo cookies, by
+//! the TCP connection the session started on. Cookies are parsed tolerantly: RFC 2109
+//! `$Version="0"; …; $Path=/` forms, several cookies joined with `, `, and stale cookies (a new
+//! Inform always starts a new session).
+
+use super::auth::{AuthResult, Authenticator};
+use super::translate::{event_commands, session_tasks};
+use crate::core::NodeCore;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use radar_core::Timestamp;
+use radar_cwmp::session::{AcsSession, CloseReason, Input, Output, SessionConfig, SessionEvent};
+use radar_twin::planner::PlannedTask;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn, Instrument};
+
+pub const SESSION_COOKIE: &str = "radar_session";
+
+struct Slot {
+    id: String,
+    session: AcsSession,
+    /// Paths this session asked to notify actively, to record if the device refuses (9009).
+    notify_active: Vec<String>,
+}
+
+pub struct AcsServer {
+    core: Arc<NodeCore>,
+    auth: Authenticator,
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    active: AtomicUsize,
+    session_config: SessionConfig,
+}
+
+/// Per TCP connection: the session last used on it, for CPEs that do not echo cookies.
+#[derive(Default)]
+struct Connection {
+    session: Mutex<Option<String>>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl AcsServer {
+    pub fn new(core: Arc<NodeCore>) -> Arc<Self> {
+        let cfg = &core.config.cwmp;
+        let session_config = SessionConfig {
+            idle_timeout: cfg.session_idle_timeout,
+            gpv_batch_size: cfg.gpv_batch_size,
+            ..Default::default()
+        };
+        Arc::new(Self {
+            auth: Authenticator::new(cfg),
+            core,
+            sessions: Mutex::new(HashMap::new()),
+            active: AtomicUsize::new(0),
+            session_config,
+        })
+    }
+
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let reaper = tokio::spawn(self.clone().reap_idle_sessions());
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "cwmp accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            };
+            let server = self.clone();
+            let connection = Arc::new(Connection::default());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    let connection = connection.clone();
+                    async move { Ok::<_, Infallible>(server.handle(req, &connection).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    debug!(peer = %peer, error = %e, "cwmp connection ended with an error");
+                }
+            });
+        }
+        reaper.abort();
+    }
+
+    async fn handle(&self, req: Request<Incoming>, connection: &Connection) -> Reply {
+        if req.method() != hyper::Method::POST {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "the cwmp endpoint accepts POST only\n");
+        }
+        let cap = self.core.config.cwmp.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > cap as u64) {
+            // Refuse before reading: a body size is never trusted.
+            self.core.metrics.cwmp_rejected.with_label_values(&["too_large"]).inc();
+            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds the configured maximum\n");
+            r.headers_mut().insert("connection", HeaderValue::from_static("close"));
+            return r;
+        }
+        let cookie_session = session_cookie(req.headers());
+        let authorization = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = match Limited::new(req.into_body(), cap).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    self.core.metrics.cwmp_rejected.with_label_values(&["too_large"]).inc();
+                    return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds the configured maximum\n");
+                }
+                return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
+            }
+        };
+
+        let existing = {
+            let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let by_connection = connection.session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            cookie_session
+                .and_then(|id| sessions.get(&id).cloned())
+                .or_else(|| by_connection.and_then(|id| sessions.get(&id).cloned()))
+        };
+        let slot = match existing {
+            Some(slot) => slot,
+            None => {
+                match self.auth.check("POST", authorization.as_deref()) {
+                    AuthResult::Allowed { .. } => {}
+                    AuthResult::Challenge(challenges) => {
+                        self.core.metrics.cwmp_rejected.with_label_values(&["unauthorized"]).inc();
+                        let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
+                        for c in challenges {
+                            if let Ok(v) = HeaderValue::from_str(&c) {
+                                r.headers_mut().append(hyper::header::WWW_AUTHENTICATE, v);
+                            }
+                        }
+                        return r;
+                    }
+                }
+                if self.active.load(Ordering::Relaxed) >= self.core.config.cwmp.max_sessions {
+                    self.core.metrics.cwmp_rejected.with_label_values(&["overloaded"]).inc();
+                    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many sessions in flight\n");
+                    let retry = self.core.config.cwmp.retry_after_seconds.to_string();
+                    r.headers_mut().insert("retry-after", HeaderValue::from_str(&retry).unwrap_or(HeaderValue::from_static("30")));
+                    return r;
+                }
+                let id = hex::encode(rand::random::<[u8; 16]>());
+                let slot = Arc::new(tokio::sync::Mutex::new(Slot {
+                    id: id.clone(),
+                    session: AcsSession::new(self.session_config.clone(), Timestamp::now()),
+                    notify_active: Vec::new(),
+                }));
+                self.active.fetch_add(1, Ordering::Relaxed);
+                self.core.metrics.cwmp_sessions_active.inc();
+                self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, slot.clone());
+                slot
+            }
+        };
+
+        let mut slot = slot.lock().await;
+        let now = Timestamp::now();
+        if let Err(e) = slot.session.handle(now, Input::Post(&body)) {
+            warn!(error = %e, "cwmp session refused input");
+        }
+        let span = tracing::info_span!("cwmp", proto = "cwmp", device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"));
+        let reply = self.drive(&mut slot).instrument(span).await;
+        let id = slot.id.clone();
+        if slot.session.is_closed() {
+            self.remove(&id);
+            *connection.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        } else {
+            *connection.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
+        }
+        let mut response = match reply {
+            Some(r) if r.status == 204 => Response::builder().status(204).body(Full::new(Bytes::new())).expect("valid response"),
+            Some(r) => Response::builder()
+                .status(r.status)
+                .header(CONTENT_TYPE, "text/xml; charset=\"utf-8\"")
+                .body(Full::new(Bytes::from(r.body)))
+                .expect("valid response"),
+            None => plain(StatusCode::SERVICE_UNAVAILABLE, "the twin store is unavailable; retry later\n"),
+        };
+        if !slot.session.is_closed() {
+            if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly")) {
+                response.headers_mut().insert(hyper::header::SET_COOKIE, v);
+            }
+        }
+        response
+    }
+
+    /// Drains session outputs: commits events, plans work, and returns the HTTP reply. `None`
+    /// means an event could not be committed, so the device must not be acknowledged.
+    async fn drive(&self, slot: &mut Slot) -> Option<radar_cwmp::session::Reply> {
+        let mut reply = None;
+        while let Some(output) = slot.session.poll_output() {
+            match output {
+                Output::Event(event) => {
+                    if let SessionEvent::Inform { device, inform } = &event {
+                        let codes: Vec<&str> = inform.events.iter().map(|e| e.code.as_str()).collect();
+                        info!(device = %device, events = ?codes, "inform");
+                    }
+                    if let SessionEvent::RpcResult { result: radar_cwmp::session::RpcResult::Fault(f), .. } = &event {
+                        self.core.metrics.cwmp_faults.with_label_values(&[&f.code.to_string()]).inc();
+                    }
+                    let Some(device) = slot.session.device().cloned() else { continue };
+                    for command in event_commands(&device, &event, Timestamp::now(), &slot.notify_active) {
+                        if let Err(e) = self.core.propose(command).await {
+                            match e {
+                                crate::shard::ProposeError::Apply(apply) => debug!(error = %apply, "twin command not applied"),
+                                other => {
+                                    warn!(error = %other, "could not commit session event; not acknowledging");
+                                    self.close_slot(slot);
+                                    return None;
+                                }
+                            }
+                        }
+                    }
+                }
+                Output::NeedWork => {
+                    let tasks = match slot.session.device() {
+                        Some(device) => {
+                            let planned = self.core.plan(device, Timestamp::now());
+                            for task in &planned {
+                                if let PlannedTask::ConfigureNotifications { active, .. } = task {
+                                    slot.notify_active = active.clone();
+                                }
+                            }
+                            let shard = self.core.fleet.shard_for(device);
+                            shard
+                                .with_twin(device, |twin, dict| session_tasks(planned, twin, dict, self.core.model))
+                                .unwrap_or_default()
+                        }
+                        None => Vec::new(),
+                    };
+                    if let Err(e) = slot.session.handle(Timestamp::now(), Input::Work(tasks)) {
+                        warn!(error = %e, "session refused work");
+                    }
+                }
+                Output::Reply(r) => reply = Some(r),
+                Output::Close(reason) => {
+                    self.core.metrics.cwmp_sessions.with_label_values(&[close_label(reason)]).inc();
+                }
+            }
+        }
+        if let Some(r) = &reply {
+            if let Ok(env) = radar_cwmp::Envelope::decode(r.body.as_bytes()) {
+                self.core.metrics.cwmp_rpcs.with_label_values(&[env.message.name()]).inc();
+            }
+        }
+        reply
+    }
+
+    fn close_slot(&self, slot: &mut Slot) {
+        // Drop the session: the device retries the whole session, which is safe because every
+        // committed command is idempotent or keyed.
+        let _ = slot.session.handle(Timestamp(u64::MAX), Input::Timeout);
+        while slot.session.poll_output().is_some() {}
+    }
+
+    fn remove(&self, id: &str) {
+        if self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id).is_some() {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            self.core.metrics.cwmp_sessions_active.dec();
+        }
+    }
+
+    /// Expires sessions whose CPE went quiet, re-queueing anything they had outstanding.
+    async fn reap_idle_sessions(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let slots: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            let now = Timestamp::now();
+            for slot in slots {
+                let Ok(mut slot) = slot.try_lock() else { continue };
+                if slot.session.poll_timeout().is_some_and(|t| t <= now) || slot.session.is_closed() {
+                    let _ = slot.session.handle(now, Input::Timeout);
+                    let _ = self.drive(&mut slot).await;
+                    info!(device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"), "cwmp session timed out");
+                    let id = slot.id.clone();
+                    self.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+fn close_label(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Done => "done",
+        CloseReason::IdleTimeout => "idle_timeout",
+        CloseReason::ProtocolError => "protocol_error",
+        CloseReason::Superseded => "superseded",
+        CloseReason::TooManyRpcs => "too_many_rpcs",
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Reply {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .expect("valid response")
+}
+
+/// Finds our session id among the request's cookies, tolerating RFC 2109 attributes
+/// (`$Version`, `$Path`), `;` and `, ` separators, quotes, and several Cookie headers.
+pub fn session_cookie(headers: &hyper::HeaderMap) -> Option<String> {
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([';', ',']))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| name.trim() == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> hyper::HeaderMap {
+        let mut h = hyper::HeaderMap::new();
+        for v in values {
+            h.append(hyper::header::COOKIE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cookies_in_every_form_real_cpes_send() {
+        assert_eq!(session_cookie(&headers(&["radar_session=abc"])), Some("abc".into()));
+        assert_eq!(session_cookie(&headers(&["$Version=\"0\"; radar_session=\"abc\"; $Path=/"])), Some("abc".into()));
+        assert_eq!(session_cookie(&headers(&["ID=37, DeviceId=x, radar_session=abc, task=1"])), Some("abc".into()));
+        assert_eq!(session_cookie(&headers(&["a=1", "radar_session=abc"])), Some("abc".into()));
+        assert_eq!(session_cookie(&headers(&["other=1"])), None);
+    }
+}

@@ -313,10 +313,15 @@ async fn post_operation(
 }
 
 pub fn operation_json(op: &Operation) -> Value {
+    let mut request = serde_json::to_value(&op.kind).unwrap_or(Value::Null);
+    // Transfer credentials are write-only: never echo them back.
+    if let Some(p) = request.get_mut("password").filter(|p| p.as_str().is_some_and(|s| !s.is_empty())) {
+        *p = json!("***");
+    }
     let mut v = json!({
         "id": op.id,
         "kind": op.kind.name(),
-        "request": op.kind,
+        "request": request,
         "status": op.status.name(),
         "created_at": op.created_at.to_rfc3339(),
         "requested_by": op.requested_by,

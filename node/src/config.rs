@@ -166,6 +166,8 @@ pub struct PlannerConfig {
     pub notify_active: Vec<String>,
     /// Parameters (relative to the root) set to passive notification at bootstrap.
     pub notify_passive: Vec<String>,
+    /// Give each device its own random connection-request credentials at bootstrap.
+    pub manage_connection_request_credentials: bool,
 }
 
 impl Default for PlannerConfig {
@@ -175,6 +177,7 @@ impl Default for PlannerConfig {
             refresh: d.refresh.into_iter().map(|(prefix, max_age)| RefreshRule { prefix, max_age }).collect(),
             notify_active: d.notify_active,
             notify_passive: d.notify_passive,
+            manage_connection_request_credentials: d.manage_connection_request_credentials,
         }
     }
 }
@@ -185,6 +188,7 @@ impl PlannerConfig {
             refresh: self.refresh.iter().map(|r| (r.prefix.clone(), r.max_age)).collect(),
             notify_active: self.notify_active.clone(),
             notify_passive: self.notify_passive.clone(),
+            manage_connection_request_credentials: self.manage_connection_request_credentials,
         }
     }
 }

@@ -41,7 +41,7 @@ impl Metrics {
         Self {
             cwmp_sessions: counter_vec("radar_cwmp_sessions_total", "CWMP sessions by how they ended", &["outcome"]),
             cwmp_sessions_active: gauge("radar_cwmp_sessions_active", "CWMP sessions in flight"),
-            cwmp_rpcs: counter_vec("radar_cwmp_rpcs_total", "CWMP messages received by method", &["method"]),
+            cwmp_rpcs: counter_vec("radar_cwmp_rpcs_total", "CWMP messages the ACS sent, by method", &["method"]),
             cwmp_faults: counter_vec("radar_cwmp_faults_total", "CWMP faults by code", &["code"]),
             cwmp_rejected: counter_vec("radar_cwmp_rejected_total", "CWMP requests refused before a session", &["reason"]),
             twin_commands: counter_vec("radar_twin_commands_total", "Twin commands applied by kind", &["kind"]),

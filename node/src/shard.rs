@@ -164,6 +164,7 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::CancelOperation { .. } => "cancel_operation",
         TwinCommand::TransferComplete { .. } => "transfer_complete",
         TwinCommand::NotificationsConfigured { .. } => "notifications_configured",
+        TwinCommand::ConnectionRequestCredentials { .. } => "connection_request_credentials",
         TwinCommand::RecordEvent { .. } => "record_event",
     }
 }

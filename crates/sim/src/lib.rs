@@ -1,1 +1,134 @@
-//! placeholder
+//! CPE simulator: many TR-181 home gateways in one process, speaking CWMP through the same codec
+//! as the ACS (in the device role), with a shared connection-request listener that checks Digest
+//! authentication like a real CPE.
+//!
+//! Modules:
+//! - [`model`]: the simulated data model.
+//! - [`cpe`]: sans-IO CPE-side RPC handling.
+//! - [`device`]: one device's life: sessions, reboots, downloads, notifications.
+//! - [`http`]: the device's HTTP client.
+//! - [`connection_request`]: the connection-request listener.
+
+pub mod connection_request;
+pub mod cpe;
+pub mod device;
+pub mod http;
+pub mod model;
+
+use device::{DeviceSettings, SimDevice};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The ACS URL, e.g. `http://127.0.0.1:7547/`.
+    pub acs_url: String,
+    pub count: usize,
+    pub first_serial: usize,
+    pub serial_prefix: String,
+    pub oui: String,
+    pub product_class: String,
+    pub software_version: String,
+    pub periodic_interval: Duration,
+    /// Where the shared connection-request listener binds.
+    pub connection_request_listen: SocketAddr,
+    /// Credentials the devices require on connection requests.
+    pub connection_request_credentials: (String, String),
+    /// Credentials the devices present to the ACS.
+    pub acs_credentials: Option<(String, String)>,
+    /// Echo session cookies (some real devices never do).
+    pub echo_cookies: bool,
+    /// Refuse active notification with fault 9009, as some real devices do.
+    pub refuse_active_notification: bool,
+    /// Spread first informs over this window, so a large fleet does not arrive at once.
+    pub start_spread: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            acs_url: "http://127.0.0.1:7547/".into(),
+            count: 1,
+            first_serial: 1,
+            serial_prefix: "SIM".into(),
+            oui: "00D09E".into(),
+            product_class: "HG-SIM".into(),
+            software_version: "1.0.0".into(),
+            periodic_interval: Duration::from_secs(300),
+            connection_request_listen: "127.0.0.1:0".parse().expect("valid literal"),
+            connection_request_credentials: ("cr".into(), "cr-secret".into()),
+            acs_credentials: None,
+            echo_cookies: true,
+            refuse_active_notification: false,
+            start_spread: Duration::ZERO,
+        }
+    }
+}
+
+pub struct SimFleet {
+    pub devices: BTreeMap<String, Arc<SimDevice>>,
+    pub connection_request_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SimFleet {
+    pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.connection_request_listen).await?;
+        let addr = listener.local_addr()?;
+        let mut devices = BTreeMap::new();
+        let mut tasks = Vec::new();
+        let mut receivers = Vec::new();
+        for n in config.first_serial..config.first_serial + config.count {
+            let serial = format!("{}{n:06}", config.serial_prefix);
+            let identity = model::Identity {
+                manufacturer: "Radar Simulated Devices".into(),
+                oui: config.oui.clone(),
+                product_class: config.product_class.clone(),
+                serial: serial.clone(),
+                software_version: config.software_version.clone(),
+                connection_request_url: format!("http://{addr}/cr/{serial}"),
+            };
+            let mut state = cpe::CpeState::new(model::SimModel::home_gateway(&identity));
+            state.refuse_active_notification = config.refuse_active_notification;
+            let (device, rx) = SimDevice::new(serial.clone(), config.oui.clone(), config.product_class.clone(), state);
+            devices.insert(serial, device.clone());
+            receivers.push((device, rx));
+        }
+        let cr = connection_request::Listener::new(devices.clone(), config.connection_request_credentials.clone());
+        tasks.push(tokio::spawn(cr.serve(listener)));
+        let count = receivers.len().max(1) as u32;
+        for (i, (device, rx)) in receivers.into_iter().enumerate() {
+            let settings = DeviceSettings {
+                acs_url: config.acs_url.clone(),
+                acs_credentials: config.acs_credentials.clone(),
+                echo_cookies: config.echo_cookies,
+                periodic_interval: config.periodic_interval,
+            };
+            let delay = config.start_spread * i as u32 / count;
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                device.run(settings, rx).await;
+            }));
+        }
+        Ok(Self { devices, connection_request_addr: addr, tasks })
+    }
+
+    pub fn device(&self, serial: &str) -> Option<&Arc<SimDevice>> {
+        self.devices.get(serial)
+    }
+
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -16,6 +16,8 @@ pub struct PlanConfig {
     pub notify_active: Vec<String>,
     /// Parameters (relative to the root) set to passive notification at bootstrap.
     pub notify_passive: Vec<String>,
+    /// Set per-device connection-request credentials on devices at bootstrap.
+    pub manage_connection_request_credentials: bool,
 }
 
 impl Default for PlanConfig {
@@ -28,6 +30,7 @@ impl Default for PlanConfig {
                 "ManagementServer.ConnectionRequestURL".into(),
             ],
             notify_passive: vec!["DeviceInfo.UpTime".into()],
+            manage_connection_request_credentials: true,
         }
     }
 }
@@ -38,6 +41,8 @@ pub enum PlannedTask {
     Discover { prefix: String },
     /// Set notification attributes (absolute paths), once after discovery.
     ConfigureNotifications { active: Vec<String>, passive: Vec<String> },
+    /// Give the device its own connection-request credentials (absolute parameter paths).
+    SetConnectionRequestCredentials { username_path: String, password_path: String },
     /// Deliver a queued operation.
     Operation(Operation),
     /// Re-read a stale subtree.
@@ -59,6 +64,18 @@ pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -
         tasks.push(PlannedTask::ConfigureNotifications {
             active: config.notify_active.iter().filter_map(known).collect(),
             passive: config.notify_passive.iter().filter_map(known).collect(),
+        });
+    }
+    let username_path = format!("{root}ManagementServer.ConnectionRequestUsername");
+    if config.manage_connection_request_credentials
+        && twin.meta.connection_request_username.is_empty()
+        // Before discovery the parameter is assumed present: every TR-069 device has it
+        // (TR-181 and TR-098 ManagementServer). A device that refuses records a fault.
+        && (twin.meta.discovered_at.is_none() || twin.param_by_path(dict, &username_path).is_some_and(|p| p.writable))
+    {
+        tasks.push(PlannedTask::SetConnectionRequestCredentials {
+            username_path,
+            password_path: format!("{root}ManagementServer.ConnectionRequestPassword"),
         });
     }
     for op in &twin.operations {

@@ -7,7 +7,7 @@
 //! Inform always starts a new session).
 
 use super::auth::{AuthResult, Authenticator};
-use super::translate::{event_commands, session_tasks};
+use super::translate::{event_commands, session_tasks, SessionMemory};
 use crate::core::NodeCore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -16,7 +16,6 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use radar_core::Timestamp;
 use radar_cwmp::session::{AcsSession, CloseReason, Input, Output, SessionConfig, SessionEvent};
-use radar_twin::planner::PlannedTask;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,8 +30,7 @@ pub const SESSION_COOKIE: &str = "radar_session";
 struct Slot {
     id: String,
     session: AcsSession,
-    /// Paths this session asked to notify actively, to record if the device refuses (9009).
-    notify_active: Vec<String>,
+    memory: SessionMemory,
 }
 
 pub struct AcsServer {
@@ -91,6 +89,7 @@ impl AcsServer {
                     async move { Ok::<_, Infallible>(server.handle(req, &connection).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30))
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 if let Err(e) = conn.await {
@@ -165,7 +164,7 @@ impl AcsServer {
                 let slot = Arc::new(tokio::sync::Mutex::new(Slot {
                     id: id.clone(),
                     session: AcsSession::new(self.session_config.clone(), Timestamp::now()),
-                    notify_active: Vec::new(),
+                    memory: SessionMemory::default(),
                 }));
                 self.active.fetch_add(1, Ordering::Relaxed);
                 self.core.metrics.cwmp_sessions_active.inc();
@@ -220,7 +219,7 @@ impl AcsServer {
                         self.core.metrics.cwmp_faults.with_label_values(&[&f.code.to_string()]).inc();
                     }
                     let Some(device) = slot.session.device().cloned() else { continue };
-                    for command in event_commands(&device, &event, Timestamp::now(), &slot.notify_active) {
+                    for command in event_commands(&device, &event, Timestamp::now(), &slot.memory) {
                         if let Err(e) = self.core.propose(command).await {
                             match e {
                                 crate::shard::ProposeError::Apply(apply) => debug!(error = %apply, "twin command not applied"),
@@ -237,14 +236,10 @@ impl AcsServer {
                     let tasks = match slot.session.device() {
                         Some(device) => {
                             let planned = self.core.plan(device, Timestamp::now());
-                            for task in &planned {
-                                if let PlannedTask::ConfigureNotifications { active, .. } = task {
-                                    slot.notify_active = active.clone();
-                                }
-                            }
                             let shard = self.core.fleet.shard_for(device);
+                            let memory = &mut slot.memory;
                             shard
-                                .with_twin(device, |twin, dict| session_tasks(planned, twin, dict, self.core.model))
+                                .with_twin(device, |twin, dict| session_tasks(planned, twin, dict, self.core.model, memory))
                                 .unwrap_or_default()
                         }
                         None => Vec::new(),

@@ -21,6 +21,8 @@ use radar_twin::{OperationKind, PathDict, ReportedParam, Source, Twin, TwinComma
 
 /// Origin of the bootstrap SetParameterAttributes.
 pub const NOTIFICATION_ORIGIN: Origin = Origin::Internal(1);
+/// Origin of the bootstrap SetParameterValues of connection-request credentials.
+pub const CREDENTIALS_ORIGIN: Origin = Origin::Internal(2);
 /// TR-069 fault 9009: notification request rejected.
 pub const FAULT_NOTIFICATION_REJECTED: u32 = 9009;
 
@@ -51,9 +53,18 @@ pub fn inform_command(device: DeviceKey, inform: &Inform, at: Timestamp) -> Twin
     }
 }
 
-/// Twin commands for one session event. `notify_active` is the list of paths the session asked
-/// to notify actively, recorded as refused when the device answers fault 9009.
-pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, notify_active: &[String]) -> Vec<TwinCommand> {
+/// What the driver remembers within one session to interpret results of its own requests.
+#[derive(Debug, Default, Clone)]
+pub struct SessionMemory {
+    /// Paths the session asked to notify actively, recorded as refused on fault 9009.
+    pub notify_active: Vec<String>,
+    /// Connection-request credentials being set, recorded once the device accepts them.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Twin commands for one session event.
+pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, memory: &SessionMemory) -> Vec<TwinCommand> {
+    let notify_active = &memory.notify_active;
     let device = device.clone();
     match event {
         SessionEvent::Inform { device, inform } => vec![inform_command(device.clone(), inform, at)],
@@ -138,6 +149,21 @@ pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, n
             }
             out
         }
+        SessionEvent::RpcResult { origin, result, .. } if *origin == CREDENTIALS_ORIGIN => match (result, &memory.credentials) {
+            (RpcResult::Response(_), Some((username, password))) => vec![TwinCommand::ConnectionRequestCredentials {
+                device,
+                at,
+                username: username.clone(),
+                password: password.clone(),
+            }],
+            (RpcResult::Fault(f), _) => vec![TwinCommand::RecordEvent {
+                device,
+                at,
+                kind: "fault".into(),
+                detail: format!("setting connection-request credentials: {} {}", f.code, f.message),
+            }],
+            _ => vec![],
+        },
         SessionEvent::RpcResult { .. } => vec![],
     }
 }
@@ -182,14 +208,31 @@ fn transfer_outcome(status: u32) -> Outcome {
     }
 }
 
-/// Turns the planner's tasks into session tasks.
-pub fn session_tasks(planned: Vec<PlannedTask>, twin: &Twin, dict: &PathDict, model: &DataModel) -> Vec<Task> {
+/// Turns the planner's tasks into session tasks, noting in `memory` what the session must
+/// remember to interpret the results.
+pub fn session_tasks(planned: Vec<PlannedTask>, twin: &Twin, dict: &PathDict, model: &DataModel, memory: &mut SessionMemory) -> Vec<Task> {
     planned
         .into_iter()
         .filter_map(|task| match task {
+            PlannedTask::SetConnectionRequestCredentials { username_path, password_path } => {
+                let username = format!("radar-{}", twin.meta.serial.chars().filter(char::is_ascii_alphanumeric).take(32).collect::<String>());
+                let password = hex::encode(rand::random::<[u8; 12]>());
+                memory.credentials = Some((username.clone(), password.clone()));
+                Some(Task::Rpc {
+                    origin: CREDENTIALS_ORIGIN,
+                    message: CwmpMessage::SetParameterValues(SetParameterValues {
+                        parameters: vec![
+                            ParameterValue::new(username_path, username, "xsd:string"),
+                            ParameterValue::new(password_path, password, "xsd:string"),
+                        ],
+                        parameter_key: String::new(),
+                    }),
+                })
+            }
             PlannedTask::Discover { prefix } => Some(Task::Discover { prefix }),
             PlannedTask::Refresh { prefix } => Some(Task::Refresh { names: vec![prefix] }),
             PlannedTask::ConfigureNotifications { active, passive } => {
+                memory.notify_active = active.clone();
                 let entry = |name: String, notification: u8| SetParameterAttributesStruct {
                     name,
                     notification_change: true,
@@ -286,7 +329,7 @@ mod tests {
         apply(&mut s, &enqueue).unwrap();
         let twin = &s.twins[&key()];
         let op = twin.operations[0].clone();
-        let tasks = session_tasks(vec![PlannedTask::Operation(op)], twin, &s.dict, DataModel::tr181());
+        let tasks = session_tasks(vec![PlannedTask::Operation(op)], twin, &s.dict, DataModel::tr181(), &mut SessionMemory::default());
         let Task::Rpc { origin: Origin::Operation(1), message: CwmpMessage::SetParameterValues(spv) } = &tasks[0] else { panic!("{tasks:?}") };
         assert_eq!(spv.parameter_key, "radar-op-1");
         let types: Vec<_> = spv.parameters.iter().map(|p| (p.name.as_str(), p.xsd_type.as_deref().unwrap())).collect();
@@ -298,7 +341,7 @@ mod tests {
         let mut fault = CwmpFault::new(9003, "Invalid arguments");
         fault.set_parameter_values_faults.push(radar_cwmp::rpc::fault::SetParameterValuesFault { parameter_name: "Device.A".into(), code: 9007, message: "Invalid parameter value".into() });
         let event = SessionEvent::RpcResult { origin: Origin::Operation(4), request: "SetParameterValues", result: RpcResult::Fault(fault) };
-        let cmds = event_commands(&key(), &event, Timestamp(9), &[]);
+        let cmds = event_commands(&key(), &event, Timestamp(9), &SessionMemory::default());
         let TwinCommand::CompleteOperation { operation: 4, outcome: Outcome::Failed { code: 9003, message }, .. } = &cmds[0] else { panic!("{cmds:?}") };
         assert!(message.contains("Device.A: 9007"));
     }
@@ -306,7 +349,8 @@ mod tests {
     #[test]
     fn refused_notifications_are_recorded() {
         let event = SessionEvent::RpcResult { origin: NOTIFICATION_ORIGIN, request: "SetParameterAttributes", result: RpcResult::Fault(CwmpFault::new(9009, "rejected")) };
-        let cmds = event_commands(&key(), &event, Timestamp(1), &["Device.A".to_string()]);
+        let memory = SessionMemory { notify_active: vec!["Device.A".to_string()], credentials: None };
+        let cmds = event_commands(&key(), &event, Timestamp(1), &memory);
         assert!(matches!(&cmds[0], TwinCommand::NotificationsConfigured { refused, .. } if refused == &["Device.A"]));
     }
 }

@@ -91,6 +91,8 @@ pub enum TwinCommand {
     TransferComplete { device: DeviceKey, at: Timestamp, command_key: String, fault_code: u32, fault_message: String },
     /// Attributes were set at bootstrap; `refused` are paths the device would not notify actively.
     NotificationsConfigured { device: DeviceKey, at: Timestamp, refused: Vec<String> },
+    /// Radar set these connection-request credentials on the device (at bootstrap).
+    ConnectionRequestCredentials { device: DeviceKey, at: Timestamp, username: String, password: String },
     /// Free-form entry in the event log (faults, requests, …).
     RecordEvent { device: DeviceKey, at: Timestamp, kind: String, detail: String },
 }
@@ -108,6 +110,7 @@ impl TwinCommand {
             | TwinCommand::CancelOperation { device, .. }
             | TwinCommand::TransferComplete { device, .. }
             | TwinCommand::NotificationsConfigured { device, .. }
+            | TwinCommand::ConnectionRequestCredentials { device, .. }
             | TwinCommand::RecordEvent { device, .. } => device,
         }
     }
@@ -124,6 +127,7 @@ impl TwinCommand {
             | TwinCommand::CancelOperation { at, .. }
             | TwinCommand::TransferComplete { at, .. }
             | TwinCommand::NotificationsConfigured { at, .. }
+            | TwinCommand::ConnectionRequestCredentials { at, .. }
             | TwinCommand::RecordEvent { at, .. } => *at,
         }
     }
@@ -264,6 +268,11 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
                 twin.log(at, "notification", format!("active notification refused on {}", refused.join(", ")));
             }
         }
+        TwinCommand::ConnectionRequestCredentials { username, password, .. } => {
+            twin.meta.connection_request_username = username.clone();
+            twin.meta.connection_request_password = password.clone();
+            twin.log(at, "credentials", format!("connection-request credentials set for {username}"));
+        }
         TwinCommand::RecordEvent { kind, detail, .. } => twin.log(at, kind, detail.clone()),
     }
     twin.trim_finished_operations();
@@ -298,6 +307,8 @@ fn apply_inform(
         // reset): discover it and configure notifications again.
         meta.discovered_at = None;
         meta.notifications_configured = false;
+        meta.connection_request_username.clear();
+        meta.connection_request_password.clear();
     }
     let codes: Vec<&str> = events.iter().map(|(c, _)| c.as_str()).collect();
     twin.log(at, "inform", codes.join(", "));

@@ -1,0 +1,256 @@
+//! Server-side subcommands: `up`, `node`, `print-config`, `sim`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use radar_node::config::NodeConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Listener flags shared by `up` and `node` (DESIGN §4).
+#[derive(Args, Clone, Default)]
+pub struct ListenArgs {
+    /// CWMP ACS listener.
+    #[arg(long, env = "RADAR_CWMP_LISTEN")]
+    cwmp_listen: Option<SocketAddr>,
+    /// USP WebSocket listener.
+    #[arg(long, env = "RADAR_USP_LISTEN")]
+    usp_listen: Option<SocketAddr>,
+    /// REST API listener.
+    #[arg(long, env = "RADAR_API_LISTEN")]
+    api_listen: Option<SocketAddr>,
+    /// Cluster gRPC listener.
+    #[arg(long, env = "RADAR_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Data directory.
+    #[arg(long, env = "RADAR_DATA_DIR", default_value = "./radar-data")]
+    data_dir: PathBuf,
+    /// Also start N simulated devices against this instance.
+    #[arg(long, env = "RADAR_DEMO", default_value_t = 0)]
+    demo: usize,
+    /// Optional config file; flags override it.
+    #[arg(long, env = "RADAR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Log as JSON lines.
+    #[arg(long, env = "RADAR_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    #[arg(long, env = "RADAR_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "RADAR_NODE_ID")]
+    node_id: Option<u64>,
+    #[arg(long, env = "RADAR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[arg(long, env = "RADAR_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Args)]
+pub struct SimArgs {
+    /// ACS URL the devices inform to.
+    #[arg(long, env = "RADAR_SIM_ACS", default_value = "http://127.0.0.1:7547/")]
+    acs: String,
+    /// Number of devices.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// First serial number index.
+    #[arg(long, default_value_t = 1)]
+    first: usize,
+    #[arg(long, default_value = "SIM")]
+    serial_prefix: String,
+    #[arg(long, default_value = "00D09E")]
+    oui: String,
+    #[arg(long, default_value = "HG-SIM")]
+    product_class: String,
+    #[arg(long, default_value = "1.0.0")]
+    software_version: String,
+    /// Periodic inform interval.
+    #[arg(long, default_value = "300s", value_parser = humantime_duration)]
+    periodic: Duration,
+    /// Connection-request listener.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    cr_listen: SocketAddr,
+    /// Do not echo session cookies, like some real devices.
+    #[arg(long)]
+    no_cookies: bool,
+    /// Refuse active notification with fault 9009.
+    #[arg(long)]
+    refuse_active_notification: bool,
+    /// ACS credentials as user:password.
+    #[arg(long)]
+    acs_credentials: Option<String>,
+    /// Spread first informs over this window.
+    #[arg(long, default_value = "0s", value_parser = humantime_duration)]
+    spread: Duration,
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RADAR_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
+    match path {
+        None => Ok(NodeConfig::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+        }
+    }
+}
+
+fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
+    if let Some(a) = listen.cwmp_listen {
+        config.listen.cwmp = a;
+    }
+    if let Some(a) = listen.usp_listen {
+        config.listen.usp = a;
+    }
+    if let Some(a) = listen.api_listen {
+        config.listen.api = a;
+    }
+    if let Some(a) = listen.grpc_listen {
+        config.listen.grpc = a;
+    }
+}
+
+async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
+    let cwmp = TcpListener::bind(config.listen.cwmp).await.with_context(|| format!("binding cwmp {}", config.listen.cwmp))?;
+    let api = TcpListener::bind(config.listen.api).await.with_context(|| format!("binding api {}", config.listen.api))?;
+    let cwmp_addr = cwmp.local_addr()?;
+    let api_addr = api.local_addr()?;
+    config.listen.cwmp = cwmp_addr;
+    config.listen.api = api_addr;
+    if config.cwmp.allow_anonymous {
+        tracing::warn!("cwmp endpoint accepts devices without credentials (allow_anonymous = true)");
+    }
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let node = radar_node::start(config, radar_node::Listeners { cwmp, api }, shutdown_rx)
+        .await
+        .context("starting the node")?;
+    // USP and gRPC listeners arrive with the USP and cluster work; only live listeners are printed.
+    println!("listening cwmp={cwmp_addr} api={api_addr}");
+    let _fleet = if demo > 0 {
+        let host = if cwmp_addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { cwmp_addr.ip().to_string() };
+        let sim = radar_sim::SimConfig {
+            acs_url: format!("http://{host}:{}/", cwmp_addr.port()),
+            count: demo,
+            periodic_interval: Duration::from_secs(60),
+            start_spread: Duration::from_millis(20 * demo.min(500) as u64),
+            ..Default::default()
+        };
+        let fleet = radar_sim::SimFleet::start(sim).await.context("starting demo devices")?;
+        tracing::info!(devices = demo, connection_requests = %fleet.connection_request_addr, "demo devices started");
+        Some(fleet)
+    } else {
+        None
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    for task in node.tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn up(args: UpArgs) -> Result<()> {
+    init_tracing(args.log_json);
+    let mut config = load_config(args.config.as_ref())?;
+    config.data_dir = args.data_dir;
+    // `radar up` is the try-it-now mode: devices may connect without credentials (warned above).
+    if args.config.is_none() {
+        config.cwmp.allow_anonymous = true;
+    }
+    apply_listen(&mut config, &args.listen);
+    run_node(config, args.demo).await
+}
+
+pub async fn node(args: NodeArgs) -> Result<()> {
+    init_tracing(args.log_json);
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    apply_listen(&mut config, &args.listen);
+    run_node(config, 0).await
+}
+
+pub fn print_config(what: &str) -> Result<()> {
+    match what {
+        "node" => {
+            print!("{}", toml::to_string_pretty(&NodeConfig::default())?);
+            Ok(())
+        }
+        other => bail!("unknown config {other:?}; expected \"node\""),
+    }
+}
+
+pub async fn sim(args: SimArgs) -> Result<()> {
+    init_tracing(false);
+    let acs_credentials = match &args.acs_credentials {
+        Some(c) => {
+            let (u, p) = c.split_once(':').context("--acs-credentials must be user:password")?;
+            Some((u.to_owned(), p.to_owned()))
+        }
+        None => None,
+    };
+    let config = radar_sim::SimConfig {
+        acs_url: args.acs,
+        count: args.count,
+        first_serial: args.first,
+        serial_prefix: args.serial_prefix,
+        oui: args.oui,
+        product_class: args.product_class,
+        software_version: args.software_version,
+        periodic_interval: args.periodic,
+        connection_request_listen: args.cr_listen,
+        acs_credentials,
+        echo_cookies: !args.no_cookies,
+        refuse_active_notification: args.refuse_active_notification,
+        start_spread: args.spread,
+        ..Default::default()
+    };
+    let fleet = radar_sim::SimFleet::start(config).await.context("starting simulated devices")?;
+    println!("simulating {} devices; connection requests on {}", fleet.devices.len(), fleet.connection_request_addr);
+    wait_for_signal().await;
+    Ok(())
+}

@@ -261,14 +261,6 @@ fn ttl_from(headers: &axum::http::HeaderMap) -> ApiResult<Option<u64>> {
     }
 }
 
-#[derive(Deserialize)]
-struct OperationRequest {
-    #[serde(flatten)]
-    kind: OperationKind,
-    #[serde(default)]
-    ttl: Option<String>,
-}
-
 async fn post_operation(
     State(core): State<Arc<NodeCore>>,
     Path(id): Path<String>,
@@ -276,11 +268,11 @@ async fn post_operation(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let key = device_key(&id)?;
-    let value: Value = parse_json(&body)?;
-    // Accept DESIGN §4's names: add_object/delete_object/operate alongside the internal ones.
-    let request: OperationRequest = serde_json::from_value(value)
+    let mut value: Value = parse_json(&body)?;
+    let ttl_field = value.as_object_mut().and_then(|o| o.remove("ttl"));
+    let kind = OperationKind::from_flat_json(value)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid operation: {e}")))?;
-    match &request.kind {
+    match &kind {
         OperationKind::AddObject { path } | OperationKind::DeleteObject { path } => {
             ParamPath::parse(path).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
             if !path.ends_with('.') {
@@ -300,7 +292,7 @@ async fn post_operation(
     if core.fleet.shard_for(&key).with_twin(&key, |_, _| ()).is_none() {
         return Err(ApiError::new(ErrorCode::NotFound, format!("no device {key}")));
     }
-    let ttl = match &request.ttl {
+    let ttl = match ttl_field.as_ref().and_then(Value::as_str) {
         Some(t) => Some(
             humantime::parse_duration(t)
                 .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("ttl: {e}")))?
@@ -308,12 +300,12 @@ async fn post_operation(
         ),
         None => ttl_from(&headers)?,
     };
-    let op = core.enqueue(&key, request.kind, &requested_by(&headers), ttl).await?;
+    let op = core.enqueue(&key, kind, &requested_by(&headers), ttl).await?;
     Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
 }
 
 pub fn operation_json(op: &Operation) -> Value {
-    let mut request = serde_json::to_value(&op.kind).unwrap_or(Value::Null);
+    let mut request = op.kind.to_flat_json();
     // Transfer credentials are write-only: never echo them back.
     if let Some(p) = request.get_mut("password").filter(|p| p.as_str().is_some_and(|s| !s.is_empty())) {
         *p = json!("***");

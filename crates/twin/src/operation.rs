@@ -5,8 +5,10 @@ use radar_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Stored with postcard, so the serde shape is the default external tagging; the API converts
+/// to and from its flat `{"kind": …, …}` JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum OperationKind {
     /// Set parameter values; the map is path → value. Types come from the twin or the model.
     SetParams { params: BTreeMap<String, String> },
@@ -48,6 +50,38 @@ fn default_upload_type() -> String {
 }
 
 impl OperationKind {
+    /// The API's flat JSON form: `{"kind": "download", "url": …}`.
+    pub fn to_flat_json(&self) -> serde_json::Value {
+        match serde_json::to_value(self).unwrap_or(serde_json::Value::Null) {
+            serde_json::Value::String(kind) => serde_json::json!({ "kind": kind }),
+            serde_json::Value::Object(map) => {
+                let Some((kind, fields)) = map.into_iter().next() else { return serde_json::Value::Null };
+                let mut out = match fields {
+                    serde_json::Value::Object(f) => f,
+                    _ => serde_json::Map::new(),
+                };
+                out.insert("kind".into(), serde_json::Value::String(kind));
+                serde_json::Value::Object(out)
+            }
+            other => other,
+        }
+    }
+
+    /// Parses the API's flat JSON form. Unknown extra keys are errors, like every other field.
+    pub fn from_flat_json(mut value: serde_json::Value) -> Result<Self, String> {
+        let obj = value.as_object_mut().ok_or("an operation is a JSON object")?;
+        let kind = match obj.remove("kind") {
+            Some(serde_json::Value::String(k)) => k,
+            _ => return Err("missing \"kind\"".into()),
+        };
+        let tagged = if obj.is_empty() && matches!(kind.as_str(), "reboot" | "factory_reset") {
+            serde_json::Value::String(kind)
+        } else {
+            serde_json::json!({ kind: serde_json::Value::Object(std::mem::take(obj)) })
+        };
+        serde_json::from_value(tagged).map_err(|e| e.to_string())
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             OperationKind::SetParams { .. } => "set_params",
@@ -63,7 +97,7 @@ impl OperationKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum OperationStatus {
     Queued,
     /// Handed to the device; for reboots and downloads, awaiting the device's confirmation.
@@ -115,5 +149,31 @@ impl Operation {
 
     pub fn id_from_command_key(key: &str) -> Option<u64> {
         key.strip_prefix("radar-op-")?.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_json_round_trips_and_postcard_stores() {
+        let kinds = [
+            OperationKind::Reboot,
+            OperationKind::Download { url: "http://x/fw".into(), file_type: default_file_type(), file_size: 3, target_file_name: String::new(), username: String::new(), password: "p".into() },
+            OperationKind::AddObject { path: "Device.NAT.PortMapping.".into() },
+        ];
+        for kind in kinds {
+            let flat = kind.to_flat_json();
+            assert_eq!(flat["kind"], kind.name());
+            assert_eq!(OperationKind::from_flat_json(flat).unwrap(), kind);
+            let op = Operation { id: 1, kind, status: OperationStatus::Sent { at: Timestamp(5) }, created_at: Timestamp(1), requested_by: "a".into(), expires_at: None, attempts: 1 };
+            let bytes = postcard::to_allocvec(&op).unwrap();
+            assert_eq!(postcard::from_bytes::<Operation>(&bytes).unwrap(), op);
+        }
+        let defaults = OperationKind::from_flat_json(serde_json::json!({"kind": "download", "url": "http://x"})).unwrap();
+        assert!(matches!(defaults, OperationKind::Download { ref file_type, .. } if file_type == "1 Firmware Upgrade Image"));
+        assert!(OperationKind::from_flat_json(serde_json::json!({"kind": "explode"})).is_err());
+        assert!(OperationKind::from_flat_json(serde_json::json!({"kind": "reboot", "bogus": 1})).is_err());
     }
 }

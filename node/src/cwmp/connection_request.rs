@@ -35,6 +35,8 @@ pub struct ConnectionRequester {
     config: ConnectionRequestConfig,
     client: reqwest::Client,
     last_per_device: Mutex<HashMap<DeviceKey, Instant>>,
+    /// Devices with a deferred request waiting for their interval to pass.
+    deferred: Mutex<std::collections::HashSet<DeviceKey>>,
     bucket: Mutex<(f64, Instant)>,
     metrics: Arc<Metrics>,
 }
@@ -48,7 +50,7 @@ impl ConnectionRequester {
             .build()
             .unwrap_or_default();
         let burst = f64::from(config.global_per_second.max(1));
-        Self { config, client, last_per_device: Mutex::new(HashMap::new()), bucket: Mutex::new((burst, Instant::now())), metrics }
+        Self { config, client, last_per_device: Mutex::new(HashMap::new()), deferred: Mutex::new(Default::default()), bucket: Mutex::new((burst, Instant::now())), metrics }
     }
 
     pub fn recently_seen_window(&self) -> Duration {
@@ -57,6 +59,14 @@ impl ConnectionRequester {
 
     pub fn enabled(&self) -> bool {
         self.config.enabled
+    }
+
+    /// How long until `device` may be contacted again.
+    fn per_device_wait(&self, device: &DeviceKey) -> Duration {
+        let last = self.last_per_device.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(device)
+            .map(|prev| self.config.per_device_interval.saturating_sub(prev.elapsed()))
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Takes a rate-limit slot for `device`, or says why not.
@@ -105,6 +115,16 @@ impl ConnectionRequester {
         }
         if !url.starts_with("http://") && !url.starts_with("https://") {
             return RequestResult::Failed(format!("connection request url {url:?} is not http"));
+        }
+        // Within the per-device interval, one deferred request waits for the interval to pass
+        // (later ones coalesce into it), so a queued operation is still delivered promptly.
+        let wait = self.per_device_wait(device);
+        if !wait.is_zero() {
+            if !self.deferred.lock().unwrap_or_else(|e| e.into_inner()).insert(device.clone()) {
+                return RequestResult::RateLimited;
+            }
+            tokio::time::sleep(wait).await;
+            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).remove(device);
         }
         if !self.admit(device) {
             return RequestResult::RateLimited;

@@ -1,0 +1,146 @@
+//! Helpers for process-level tests: start `radar up` as a real process on free ports, talk to
+//! its API, and stop it by PID.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Radar {
+    pub child: Child,
+    pub cwmp: SocketAddr,
+    pub api: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Radar {
+    /// Starts `radar up` and waits for its `listening …` line.
+    pub fn start(data_dir: &Path, config: Option<&str>) -> Radar {
+        Self::start_with(data_dir, config, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, config: Option<&str>, extra: &[&str]) -> Radar {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = data_dir.join(format!("radar-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
+        cmd.arg("up").arg("--data-dir").arg(data_dir.join("data"));
+        cmd.args(["--cwmp-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"]);
+        if let Some(text) = config {
+            let path = data_dir.join("radar.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        cmd.args(extra);
+        cmd.env("RADAR_LOG", "info,radar_node=debug");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        let mut child = cmd.spawn().expect("spawn radar");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        assert!(line.starts_with("listening "), "unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        let field = |name: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .parse()
+                .unwrap()
+        };
+        Radar { cwmp: field("cwmp"), api: field("api"), child, data_dir: data_dir.to_owned(), log }
+    }
+
+    pub fn acs_url(&self) -> String {
+        format!("http://{}/", self.cwmp)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(self.api_url(path)).await.expect("api reachable");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new().request(method, self.api_url(path)).json(&body).send().await.expect("api reachable");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Radar {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}
+
+/// Polls `check` until it returns Some or the timeout passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn device_path(id: &str) -> String {
+    format!("/api/v1/devices/{id}")
+}
+
+/// A tiny HTTP file server for firmware downloads: answers every GET with `body`.
+pub async fn file_server(body: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            });
+        }
+    });
+    addr
+}

@@ -36,6 +36,8 @@ pub struct SimDevice {
     pub manufacturer: String,
     pub state: Mutex<CpeState>,
     pub sessions: AtomicU64,
+    /// Informs the ACS acknowledged with an InformResponse: each must be in the twin for good.
+    pub informs_acknowledged: AtomicU64,
     pub online: AtomicBool,
     triggers: mpsc::Sender<Trigger>,
     /// Parameters changed locally since the last inform, reported with `4 VALUE CHANGE`.
@@ -52,6 +54,7 @@ impl SimDevice {
             manufacturer: "Radar Simulated Devices".into(),
             state: Mutex::new(state),
             sessions: AtomicU64::new(0),
+            informs_acknowledged: AtomicU64::new(0),
             online: AtomicBool::new(true),
             triggers: tx,
             changed: Mutex::new(Vec::new()),
@@ -201,10 +204,13 @@ impl SimDevice {
         let mut client = Client::new(url, settings.echo_cookies, settings.acs_credentials.clone());
         let inform = Envelope::new(CwmpVersion::V1_0, Some(format!("inform-{}", rand::random::<u32>())), CwmpMessage::Inform(self.inform(events)));
         let response = client.post(inform.encode()).await?;
-        if response.status != 200 {
+        let acknowledged = response.status == 200
+            && Envelope::decode(&response.body).is_ok_and(|e| matches!(e.message, CwmpMessage::InformResponse(_)));
+        if !acknowledged {
             warn!(serial = %self.serial, status = response.status, "inform not accepted");
             return Err(http::HttpError::BadUrl(format!("inform answered {}", response.status)));
         }
+        self.informs_acknowledged.fetch_add(1, Ordering::Relaxed);
         for tc in transfers {
             let env = Envelope::new(CwmpVersion::V1_0, Some("tc-1".into()), CwmpMessage::TransferComplete(tc.clone()));
             client.post(env.encode()).await?;

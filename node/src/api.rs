@@ -27,25 +27,37 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({"error": {"code": self.code.as_str(), "message": self.message}}))).into_response()
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(json!({"error": {"code": self.code.as_str(), "message": self.message}})),
+        )
+            .into_response()
     }
 }
 
 impl From<ProposeError> for ApiError {
     fn from(e: ProposeError) -> Self {
         match e {
-            ProposeError::Apply(ApplyError::UnknownDevice(d)) => ApiError::new(ErrorCode::NotFound, format!("no device {d}")),
+            ProposeError::Apply(ApplyError::UnknownDevice(d)) => {
+                ApiError::new(ErrorCode::NotFound, format!("no device {d}"))
+            }
             ProposeError::Apply(ApplyError::UnknownOperation(op)) => {
                 ApiError::new(ErrorCode::NotFound, format!("no operation {op}"))
             }
-            ProposeError::Apply(e @ ApplyError::NotCancellable { .. }) => ApiError::new(ErrorCode::Conflict, e.to_string()),
+            ProposeError::Apply(e @ ApplyError::NotCancellable { .. }) => {
+                ApiError::new(ErrorCode::Conflict, e.to_string())
+            }
             other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
         }
     }
@@ -57,9 +69,18 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
     Router::new()
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(device_summary))
-        .route("/api/v1/devices/{id}/params", get(get_params).patch(patch_params))
-        .route("/api/v1/devices/{id}/operations", get(list_operations).post(post_operation))
-        .route("/api/v1/devices/{id}/operations/{op}", get(get_operation).delete(cancel_operation))
+        .route(
+            "/api/v1/devices/{id}/params",
+            get(get_params).patch(patch_params),
+        )
+        .route(
+            "/api/v1/devices/{id}/operations",
+            get(list_operations).post(post_operation),
+        )
+        .route(
+            "/api/v1/devices/{id}/operations/{op}",
+            get(get_operation).delete(cancel_operation),
+        )
         .route("/api/v1/query", get(fleet_query))
         .route("/api/v1/cluster", get(cluster))
         .route("/metrics", get(metrics))
@@ -88,30 +109,53 @@ fn device_key(raw: &str) -> ApiResult<DeviceKey> {
 
 /// Parses query-string parameters ourselves so a malformed one is a JSON 400, like every error.
 fn params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 fn parse_query(q: &str) -> ApiResult<query::Expr> {
     query::parse(q).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
 }
 
-async fn list_devices(State(core): State<Arc<NodeCore>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+async fn list_devices(
+    State(core): State<Arc<NodeCore>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let p = params(raw);
     let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
     let limit = match p.get("limit") {
-        Some(l) => l.parse::<usize>().map_err(|_| ApiError::new(ErrorCode::BadRequest, "limit must be a positive integer"))?,
+        Some(l) => l.parse::<usize>().map_err(|_| {
+            ApiError::new(ErrorCode::BadRequest, "limit must be a positive integer")
+        })?,
         None => 100,
     }
     .clamp(1, 10_000);
     let fields = p
         .get("fields")
-        .map(|f| f.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
-    let answer = core.fleet.devices(DeviceQuery { expr, limit, cursor: p.get("cursor").cloned(), fields }).await;
+    let answer = core
+        .fleet
+        .devices(DeviceQuery {
+            expr,
+            limit,
+            cursor: p.get("cursor").cloned(),
+            fields,
+        })
+        .await;
     Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
 }
 
-async fn device_summary(State(core): State<Arc<NodeCore>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn device_summary(
+    State(core): State<Arc<NodeCore>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let key = device_key(&id)?;
     let ctx = core.fleet.context();
     core.fleet
@@ -183,7 +227,8 @@ async fn get_params(
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid json body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid json body: {e}")))
 }
 
 async fn patch_params(
@@ -199,15 +244,24 @@ async fn patch_params(
     }
     let mut params = BTreeMap::new();
     for (path, value) in raw {
-        ParamPath::parse(&path).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
+        ParamPath::parse(&path)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
         if path.ends_with('.') {
-            return Err(ApiError::new(ErrorCode::InvalidPath, format!("{path} is an object, not a parameter")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidPath,
+                format!("{path} is an object, not a parameter"),
+            ));
         }
         let value = match value {
             Value::String(s) => s,
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
-            other => return Err(ApiError::new(ErrorCode::InvalidValue, format!("{path}: {other} is not a scalar"))),
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidValue,
+                    format!("{path}: {other} is not a scalar"),
+                ))
+            }
         };
         params.insert(path, value);
     }
@@ -216,18 +270,28 @@ async fn patch_params(
     let shard = core.fleet.shard_for(&key);
     let checked = shard.with_twin(&key, |twin, dict| -> ApiResult<()> {
         for (path, value) in &params {
-            let reported = twin.param_by_path(dict, path).map(|p| ReportedSpec { ty: p.ty, writable: p.writable });
+            let reported = twin.param_by_path(dict, path).map(|p| ReportedSpec {
+                ty: p.ty,
+                writable: p.writable,
+            });
             // A device-reported writable=false wins even for model paths, where discovery knows.
             if let Some(r) = reported {
                 if !r.writable && twin.meta.discovered_at.is_some() {
-                    return Err(ApiError::new(ErrorCode::ReadOnly, format!("{path} is read-only on this device")));
+                    return Err(ApiError::new(
+                        ErrorCode::ReadOnly,
+                        format!("{path} is read-only on this device"),
+                    ));
                 }
             }
             core.model.validate(path, value, reported).map_err(|e| {
                 let code = match e {
                     radar_twin::datamodel::ValidationError::ReadOnly { .. }
-                    | radar_twin::datamodel::ValidationError::ReadOnlyOnDevice { .. } => ErrorCode::ReadOnly,
-                    radar_twin::datamodel::ValidationError::UnknownPath { .. } => ErrorCode::InvalidPath,
+                    | radar_twin::datamodel::ValidationError::ReadOnlyOnDevice { .. } => {
+                        ErrorCode::ReadOnly
+                    }
+                    radar_twin::datamodel::ValidationError::UnknownPath { .. } => {
+                        ErrorCode::InvalidPath
+                    }
                     _ => ErrorCode::InvalidValue,
                 };
                 ApiError::new(code, e.to_string())
@@ -236,11 +300,23 @@ async fn patch_params(
         Ok(())
     });
     match checked {
-        None => return Err(ApiError::new(ErrorCode::NotFound, format!("no device {key}"))),
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no device {key}"),
+            ))
+        }
         Some(r) => r?,
     }
     let ttl = ttl_from(&headers)?;
-    let op = core.enqueue(&key, OperationKind::SetParams { params }, &requested_by(&headers), ttl).await?;
+    let op = core
+        .enqueue(
+            &key,
+            OperationKind::SetParams { params },
+            &requested_by(&headers),
+            ttl,
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
 }
 
@@ -274,23 +350,43 @@ async fn post_operation(
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid operation: {e}")))?;
     match &kind {
         OperationKind::AddObject { path } | OperationKind::DeleteObject { path } => {
-            ParamPath::parse(path).map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
+            ParamPath::parse(path)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.to_string()))?;
             if !path.ends_with('.') {
-                return Err(ApiError::new(ErrorCode::InvalidPath, format!("{path} must be an object path ending in '.'")));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidPath,
+                    format!("{path} must be an object path ending in '.'"),
+                ));
             }
         }
-        OperationKind::Download { url, .. } | OperationKind::Upload { url, .. } => {
-            if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("ftp://")) {
-                return Err(ApiError::new(ErrorCode::InvalidValue, "url must be http, https or ftp"));
-            }
+        OperationKind::Download { url, .. } | OperationKind::Upload { url, .. }
+            if !["http://", "https://", "ftp://"]
+                .iter()
+                .any(|s| url.starts_with(s)) =>
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
+                "url must be http, https or ftp",
+            ));
         }
         OperationKind::SetParams { .. } => {
-            return Err(ApiError::new(ErrorCode::BadRequest, "use PATCH /params to set parameters"));
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "use PATCH /params to set parameters",
+            ));
         }
         _ => {}
     }
-    if core.fleet.shard_for(&key).with_twin(&key, |_, _| ()).is_none() {
-        return Err(ApiError::new(ErrorCode::NotFound, format!("no device {key}")));
+    if core
+        .fleet
+        .shard_for(&key)
+        .with_twin(&key, |_, _| ())
+        .is_none()
+    {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no device {key}"),
+        ));
     }
     let ttl = match ttl_field.as_ref().and_then(Value::as_str) {
         Some(t) => Some(
@@ -300,14 +396,19 @@ async fn post_operation(
         ),
         None => ttl_from(&headers)?,
     };
-    let op = core.enqueue(&key, kind, &requested_by(&headers), ttl).await?;
+    let op = core
+        .enqueue(&key, kind, &requested_by(&headers), ttl)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
 }
 
 pub fn operation_json(op: &Operation) -> Value {
     let mut request = op.kind.to_flat_json();
     // Transfer credentials are write-only: never echo them back.
-    if let Some(p) = request.get_mut("password").filter(|p| p.as_str().is_some_and(|s| !s.is_empty())) {
+    if let Some(p) = request
+        .get_mut("password")
+        .filter(|p| p.as_str().is_some_and(|s| !s.is_empty()))
+    {
         *p = json!("***");
     }
     let mut v = json!({
@@ -336,7 +437,10 @@ pub fn operation_json(op: &Operation) -> Value {
     v
 }
 
-async fn list_operations(State(core): State<Arc<NodeCore>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_operations(
+    State(core): State<Arc<NodeCore>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let key = device_key(&id)?;
     core.fleet
         .shard_for(&key)
@@ -346,10 +450,18 @@ async fn list_operations(State(core): State<Arc<NodeCore>>, Path(id): Path<Strin
 }
 
 fn operation_id(raw: &str) -> ApiResult<u64> {
-    raw.parse().map_err(|_| ApiError::new(ErrorCode::BadRequest, format!("{raw:?} is not an operation id")))
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{raw:?} is not an operation id"),
+        )
+    })
 }
 
-async fn get_operation(State(core): State<Arc<NodeCore>>, Path((id, op)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_operation(
+    State(core): State<Arc<NodeCore>>,
+    Path((id, op)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let key = device_key(&id)?;
     let op = operation_id(&op)?;
     core.fleet
@@ -360,14 +472,25 @@ async fn get_operation(State(core): State<Arc<NodeCore>>, Path((id, op)): Path<(
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no operation {op}")))
 }
 
-async fn cancel_operation(State(core): State<Arc<NodeCore>>, Path((id, op)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn cancel_operation(
+    State(core): State<Arc<NodeCore>>,
+    Path((id, op)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let key = device_key(&id)?;
     let op = operation_id(&op)?;
-    core.propose(TwinCommand::CancelOperation { device: key.clone(), at: Timestamp::now(), operation: op }).await?;
+    core.propose(TwinCommand::CancelOperation {
+        device: key.clone(),
+        at: Timestamp::now(),
+        operation: op,
+    })
+    .await?;
     get_operation(State(core), Path((id, op.to_string()))).await
 }
 
-async fn fleet_query(State(core): State<Arc<NodeCore>>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+async fn fleet_query(
+    State(core): State<Arc<NodeCore>>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let p = params(raw);
     let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
     let answer = core.fleet.count(expr, p.get("group_by").cloned()).await;
@@ -390,5 +513,11 @@ async fn cluster(State(core): State<Arc<NodeCore>>) -> Json<Value> {
 }
 
 async fn metrics(State(core): State<Arc<NodeCore>>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], core.metrics.render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        core.metrics.render(),
+    )
 }

@@ -174,7 +174,11 @@ impl Default for PlannerConfig {
     fn default() -> Self {
         let d = radar_twin::planner::PlanConfig::default();
         Self {
-            refresh: d.refresh.into_iter().map(|(prefix, max_age)| RefreshRule { prefix, max_age }).collect(),
+            refresh: d
+                .refresh
+                .into_iter()
+                .map(|(prefix, max_age)| RefreshRule { prefix, max_age })
+                .collect(),
             notify_active: d.notify_active,
             notify_passive: d.notify_passive,
             manage_connection_request_credentials: d.manage_connection_request_credentials,
@@ -185,7 +189,11 @@ impl Default for PlannerConfig {
 impl PlannerConfig {
     pub fn to_plan_config(&self) -> radar_twin::planner::PlanConfig {
         radar_twin::planner::PlanConfig {
-            refresh: self.refresh.iter().map(|r| (r.prefix.clone(), r.max_age)).collect(),
+            refresh: self
+                .refresh
+                .iter()
+                .map(|r| (r.prefix.clone(), r.max_age))
+                .collect(),
             notify_active: self.notify_active.clone(),
             notify_passive: self.notify_passive.clone(),
             manage_connection_request_credentials: self.manage_connection_request_credentials,
@@ -208,7 +216,11 @@ pub struct TwinConfig {
 
 impl Default for TwinConfig {
     fn default() -> Self {
-        Self { max_batch: 256, default_operation_ttl: None, shard_query_deadline: Duration::from_secs(5) }
+        Self {
+            max_batch: 256,
+            default_operation_ttl: None,
+            shard_query_deadline: Duration::from_secs(5),
+        }
     }
 }
 

@@ -24,14 +24,19 @@ pub struct NodeCore {
 
 impl NodeCore {
     pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
-        self.fleet.shard_for(command.device()).propose(command).await
+        self.fleet
+            .shard_for(command.device())
+            .propose(command)
+            .await
     }
 
     /// The planner's tasks for a device's session.
     pub fn plan(&self, device: &DeviceKey, now: Timestamp) -> Vec<PlannedTask> {
         self.fleet
             .shard_for(device)
-            .with_twin(device, |twin, dict| planner::plan(twin, dict, now, &self.plan_config))
+            .with_twin(device, |twin, dict| {
+                planner::plan(twin, dict, now, &self.plan_config)
+            })
             .unwrap_or_default()
     }
 
@@ -44,7 +49,11 @@ impl NodeCore {
         requested_by: &str,
         ttl_ms: Option<u64>,
     ) -> Result<Operation, ProposeError> {
-        let ttl_ms = ttl_ms.or(self.config.twin.default_operation_ttl.map(|d| d.as_millis() as u64));
+        let ttl_ms = ttl_ms.or(self
+            .config
+            .twin
+            .default_operation_ttl
+            .map(|d| d.as_millis() as u64));
         let command = TwinCommand::EnqueueOperation {
             device: device.clone(),
             at: Timestamp::now(),
@@ -53,17 +62,25 @@ impl NodeCore {
             ttl_ms,
         };
         let outcome = self.propose(command).await?;
-        let id = outcome.operation.ok_or_else(|| ProposeError::Storage("enqueue returned no operation".into()))?;
+        let id = outcome
+            .operation
+            .ok_or_else(|| ProposeError::Storage("enqueue returned no operation".into()))?;
         let shard = self.fleet.shard_for(device);
         let (operation, wake) = shard
             .with_twin(device, |twin, _| {
                 let op = twin.operation(id).cloned();
-                let recent = Timestamp::now().duration_since(twin.meta.last_contact) <= self.requester.recently_seen_window();
-                let creds = (!twin.meta.connection_request_username.is_empty()).then(|| Credential {
-                    username: twin.meta.connection_request_username.clone(),
-                    password: twin.meta.connection_request_password.clone(),
-                });
-                (op, (recent && twin.meta.protocol == "cwmp").then(|| (twin.meta.connection_request_url.clone(), creds)))
+                let recent = Timestamp::now().duration_since(twin.meta.last_contact)
+                    <= self.requester.recently_seen_window();
+                let creds =
+                    (!twin.meta.connection_request_username.is_empty()).then(|| Credential {
+                        username: twin.meta.connection_request_username.clone(),
+                        password: twin.meta.connection_request_password.clone(),
+                    });
+                (
+                    op,
+                    (recent && twin.meta.protocol == "cwmp")
+                        .then(|| (twin.meta.connection_request_url.clone(), creds)),
+                )
             })
             .ok_or_else(|| ProposeError::Storage("twin vanished after enqueue".into()))?;
         if let (Some((url, creds)), true) = (wake, self.requester.enabled()) {
@@ -74,6 +91,8 @@ impl NodeCore {
                 info!(device = %device, result = ?result, "connection request");
             });
         }
-        operation.ok_or(ProposeError::Storage("operation vanished after enqueue".into()))
+        operation.ok_or(ProposeError::Storage(
+            "operation vanished after enqueue".into(),
+        ))
     }
 }

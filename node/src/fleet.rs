@@ -62,8 +62,18 @@ struct ShardPage {
 }
 
 impl Fleet {
-    pub fn new(shards: Vec<Arc<Shard>>, partitions: u32, deadline: Duration, online_window: Duration) -> Self {
-        Self { shards, partitions, deadline, online_window }
+    pub fn new(
+        shards: Vec<Arc<Shard>>,
+        partitions: u32,
+        deadline: Duration,
+        online_window: Duration,
+    ) -> Self {
+        Self {
+            shards,
+            partitions,
+            deadline,
+            online_window,
+        }
     }
 
     pub fn shards(&self) -> &[Arc<Shard>] {
@@ -77,7 +87,10 @@ impl Fleet {
     }
 
     pub fn context(&self) -> EvalContext {
-        EvalContext { now: Timestamp::now(), online_window: self.online_window }
+        EvalContext {
+            now: Timestamp::now(),
+            online_window: self.online_window,
+        }
     }
 
     pub async fn devices(&self, q: DeviceQuery) -> DevicesAnswer {
@@ -107,8 +120,17 @@ impl Fleet {
             devices.truncate(limit);
             more = true;
         }
-        let next_cursor = if more { devices.last().map(|d| d.id.clone()) } else { None };
-        DevicesAnswer { devices, next_cursor, partial: !failed.is_empty(), failed_shards: failed }
+        let next_cursor = if more {
+            devices.last().map(|d| d.id.clone())
+        } else {
+            None
+        };
+        DevicesAnswer {
+            devices,
+            next_cursor,
+            partial: !failed.is_empty(),
+            failed_shards: failed,
+        }
     }
 
     pub async fn count(&self, expr: Expr, group_by: Option<String>) -> CountAnswer {
@@ -136,7 +158,12 @@ impl Fleet {
                 None => failed.push(shard.0),
             }
         }
-        CountAnswer { total, groups, partial: !failed.is_empty(), failed_shards: failed }
+        CountAnswer {
+            total,
+            groups,
+            partial: !failed.is_empty(),
+            failed_shards: failed,
+        }
     }
 
     /// Runs `task` on every shard on the blocking pool, each bounded by the deadline.
@@ -149,7 +176,10 @@ impl Fleet {
         let mut handles = Vec::new();
         for shard in &self.shards {
             let task = make(shard.clone());
-            handles.push((shard.id, tokio::time::timeout(self.deadline, tokio::task::spawn_blocking(task))));
+            handles.push((
+                shard.id,
+                tokio::time::timeout(self.deadline, tokio::task::spawn_blocking(task)),
+            ));
         }
         let mut results = Vec::new();
         for (id, handle) in handles {
@@ -177,12 +207,18 @@ struct Scattered<T> {
 fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
     let state = shard.read();
     let start = match &q.cursor {
-        Some(c) => std::ops::Bound::Excluded(DeviceKey::parse(c).unwrap_or_else(|_| DeviceKey::parse("~").expect("valid"))),
+        Some(c) => std::ops::Bound::Excluded(
+            DeviceKey::parse(c).unwrap_or_else(|_| DeviceKey::parse("~").expect("valid")),
+        ),
         None => std::ops::Bound::Unbounded,
     };
     let mut devices = Vec::new();
     let mut more = false;
-    for twin in state.twins.range((start, std::ops::Bound::Unbounded)).map(|(_, t)| t) {
+    for twin in state
+        .twins
+        .range((start, std::ops::Bound::Unbounded))
+        .map(|(_, t)| t)
+    {
         if !query::matches(&q.expr, twin, &state.dict, ctx) {
             continue;
         }
@@ -195,7 +231,12 @@ fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
     ShardPage { devices, more }
 }
 
-pub fn summarize(twin: &Twin, dict: &PathDict, ctx: &EvalContext, fields: &[String]) -> DeviceSummary {
+pub fn summarize(
+    twin: &Twin,
+    dict: &PathDict,
+    ctx: &EvalContext,
+    fields: &[String],
+) -> DeviceSummary {
     DeviceSummary {
         id: twin.key.to_string(),
         protocol: twin.meta.protocol.clone(),
@@ -207,12 +248,22 @@ pub fn summarize(twin: &Twin, dict: &PathDict, ctx: &EvalContext, fields: &[Stri
         software_version: twin.meta.software_version.clone(),
         fields: fields
             .iter()
-            .map(|f| (f.clone(), query::field(twin, dict, ctx, f).map(|v| v.to_text())))
+            .map(|f| {
+                (
+                    f.clone(),
+                    query::field(twin, dict, ctx, f).map(|v| v.to_text()),
+                )
+            })
             .collect(),
     }
 }
 
-fn count_shard(shard: &Shard, expr: &Expr, group_by: Option<&str>, ctx: &EvalContext) -> (u64, BTreeMap<String, u64>) {
+fn count_shard(
+    shard: &Shard,
+    expr: &Expr,
+    group_by: Option<&str>,
+    ctx: &EvalContext,
+) -> (u64, BTreeMap<String, u64>) {
     let state = shard.read();
     let mut total = 0;
     let mut groups = BTreeMap::new();
@@ -222,7 +273,9 @@ fn count_shard(shard: &Shard, expr: &Expr, group_by: Option<&str>, ctx: &EvalCon
         }
         total += 1;
         if let Some(field) = group_by {
-            let key = query::field(twin, &state.dict, ctx, field).map(|v| v.to_text()).unwrap_or_else(|| "(none)".into());
+            let key = query::field(twin, &state.dict, ctx, field)
+                .map(|v| v.to_text())
+                .unwrap_or_else(|| "(none)".into());
             *groups.entry(key).or_insert(0) += 1;
         }
     }

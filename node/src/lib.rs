@@ -53,9 +53,15 @@ pub struct RunningNode {
 
 /// Opens storage, loads every shard and starts the CWMP endpoint and the API. Returns once the
 /// node is serving; `shutdown` (set to true) stops the listeners.
-pub async fn start(config: NodeConfig, listeners: Listeners, shutdown: watch::Receiver<bool>) -> Result<RunningNode, NodeError> {
+pub async fn start(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningNode, NodeError> {
     if config.shards == 0 || config.partitions == 0 {
-        return Err(NodeError::Config("shards and partitions must be positive".into()));
+        return Err(NodeError::Config(
+            "shards and partitions must be positive".into(),
+        ));
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
@@ -66,9 +72,19 @@ pub async fn start(config: NodeConfig, listeners: Listeners, shutdown: watch::Re
     let mut shards = Vec::new();
     for id in 0..config.shards {
         let store: Arc<dyn ShardStore> = Arc::new(db.shard(id)?);
-        shards.push(shard::Shard::open(ShardId(id), store, config.twin.max_batch, metrics.clone())?);
+        shards.push(shard::Shard::open(
+            ShardId(id),
+            store,
+            config.twin.max_batch,
+            metrics.clone(),
+        )?);
     }
-    let fleet = Fleet::new(shards, config.partitions, config.twin.shard_query_deadline, config.cwmp.online_window);
+    let fleet = Fleet::new(
+        shards,
+        config.partitions,
+        config.twin.shard_query_deadline,
+        config.cwmp.online_window,
+    );
     let core = Arc::new(NodeCore {
         requester: ConnectionRequester::new(config.connection_request.clone(), metrics.clone()),
         plan_config: config.planner.to_plan_config(),

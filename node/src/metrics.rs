@@ -23,28 +23,55 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
             h
         };
-        let twin_commits = IntCounter::new("radar_twin_commits_total", "Group commits made durable").expect("valid metric");
-        registry.register(Box::new(twin_commits.clone())).expect("unique metric");
+        let twin_commits =
+            IntCounter::new("radar_twin_commits_total", "Group commits made durable")
+                .expect("valid metric");
+        registry
+            .register(Box::new(twin_commits.clone()))
+            .expect("unique metric");
         Self {
-            cwmp_sessions: counter_vec("radar_cwmp_sessions_total", "CWMP sessions by how they ended", &["outcome"]),
+            cwmp_sessions: counter_vec(
+                "radar_cwmp_sessions_total",
+                "CWMP sessions by how they ended",
+                &["outcome"],
+            ),
             cwmp_sessions_active: gauge("radar_cwmp_sessions_active", "CWMP sessions in flight"),
-            cwmp_rpcs: counter_vec("radar_cwmp_rpcs_total", "CWMP messages the ACS sent, by method", &["method"]),
+            cwmp_rpcs: counter_vec(
+                "radar_cwmp_rpcs_total",
+                "CWMP messages the ACS sent, by method",
+                &["method"],
+            ),
             cwmp_faults: counter_vec("radar_cwmp_faults_total", "CWMP faults by code", &["code"]),
-            cwmp_rejected: counter_vec("radar_cwmp_rejected_total", "CWMP requests refused before a session", &["reason"]),
-            twin_commands: counter_vec("radar_twin_commands_total", "Twin commands applied by kind", &["kind"]),
+            cwmp_rejected: counter_vec(
+                "radar_cwmp_rejected_total",
+                "CWMP requests refused before a session",
+                &["reason"],
+            ),
+            twin_commands: counter_vec(
+                "radar_twin_commands_total",
+                "Twin commands applied by kind",
+                &["kind"],
+            ),
             twin_commits,
             twin_batch_size: histogram(
                 "radar_twin_batch_size",
@@ -57,15 +84,25 @@ impl Metrics {
                 prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets"),
             ),
             twins: gauge("radar_twins", "Twins held by this node"),
-            connection_requests: counter_vec("radar_connection_requests_total", "Connection requests by result", &["result"]),
-            api_requests: counter_vec("radar_api_requests_total", "REST API requests by status class", &["status"]),
+            connection_requests: counter_vec(
+                "radar_connection_requests_total",
+                "Connection requests by result",
+                &["result"],
+            ),
+            api_requests: counter_vec(
+                "radar_api_requests_total",
+                "REST API requests by status class",
+                &["status"],
+            ),
             registry,
         }
     }
 
     pub fn render(&self) -> String {
         let encoder = prometheus::TextEncoder::new();
-        encoder.encode_to_string(&self.registry.gather()).unwrap_or_default()
+        encoder
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
     }
 }
 

@@ -39,9 +39,17 @@ pub struct Shard {
 
 impl Shard {
     /// Loads the shard from its store and starts its writer.
-    pub fn open(id: ShardId, store: Arc<dyn ShardStore>, max_batch: usize, metrics: Arc<Metrics>) -> Result<Arc<Self>, StoreError> {
+    pub fn open(
+        id: ShardId,
+        store: Arc<dyn ShardStore>,
+        max_batch: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, StoreError> {
         let loaded = store.load()?;
-        let mut state = ShardState { dict: PathDict::from_templates(loaded.templates), ..Default::default() };
+        let mut state = ShardState {
+            dict: PathDict::from_templates(loaded.templates),
+            ..Default::default()
+        };
         for twin in loaded.twins {
             state.twins.insert(twin.key.clone(), twin);
         }
@@ -49,18 +57,34 @@ impl Shard {
         let state = Arc::new(RwLock::new(state));
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
         let poisoned = Arc::new(AtomicBool::new(false));
-        let writer = Writer { state: state.clone(), store, max_batch: max_batch.max(1), metrics, poisoned: poisoned.clone() };
+        let writer = Writer {
+            state: state.clone(),
+            store,
+            max_batch: max_batch.max(1),
+            metrics,
+            poisoned: poisoned.clone(),
+        };
         tokio::spawn(writer.run(rx));
-        Ok(Arc::new(Self { id, state, proposals: tx, poisoned }))
+        Ok(Arc::new(Self {
+            id,
+            state,
+            proposals: tx,
+            poisoned,
+        }))
     }
 
     /// Applies a command and waits until it is durable.
     pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
         if self.poisoned.load(Ordering::Relaxed) {
-            return Err(ProposeError::Storage("shard stopped after a storage failure".into()));
+            return Err(ProposeError::Storage(
+                "shard stopped after a storage failure".into(),
+            ));
         }
         let (reply, rx) = oneshot::channel();
-        self.proposals.send(Proposal { command, reply }).await.map_err(|_| ProposeError::Closed)?;
+        self.proposals
+            .send(Proposal { command, reply })
+            .await
+            .map_err(|_| ProposeError::Closed)?;
         rx.await.map_err(|_| ProposeError::Closed)?
     }
 
@@ -70,7 +94,11 @@ impl Shard {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn with_twin<R>(&self, key: &DeviceKey, f: impl FnOnce(&Twin, &PathDict) -> R) -> Option<R> {
+    pub fn with_twin<R>(
+        &self,
+        key: &DeviceKey,
+        f: impl FnOnce(&Twin, &PathDict) -> R,
+    ) -> Option<R> {
         let state = self.read();
         state.twins.get(key).map(|t| f(t, &state.dict))
     }
@@ -106,22 +134,40 @@ impl Writer {
             let first_template_id = state.dict.len() as u32;
             let mut touched = BTreeSet::new();
             for proposal in &batch {
-                self.metrics.twin_commands.with_label_values(&[command_kind(&proposal.command)]).inc();
+                self.metrics
+                    .twin_commands
+                    .with_label_values(&[command_kind(&proposal.command)])
+                    .inc();
                 let result = apply(&mut state, &proposal.command).map_err(ProposeError::from);
                 if result.is_ok() {
                     touched.insert(proposal.command.device().clone());
                 }
                 results.push(result);
             }
-            let new_templates: Vec<Box<str>> = state.dict.templates()[first_template_id as usize..].to_vec();
-            let twins: Vec<Twin> = touched.iter().filter_map(|k| state.twins.get(k).cloned()).collect();
-            ((first_template_id, new_templates, twins), twins_before, state.twins.len())
+            let new_templates: Vec<Box<str>> =
+                state.dict.templates()[first_template_id as usize..].to_vec();
+            let twins: Vec<Twin> = touched
+                .iter()
+                .filter_map(|k| state.twins.get(k).cloned())
+                .collect();
+            (
+                (first_template_id, new_templates, twins),
+                twins_before,
+                state.twins.len(),
+            )
         };
-        self.metrics.twins.add(twins_after as i64 - twins_before as i64);
+        self.metrics
+            .twins
+            .add(twins_after as i64 - twins_before as i64);
         let store = self.store.clone();
         let (first_template_id, new_templates, twins) = encoded;
         let outcome = tokio::task::spawn_blocking(move || {
-            let batch = Batch { first_template_id, new_templates: &new_templates, twins: twins.iter().collect(), deleted: vec![] };
+            let batch = Batch {
+                first_template_id,
+                new_templates: &new_templates,
+                twins: twins.iter().collect(),
+                deleted: vec![],
+            };
             store.write(&batch)?;
             store.flush()
         })
@@ -139,7 +185,9 @@ impl Writer {
         }
         self.metrics.twin_commits.inc();
         self.metrics.twin_batch_size.observe(batch.len() as f64);
-        self.metrics.twin_commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .twin_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         for (proposal, result) in batch.into_iter().zip(results) {
             let answer = match (&durable, result) {
                 (Err(message), _) => Err(ProposeError::Storage(message.clone())),

@@ -106,11 +106,26 @@ mod tests {
 
     #[test]
     fn bad_identities_are_rejected() {
-        assert!(matches!(DeviceKey::from_oui_serial("X-Z", "1"), Err(DeviceKeyError::BadOui(_))));
-        assert!(matches!(DeviceKey::from_oui_serial("", "1"), Err(DeviceKeyError::BadOui(_))));
-        assert_eq!(DeviceKey::from_oui_serial("00147F", "  "), Err(DeviceKeyError::EmptySerial));
+        assert!(matches!(
+            DeviceKey::from_oui_serial("X-Z", "1"),
+            Err(DeviceKeyError::BadOui(_))
+        ));
+        assert!(matches!(
+            DeviceKey::from_oui_serial("", "1"),
+            Err(DeviceKeyError::BadOui(_))
+        ));
+        assert_eq!(
+            DeviceKey::from_oui_serial("00147F", "  "),
+            Err(DeviceKeyError::EmptySerial)
+        );
         assert_eq!(DeviceKey::parse(""), Err(DeviceKeyError::Empty));
-        assert_eq!(DeviceKey::parse("a\nb"), Err(DeviceKeyError::ControlCharacter));
-        assert_eq!(DeviceKey::parse(&"x".repeat(300)), Err(DeviceKeyError::TooLong));
+        assert_eq!(
+            DeviceKey::parse("a\nb"),
+            Err(DeviceKeyError::ControlCharacter)
+        );
+        assert_eq!(
+            DeviceKey::parse(&"x".repeat(300)),
+            Err(DeviceKeyError::TooLong)
+        );
     }
 }

@@ -18,7 +18,10 @@ impl std::fmt::Display for ShardId {
 }
 
 pub fn partition_of(key: &str, partitions: u32) -> PartitionId {
-    assert!(partitions > 0, "partition count is fixed at cluster creation and never zero");
+    assert!(
+        partitions > 0,
+        "partition count is fixed at cluster creation and never zero"
+    );
     let hash = xxhash_rust::xxh3::xxh3_64_with_seed(key.as_bytes(), PARTITION_SEED);
     PartitionId((hash % u64::from(partitions)) as u32)
 }
@@ -30,8 +33,14 @@ mod tests {
     /// Golden vectors: if these change, every stored device moves partition.
     #[test]
     fn partition_hash_is_stable_across_builds() {
-        assert_eq!(partition_of("os::00147F-CP0644JTHJ4", 4096), PartitionId(GOLDEN_A));
-        assert_eq!(partition_of("os::E48D8C-XXXXXXXXXXXX", 4096), PartitionId(GOLDEN_B));
+        assert_eq!(
+            partition_of("os::00147F-CP0644JTHJ4", 4096),
+            PartitionId(GOLDEN_A)
+        );
+        assert_eq!(
+            partition_of("os::E48D8C-XXXXXXXXXXXX", 4096),
+            PartitionId(GOLDEN_B)
+        );
     }
 
     const GOLDEN_A: u32 = 1744;

@@ -86,8 +86,14 @@ mod tests {
     fn operator_paths_are_validated() {
         assert!(ParamPath::parse("Device.WiFi.SSID.1.SSID").is_ok());
         assert!(ParamPath::parse("Device.WiFi.").unwrap().is_object());
-        assert!(matches!(ParamPath::parse("Device..X"), Err(PathError::EmptySegment(_))));
-        assert!(matches!(ParamPath::parse("Device.X Y"), Err(PathError::BadCharacter(_))));
+        assert!(matches!(
+            ParamPath::parse("Device..X"),
+            Err(PathError::EmptySegment(_))
+        ));
+        assert!(matches!(
+            ParamPath::parse("Device.X Y"),
+            Err(PathError::BadCharacter(_))
+        ));
         assert_eq!(ParamPath::parse(""), Err(PathError::Empty));
     }
 
@@ -95,7 +101,11 @@ mod tests {
     fn device_paths_keep_their_quirks() {
         let p = ParamPath::from_device(".ExternalIPAddress").unwrap();
         assert_eq!(p.as_str(), ".ExternalIPAddress");
-        let segs: Vec<_> = ParamPath::parse("Device.A.1.").unwrap().segments().map(String::from).collect();
+        let segs: Vec<_> = ParamPath::parse("Device.A.1.")
+            .unwrap()
+            .segments()
+            .map(String::from)
+            .collect();
         assert_eq!(segs, ["Device", "A", "1"]);
     }
 }

@@ -98,11 +98,18 @@ impl ParamType {
 
     /// Checks that `value` is a lexically valid value of this type (TR-106 §3.2).
     pub fn check(self, value: &str) -> Result<(), ValueError> {
-        let wrong = || ValueError::WrongType { value: value.to_owned(), ty: self.name() };
+        let wrong = || ValueError::WrongType {
+            value: value.to_owned(),
+            ty: self.name(),
+        };
         let in_range = |min: i128, max: i128| -> Result<(), ValueError> {
             let n: i128 = value.trim().parse().map_err(|_| wrong())?;
             if n < min || n > max {
-                return Err(ValueError::OutOfRange { value: value.to_owned(), min, max });
+                return Err(ValueError::OutOfRange {
+                    value: value.to_owned(),
+                    min,
+                    max,
+                });
             }
             Ok(())
         };
@@ -118,7 +125,7 @@ impl ParamType {
             },
             ParamType::Decimal => value.trim().parse::<f64>().map(|_| ()).map_err(|_| wrong()),
             ParamType::HexBinary => {
-                if value.len() % 2 == 0 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
                     Ok(())
                 } else {
                     Err(wrong())
@@ -133,7 +140,9 @@ impl ParamType {
                     && b[10] == b'T'
                     && b[13] == b':'
                     && b[16] == b':'
-                    && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].iter().all(|&i| b[i].is_ascii_digit());
+                    && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+                        .iter()
+                        .all(|&i| b[i].is_ascii_digit());
                 if shape_ok {
                     Ok(())
                 } else {
@@ -159,19 +168,31 @@ mod tests {
 
     #[test]
     fn xsd_types_map_with_any_prefix() {
-        assert_eq!(ParamType::from_xsd("xsd:unsignedInt"), ParamType::UnsignedInt);
+        assert_eq!(
+            ParamType::from_xsd("xsd:unsignedInt"),
+            ParamType::UnsignedInt
+        );
         assert_eq!(ParamType::from_xsd("xs:boolean"), ParamType::Boolean);
         assert_eq!(ParamType::from_xsd("dateTime"), ParamType::DateTime);
         assert_eq!(ParamType::from_xsd("xsd:weird"), ParamType::String);
         assert_eq!(ParamType::UnsignedInt.xsd(), "xsd:unsignedInt");
-        assert_eq!(ParamType::from_name("unsignedLong"), Some(ParamType::UnsignedLong));
+        assert_eq!(
+            ParamType::from_name("unsignedLong"),
+            Some(ParamType::UnsignedLong)
+        );
     }
 
     #[test]
     fn values_are_checked_against_their_type() {
         assert!(ParamType::UnsignedInt.check("42").is_ok());
-        assert!(matches!(ParamType::UnsignedInt.check("-1"), Err(ValueError::OutOfRange { .. })));
-        assert!(matches!(ParamType::Int.check("abc"), Err(ValueError::WrongType { .. })));
+        assert!(matches!(
+            ParamType::UnsignedInt.check("-1"),
+            Err(ValueError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            ParamType::Int.check("abc"),
+            Err(ValueError::WrongType { .. })
+        ));
         assert!(ParamType::Boolean.check("1").is_ok());
         assert!(ParamType::Boolean.check("yes").is_err());
         assert!(ParamType::DateTime.check("2024-01-01T00:00:00Z").is_ok());

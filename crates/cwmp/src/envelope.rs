@@ -54,7 +54,12 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(version: CwmpVersion, id: Option<String>, message: CwmpMessage) -> Self {
-        Self { version, id, hold_requests: false, message }
+        Self {
+            version,
+            id,
+            hold_requests: false,
+            message,
+        }
     }
 
     /// Decodes a whole HTTP body. The caller has already capped its size.
@@ -67,17 +72,28 @@ impl Envelope {
     fn from_element(root: &Element) -> Result<Self, DecodeError> {
         if root.name != "Envelope" || root.namespace.as_deref() != Some(SOAP_ENV_NS) {
             return Err(DecodeError::NotSoapEnvelope {
-                found: format!("{{{}}}{}", root.namespace.as_deref().unwrap_or(""), root.name),
+                found: format!(
+                    "{{{}}}{}",
+                    root.namespace.as_deref().unwrap_or(""),
+                    root.name
+                ),
             });
         }
         let soap = |e: &&Element| e.namespace.as_deref() == Some(SOAP_ENV_NS);
-        let header = root.children.iter().filter(soap).find(|c| c.name == "Header");
+        let header = root
+            .children
+            .iter()
+            .filter(soap)
+            .find(|c| c.name == "Header");
         let body = root
             .children
             .iter()
             .filter(soap)
             .find(|c| c.name == "Body")
-            .ok_or(DecodeError::MissingElement { rpc: "Envelope", element: "Body" })?;
+            .ok_or(DecodeError::MissingElement {
+                rpc: "Envelope",
+                element: "Body",
+            })?;
         let mut version = None;
         let mut id = None;
         let mut hold_requests = false;
@@ -89,7 +105,9 @@ impl Envelope {
                         id = Some(h.text.trim().to_owned());
                         version = version.or(v);
                     }
-                    "HoldRequests" | "HoldRequest" => hold_requests = matches!(h.text.trim(), "1" | "true"),
+                    "HoldRequests" | "HoldRequest" => {
+                        hold_requests = matches!(h.text.trim(), "1" | "true")
+                    }
                     _ => {}
                 }
             }
@@ -106,10 +124,9 @@ impl Envelope {
                 .and_then(CwmpVersion::from_namespace)
         } else {
             match inner.namespace.as_deref() {
-                Some(ns) => Some(
-                    CwmpVersion::from_namespace(ns)
-                        .ok_or_else(|| DecodeError::UnknownNamespace(ns.chars().take(128).collect()))?,
-                ),
+                Some(ns) => Some(CwmpVersion::from_namespace(ns).ok_or_else(|| {
+                    DecodeError::UnknownNamespace(ns.chars().take(128).collect())
+                })?),
                 None => None,
             }
         };

@@ -15,7 +15,11 @@ pub fn parse_auth_params(input: &str) -> HashMap<String, String> {
     let mut rest = input.trim();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         rest = rest[eq + 1..].trim_start();
         let value;
         if let Some(stripped) = rest.strip_prefix('"') {
@@ -35,7 +39,14 @@ pub fn parse_auth_params(input: &str) -> HashMap<String, String> {
 
 /// Builds a Digest `Authorization` header answering a challenge (client side: connection
 /// requests, and the simulator).
-pub fn digest_authorization(challenge: &str, method: &str, uri: &str, user: &str, password: &str, cnonce: &str) -> Option<String> {
+pub fn digest_authorization(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
     let (scheme, rest) = challenge.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("digest") {
         return None;
@@ -45,14 +56,21 @@ pub fn digest_authorization(challenge: &str, method: &str, uri: &str, user: &str
     let nonce = fields.get("nonce")?;
     let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
     let ha2 = md5_hex(&format!("{method}:{uri}"));
-    let qop_auth = fields.get("qop").is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
+    let qop_auth = fields
+        .get("qop")
+        .is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
     let mut header = format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm=MD5");
     if qop_auth {
         let nc = "00000001";
         let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
-        header.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{response}\""));
+        header.push_str(&format!(
+            ", qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{response}\""
+        ));
     } else {
-        header.push_str(&format!(", response=\"{}\"", md5_hex(&format!("{ha1}:{nonce}:{ha2}"))));
+        header.push_str(&format!(
+            ", response=\"{}\"",
+            md5_hex(&format!("{ha1}:{nonce}:{ha2}"))
+        ));
     }
     if let Some(opaque) = fields.get("opaque") {
         header.push_str(&format!(", opaque=\"{opaque}\""));
@@ -82,7 +100,11 @@ pub fn base64_encode(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -119,7 +141,18 @@ mod tests {
     fn digest_matches_rfc2617_example() {
         // RFC 2617 §3.5 example values.
         let challenge = r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
-        let header = digest_authorization(challenge, "GET", "/dir/index.html", "Mufasa", "Circle Of Life", "0a4f113b").unwrap();
-        assert!(header.contains(r#"response="6629fae49393a05397450978507c4ef1""#), "{header}");
+        let header = digest_authorization(
+            challenge,
+            "GET",
+            "/dir/index.html",
+            "Mufasa",
+            "Circle Of Life",
+            "0a4f113b",
+        )
+        .unwrap();
+        assert!(
+            header.contains(r#"response="6629fae49393a05397450978507c4ef1""#),
+            "{header}"
+        );
     }
 }

@@ -34,9 +34,16 @@ pub enum DecodeError {
     #[error("unknown cwmp method {0:?}")]
     UnknownMethod(String),
     #[error("{rpc} is missing {element}")]
-    MissingElement { rpc: &'static str, element: &'static str },
+    MissingElement {
+        rpc: &'static str,
+        element: &'static str,
+    },
     #[error("{rpc} has an invalid {element}: {value:?}")]
-    InvalidValue { rpc: &'static str, element: &'static str, value: String },
+    InvalidValue {
+        rpc: &'static str,
+        element: &'static str,
+        value: String,
+    },
 }
 
 impl DecodeError {

@@ -6,7 +6,9 @@ use crate::rpc::download::{Download, DownloadResponse};
 use crate::rpc::du_state_change_complete::DuStateChangeComplete;
 use crate::rpc::factory_reset::{FactoryReset, FactoryResetResponse};
 use crate::rpc::fault::CwmpFault;
-use crate::rpc::get_parameter_attributes::{GetParameterAttributes, GetParameterAttributesResponse};
+use crate::rpc::get_parameter_attributes::{
+    GetParameterAttributes, GetParameterAttributesResponse,
+};
 use crate::rpc::get_parameter_names::{GetParameterNames, GetParameterNamesResponse};
 use crate::rpc::get_parameter_values::{GetParameterValues, GetParameterValuesResponse};
 use crate::rpc::get_rpc_methods::{GetRpcMethods, GetRpcMethodsResponse};
@@ -15,7 +17,9 @@ use crate::rpc::kicked::Kicked;
 use crate::rpc::reboot::{Reboot, RebootResponse};
 use crate::rpc::request_download::RequestDownload;
 use crate::rpc::schedule_inform::{ScheduleInform, ScheduleInformResponse};
-use crate::rpc::set_parameter_attributes::{SetParameterAttributes, SetParameterAttributesResponse};
+use crate::rpc::set_parameter_attributes::{
+    SetParameterAttributes, SetParameterAttributesResponse,
+};
 use crate::rpc::set_parameter_values::{SetParameterValues, SetParameterValuesResponse};
 use crate::rpc::transfer_complete::{AutonomousTransferComplete, TransferComplete};
 use crate::rpc::upload::{Upload, UploadResponse};
@@ -80,16 +84,28 @@ impl CwmpMessage {
             "AutonomousTransferComplete" => {
                 CwmpMessage::AutonomousTransferComplete(AutonomousTransferComplete::decode(el)?)
             }
-            "DUStateChangeComplete" => CwmpMessage::DuStateChangeComplete(DuStateChangeComplete::decode(el)?),
+            "DUStateChangeComplete" => {
+                CwmpMessage::DuStateChangeComplete(DuStateChangeComplete::decode(el)?)
+            }
             "RequestDownload" => CwmpMessage::RequestDownload(RequestDownload::decode(el)?),
             "Kicked" => CwmpMessage::Kicked(Kicked::decode(el)?),
             "GetRPCMethods" => CwmpMessage::GetRpcMethods(GetRpcMethods),
-            "GetRPCMethodsResponse" => CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse::decode(el)?),
+            "GetRPCMethodsResponse" => {
+                CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse::decode(el)?)
+            }
             "GetParameterNames" => CwmpMessage::GetParameterNames(GetParameterNames::decode(el)?),
-            "GetParameterValues" => CwmpMessage::GetParameterValues(GetParameterValues::decode(el)?),
-            "SetParameterValues" => CwmpMessage::SetParameterValues(SetParameterValues::decode(el)?),
-            "GetParameterAttributes" => CwmpMessage::GetParameterAttributes(GetParameterAttributes::decode(el)?),
-            "SetParameterAttributes" => CwmpMessage::SetParameterAttributes(SetParameterAttributes::decode(el)?),
+            "GetParameterValues" => {
+                CwmpMessage::GetParameterValues(GetParameterValues::decode(el)?)
+            }
+            "SetParameterValues" => {
+                CwmpMessage::SetParameterValues(SetParameterValues::decode(el)?)
+            }
+            "GetParameterAttributes" => {
+                CwmpMessage::GetParameterAttributes(GetParameterAttributes::decode(el)?)
+            }
+            "SetParameterAttributes" => {
+                CwmpMessage::SetParameterAttributes(SetParameterAttributes::decode(el)?)
+            }
             "AddObject" => CwmpMessage::AddObject(AddObject::decode(el)?),
             "DeleteObject" => CwmpMessage::DeleteObject(DeleteObject::decode(el)?),
             "Reboot" => CwmpMessage::Reboot(Reboot::decode(el)?),
@@ -111,12 +127,16 @@ impl CwmpMessage {
             "SetParameterValuesResponse" => {
                 CwmpMessage::SetParameterValuesResponse(SetParameterValuesResponse::decode(el)?)
             }
-            "GetParameterAttributesResponse" => {
-                CwmpMessage::GetParameterAttributesResponse(GetParameterAttributesResponse::decode(el)?)
+            "GetParameterAttributesResponse" => CwmpMessage::GetParameterAttributesResponse(
+                GetParameterAttributesResponse::decode(el)?,
+            ),
+            "SetParameterAttributesResponse" => {
+                CwmpMessage::SetParameterAttributesResponse(SetParameterAttributesResponse)
             }
-            "SetParameterAttributesResponse" => CwmpMessage::SetParameterAttributesResponse(SetParameterAttributesResponse),
             "AddObjectResponse" => CwmpMessage::AddObjectResponse(AddObjectResponse::decode(el)?),
-            "DeleteObjectResponse" => CwmpMessage::DeleteObjectResponse(DeleteObjectResponse::decode(el)?),
+            "DeleteObjectResponse" => {
+                CwmpMessage::DeleteObjectResponse(DeleteObjectResponse::decode(el)?)
+            }
             "RebootResponse" => CwmpMessage::RebootResponse(RebootResponse),
             "FactoryResetResponse" => CwmpMessage::FactoryResetResponse(FactoryResetResponse),
             "DownloadResponse" => CwmpMessage::DownloadResponse(DownloadResponse::decode(el)?),
@@ -150,11 +170,15 @@ impl CwmpMessage {
             CwmpMessage::Upload(m) => m.encode(out),
             CwmpMessage::ScheduleInform(m) => m.encode(out),
             CwmpMessage::InformResponse(m) => m.encode(out),
-            CwmpMessage::TransferCompleteResponse => out.push_str("<cwmp:TransferCompleteResponse/>"),
+            CwmpMessage::TransferCompleteResponse => {
+                out.push_str("<cwmp:TransferCompleteResponse/>")
+            }
             CwmpMessage::AutonomousTransferCompleteResponse => {
                 out.push_str("<cwmp:AutonomousTransferCompleteResponse/>")
             }
-            CwmpMessage::DuStateChangeCompleteResponse => out.push_str("<cwmp:DUStateChangeCompleteResponse/>"),
+            CwmpMessage::DuStateChangeCompleteResponse => {
+                out.push_str("<cwmp:DUStateChangeCompleteResponse/>")
+            }
             CwmpMessage::RequestDownloadResponse => out.push_str("<cwmp:RequestDownloadResponse/>"),
             CwmpMessage::GetParameterNamesResponse(m) => m.encode(out),
             CwmpMessage::GetParameterValuesResponse(m) => m.encode(out),

@@ -82,7 +82,10 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
     let mut count = 0usize;
     loop {
         let position = reader.buffer_position();
-        let malformed = |e: &dyn std::fmt::Display| XmlError::Malformed { position, message: e.to_string() };
+        let malformed = |e: &dyn std::fmt::Display| XmlError::Malformed {
+            position,
+            message: e.to_string(),
+        };
         let (ns, event) = reader.read_resolved_event().map_err(|e| malformed(&e))?;
         let namespace = match ns {
             ResolveResult::Bound(n) => Some(n.0.to_owned()),
@@ -122,7 +125,9 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| malformed(&"unexpected end tag"))?;
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| malformed(&"unexpected end tag"))?;
                 attach(&mut stack, &mut root, element);
             }
             Event::Text(text) => {
@@ -259,7 +264,10 @@ mod tests {
     fn refuses_doctype_and_unknown_entities() {
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><a>&lol2;</a>"#;
         assert_eq!(parse(bomb), Err(XmlError::DoctypeNotAllowed));
-        assert_eq!(parse("<a>&lol;</a>"), Err(XmlError::UnknownEntity("lol".into())));
+        assert_eq!(
+            parse("<a>&lol;</a>"),
+            Err(XmlError::UnknownEntity("lol".into()))
+        );
     }
 
     #[test]
@@ -271,7 +279,10 @@ mod tests {
 
     #[test]
     fn malformed_and_deep_documents_are_errors() {
-        assert!(matches!(parse("<a><b></a>"), Err(XmlError::Malformed { .. })));
+        assert!(matches!(
+            parse("<a><b></a>"),
+            Err(XmlError::Malformed { .. })
+        ));
         assert!(matches!(parse("<a>"), Err(XmlError::Malformed { .. })));
         assert_eq!(parse(""), Err(XmlError::NoRoot));
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);

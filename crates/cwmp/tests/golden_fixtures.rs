@@ -36,7 +36,8 @@ fn every_fixture_decodes_to_the_method_in_its_name() {
         let method = name.split('_').nth(1).unwrap().split('-').next().unwrap();
         assert_eq!(env.message.name(), method, "{name}");
         // Re-encoding and decoding again yields the same message: encoders and decoders agree.
-        let again = Envelope::decode(env.encode().as_bytes()).unwrap_or_else(|e| panic!("{name} re-decode: {e}"));
+        let again = Envelope::decode(env.encode().as_bytes())
+            .unwrap_or_else(|e| panic!("{name} re-decode: {e}"));
         assert_eq!(again.message, env.message, "{name} round trip");
         count += 1;
     }
@@ -58,12 +59,16 @@ fn informs_yield_device_keys_and_parameters() {
     ];
     for (file, prefix) in cases {
         let (_, inform) = inform(file);
-        let key = DeviceKey::from_oui_serial(&inform.device_id.oui, &inform.device_id.serial_number)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let key =
+            DeviceKey::from_oui_serial(&inform.device_id.oui, &inform.device_id.serial_number)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(key.as_str().starts_with(prefix), "{file}: {key}");
         assert!(!inform.events.is_empty(), "{file}: no events");
         assert!(!inform.parameters.is_empty(), "{file}: no parameters");
-        assert!(inform.parameters.iter().all(|p| !p.name.is_empty()), "{file}");
+        assert!(
+            inform.parameters.iter().all(|p| !p.name.is_empty()),
+            "{file}"
+        );
     }
 }
 
@@ -73,7 +78,11 @@ fn mikrotik_inform_without_header_and_with_single_quotes() {
     assert_eq!(env.id, None);
     assert_eq!(inform.device_id.product_class, "hAP lite");
     assert_eq!(inform.events[0].code, "8 DIAGNOSTICS COMPLETE");
-    let sw = inform.parameters.iter().find(|p| p.name == "Device.DeviceInfo.SoftwareVersion").unwrap();
+    let sw = inform
+        .parameters
+        .iter()
+        .find(|p| p.name == "Device.DeviceInfo.SoftwareVersion")
+        .unwrap();
     assert_eq!(sw.value, "6.42rc49");
     assert_eq!(sw.xsd_type.as_deref(), Some("xsd:string"));
     assert_eq!(inform.parameters.len(), 7);
@@ -84,8 +93,12 @@ fn zhone_lowercase_oui_is_normalised_and_bootstrap_seen() {
     let (_, inform) = inform("zhone_Inform_1.xml");
     assert!(inform.has_event("0 BOOTSTRAP"));
     assert!(inform.has_event("1 BOOT"));
-    let key = DeviceKey::from_oui_serial(&inform.device_id.oui, &inform.device_id.serial_number).unwrap();
-    assert_eq!(&key.as_str()[4..10], inform.device_id.oui.to_ascii_uppercase());
+    let key =
+        DeviceKey::from_oui_serial(&inform.device_id.oui, &inform.device_id.serial_number).unwrap();
+    assert_eq!(
+        &key.as_str()[4..10],
+        inform.device_id.oui.to_ascii_uppercase()
+    );
 }
 
 #[test]
@@ -98,25 +111,43 @@ fn thomson_inform_echoes_id_and_keeps_padded_numbers() {
 
 #[test]
 fn versions_are_detected_by_namespace() {
-    assert_eq!(load("generic_Inform-cwmp11_1.xml").version, CwmpVersion::V1_1);
-    assert_eq!(load("generic_Inform-cwmp12_1.xml").version, CwmpVersion::V1_2);
-    assert_eq!(load("generic_GetRPCMethodsResponse-cwmp14_1.xml").version, CwmpVersion::V1_4);
+    assert_eq!(
+        load("generic_Inform-cwmp11_1.xml").version,
+        CwmpVersion::V1_1
+    );
+    assert_eq!(
+        load("generic_Inform-cwmp12_1.xml").version,
+        CwmpVersion::V1_2
+    );
+    assert_eq!(
+        load("generic_GetRPCMethodsResponse-cwmp14_1.xml").version,
+        CwmpVersion::V1_4
+    );
 }
 
 #[test]
 fn faults_carry_codes_and_set_parameter_values_details() {
     let env = load("generic_Fault-spv_1.xml");
-    let CwmpMessage::Fault(fault) = env.message else { panic!() };
+    let CwmpMessage::Fault(fault) = env.message else {
+        panic!()
+    };
     assert_eq!(fault.code, 9005);
     assert_eq!(fault.set_parameter_values_faults.len(), 2);
     assert_eq!(fault.set_parameter_values_faults[1].code, 9006);
-    let CwmpMessage::Fault(thomson) = load("thomson_Fault_1.xml").message else { panic!() };
-    assert_eq!((thomson.code, thomson.message.as_str()), (9001, "Request Denied"));
+    let CwmpMessage::Fault(thomson) = load("thomson_Fault_1.xml").message else {
+        panic!()
+    };
+    assert_eq!(
+        (thomson.code, thomson.message.as_str()),
+        (9001, "Request Denied")
+    );
 }
 
 #[test]
 fn cisco_value_without_value_element_is_kept_empty() {
-    let CwmpMessage::GetParameterValuesResponse(r) = load("cisco_GetParameterValuesResponse_1.xml").message else {
+    let CwmpMessage::GetParameterValuesResponse(r) =
+        load("cisco_GetParameterValuesResponse_1.xml").message
+    else {
         panic!()
     };
     assert_eq!(r.parameters.len(), 1);
@@ -126,11 +157,14 @@ fn cisco_value_without_value_element_is_kept_empty() {
 
 #[test]
 fn huge_gpn_responses_parse() {
-    let CwmpMessage::GetParameterNamesResponse(r) = load("thomson_GetParameterNamesResponse_2.xml").message else {
+    let CwmpMessage::GetParameterNamesResponse(r) =
+        load("thomson_GetParameterNamesResponse_2.xml").message
+    else {
         panic!()
     };
     assert!(r.parameters.len() > 1000, "{}", r.parameters.len());
-    let CwmpMessage::GetParameterNamesResponse(r) = load("anon-zactive_GetParameterNamesResponse_1.xml").message
+    let CwmpMessage::GetParameterNamesResponse(r) =
+        load("anon-zactive_GetParameterNamesResponse_1.xml").message
     else {
         panic!()
     };
@@ -140,9 +174,14 @@ fn huge_gpn_responses_parse() {
 
 #[test]
 fn transfer_complete_fault_codes() {
-    let CwmpMessage::TransferComplete(ok) = load("generic_TransferComplete_1.xml").message else { panic!() };
+    let CwmpMessage::TransferComplete(ok) = load("generic_TransferComplete_1.xml").message else {
+        panic!()
+    };
     assert_eq!(ok.fault.code, 0);
     assert_eq!(ok.command_key, "AutoconfFirmwareUpgrade");
-    let CwmpMessage::TransferComplete(failed) = load("generic_TransferComplete_2.xml").message else { panic!() };
+    let CwmpMessage::TransferComplete(failed) = load("generic_TransferComplete_2.xml").message
+    else {
+        panic!()
+    };
     assert_eq!(failed.fault.code, 9001);
 }

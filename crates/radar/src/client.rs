@@ -7,12 +7,22 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 /// Characters escaped in a path segment: everything but unreserved and `:` (TR-369 ids use `::`).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b':');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b':');
 
 #[derive(Args, Clone)]
 pub struct Common {
     /// Radar API base URL.
-    #[arg(long, env = "RADAR_API", default_value = "http://127.0.0.1:7557", global = true)]
+    #[arg(
+        long,
+        env = "RADAR_API",
+        default_value = "http://127.0.0.1:7557",
+        global = true
+    )]
     api: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -87,12 +97,18 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Resu
     if let Some(b) = body {
         request = request.json(&b);
     }
-    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
     let text = response.text().await.context("reading the response")?;
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
-        let message = value["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+        let message = value["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
         bail!("{status}: {message}");
     }
     Ok(value)
@@ -110,7 +126,11 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_uppercase()).collect());
@@ -128,7 +148,8 @@ fn text(v: &Value) -> String {
 }
 
 pub async fn devices(args: DevicesArgs) -> Result<()> {
-    let mut url = reqwest::Url::parse(&format!("{}/api/v1/devices", args.common.api)).context("bad --api url")?;
+    let mut url = reqwest::Url::parse(&format!("{}/api/v1/devices", args.common.api))
+        .context("bad --api url")?;
     {
         let mut q = url.query_pairs_mut();
         if let Some(expr) = &args.query {
@@ -144,15 +165,31 @@ pub async fn devices(args: DevicesArgs) -> Result<()> {
         print_json(&v);
         return Ok(());
     }
-    let mut headers = vec!["id", "protocol", "online", "product_class", "software_version", "last_contact"];
+    let mut headers = vec![
+        "id",
+        "protocol",
+        "online",
+        "product_class",
+        "software_version",
+        "last_contact",
+    ];
     headers.extend(args.fields.iter().map(String::as_str));
     let rows = v["devices"]
         .as_array()
         .map(|ds| {
             ds.iter()
                 .map(|d| {
-                    let mut row: Vec<String> =
-                        ["id", "protocol", "online", "product_class", "software_version", "last_contact"].iter().map(|k| text(&d[*k])).collect();
+                    let mut row: Vec<String> = [
+                        "id",
+                        "protocol",
+                        "online",
+                        "product_class",
+                        "software_version",
+                        "last_contact",
+                    ]
+                    .iter()
+                    .map(|k| text(&d[*k]))
+                    .collect();
                     row.extend(args.fields.iter().map(|f| text(&d["fields"][f])));
                     row
                 })
@@ -161,14 +198,21 @@ pub async fn devices(args: DevicesArgs) -> Result<()> {
         .unwrap_or_default();
     table(&headers, rows);
     if v["partial"].as_bool() == Some(true) {
-        eprintln!("warning: partial answer; shards {} did not reply", v["failed_shards"]);
+        eprintln!(
+            "warning: partial answer; shards {} did not reply",
+            v["failed_shards"]
+        );
     }
     Ok(())
 }
 
 pub async fn get(args: GetArgs) -> Result<()> {
-    let mut url = reqwest::Url::parse(&format!("{}/api/v1/devices/{}/params", args.common.api, segment(&args.device)))
-        .context("bad --api url")?;
+    let mut url = reqwest::Url::parse(&format!(
+        "{}/api/v1/devices/{}/params",
+        args.common.api,
+        segment(&args.device)
+    ))
+    .context("bad --api url")?;
     if let Some(prefix) = &args.prefix {
         url.query_pairs_mut().append_pair("prefix", prefix);
     }
@@ -182,12 +226,18 @@ pub async fn get(args: GetArgs) -> Result<()> {
         .map(|m| {
             m.iter()
                 .map(|(path, p)| {
-                    let desired = v["desired"].get(path).map(|d| format!("-> {} ({})", text(&d["value"]), text(&d["status"])));
+                    let desired = v["desired"]
+                        .get(path)
+                        .map(|d| format!("-> {} ({})", text(&d["value"]), text(&d["status"])));
                     vec![
                         path.clone(),
                         text(&p["value"]),
                         text(&p["type"]),
-                        if p["writable"].as_bool() == Some(true) { "rw".into() } else { "ro".into() },
+                        if p["writable"].as_bool() == Some(true) {
+                            "rw".into()
+                        } else {
+                            "ro".into()
+                        },
                         text(&p["source"]),
                         desired.unwrap_or_default(),
                     ]
@@ -195,17 +245,26 @@ pub async fn get(args: GetArgs) -> Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    table(&["path", "value", "type", "access", "source", "desired"], rows);
+    table(
+        &["path", "value", "type", "access", "source", "desired"],
+        rows,
+    );
     Ok(())
 }
 
 pub async fn set(args: SetArgs) -> Result<()> {
     let mut body = serde_json::Map::new();
     for assignment in &args.assignments {
-        let (path, value) = assignment.split_once('=').with_context(|| format!("{assignment:?} is not PATH=VALUE"))?;
+        let (path, value) = assignment
+            .split_once('=')
+            .with_context(|| format!("{assignment:?} is not PATH=VALUE"))?;
         body.insert(path.to_owned(), Value::String(value.to_owned()));
     }
-    let url = format!("{}/api/v1/devices/{}/params", args.common.api, segment(&args.device));
+    let url = format!(
+        "{}/api/v1/devices/{}/params",
+        args.common.api,
+        segment(&args.device)
+    );
     let v = call(reqwest::Method::PATCH, url, Some(Value::Object(body))).await?;
     print_operation(&v, args.common.json);
     Ok(())
@@ -215,12 +274,21 @@ fn print_operation(v: &Value, json: bool) {
     if json {
         print_json(v);
     } else {
-        println!("operation {} {} ({})", text(&v["id"]), text(&v["status"]), text(&v["kind"]));
+        println!(
+            "operation {} {} ({})",
+            text(&v["id"]),
+            text(&v["status"]),
+            text(&v["kind"])
+        );
     }
 }
 
 pub async fn op(args: OpArgs) -> Result<()> {
-    let needs = |what: &str| args.argument.clone().with_context(|| format!("{} needs {what}", args.kind));
+    let needs = |what: &str| {
+        args.argument
+            .clone()
+            .with_context(|| format!("{} needs {what}", args.kind))
+    };
     let body = match args.kind.as_str() {
         "reboot" => json!({"kind": "reboot"}),
         "factory-reset" | "factory_reset" => json!({"kind": "factory_reset"}),
@@ -230,14 +298,19 @@ pub async fn op(args: OpArgs) -> Result<()> {
         "refresh" => json!({"kind": "refresh", "prefix": args.argument.clone().unwrap_or_default()}),
         other => bail!("unknown operation {other:?}; expected reboot, factory-reset, download, add, delete or refresh"),
     };
-    let url = format!("{}/api/v1/devices/{}/operations", args.common.api, segment(&args.device));
+    let url = format!(
+        "{}/api/v1/devices/{}/operations",
+        args.common.api,
+        segment(&args.device)
+    );
     let v = call(reqwest::Method::POST, url, Some(body)).await?;
     print_operation(&v, args.common.json);
     Ok(())
 }
 
 pub async fn query(args: QueryArgs) -> Result<()> {
-    let mut url = reqwest::Url::parse(&format!("{}/api/v1/query", args.common.api)).context("bad --api url")?;
+    let mut url = reqwest::Url::parse(&format!("{}/api/v1/query", args.common.api))
+        .context("bad --api url")?;
     url.query_pairs_mut().append_pair("q", &args.expression);
     if let Some(g) = &args.group_by {
         url.query_pairs_mut().append_pair("group_by", g);
@@ -249,16 +322,30 @@ pub async fn query(args: QueryArgs) -> Result<()> {
     }
     println!("total {}", text(&v["total"]));
     if let Some(groups) = v["groups"].as_object().filter(|g| !g.is_empty()) {
-        table(&["value", "count"], groups.iter().map(|(k, c)| vec![k.clone(), text(c)]).collect());
+        table(
+            &["value", "count"],
+            groups
+                .iter()
+                .map(|(k, c)| vec![k.clone(), text(c)])
+                .collect(),
+        );
     }
     if v["partial"].as_bool() == Some(true) {
-        eprintln!("warning: partial answer; shards {} did not reply", v["failed_shards"]);
+        eprintln!(
+            "warning: partial answer; shards {} did not reply",
+            v["failed_shards"]
+        );
     }
     Ok(())
 }
 
 pub async fn cluster(args: ClusterArgs) -> Result<()> {
-    let v = call(reqwest::Method::GET, format!("{}/api/v1/cluster", args.common.api), None).await?;
+    let v = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/cluster", args.common.api),
+        None,
+    )
+    .await?;
     if args.common.json {
         print_json(&v);
         return Ok(());
@@ -266,7 +353,18 @@ pub async fn cluster(args: ClusterArgs) -> Result<()> {
     println!("layout version {}", text(&v["layout_version"]));
     let rows = v["shards"]
         .as_array()
-        .map(|s| s.iter().map(|s| vec![text(&s["id"]), text(&s["leader"]), text(&s["voters"]), text(&s["devices"])]).collect())
+        .map(|s| {
+            s.iter()
+                .map(|s| {
+                    vec![
+                        text(&s["id"]),
+                        text(&s["leader"]),
+                        text(&s["voters"]),
+                        text(&s["devices"]),
+                    ]
+                })
+                .collect()
+        })
         .unwrap_or_default();
     table(&["shard", "leader", "voters", "devices"], rows);
     Ok(())

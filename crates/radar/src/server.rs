@@ -101,8 +101,11 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RADAR_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RADAR_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -114,7 +117,8 @@ fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
     match path {
         None => Ok(NodeConfig::default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
         }
     }
@@ -136,14 +140,20 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
 }
 
 async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
-    let cwmp = TcpListener::bind(config.listen.cwmp).await.with_context(|| format!("binding cwmp {}", config.listen.cwmp))?;
-    let api = TcpListener::bind(config.listen.api).await.with_context(|| format!("binding api {}", config.listen.api))?;
+    let cwmp = TcpListener::bind(config.listen.cwmp)
+        .await
+        .with_context(|| format!("binding cwmp {}", config.listen.cwmp))?;
+    let api = TcpListener::bind(config.listen.api)
+        .await
+        .with_context(|| format!("binding api {}", config.listen.api))?;
     let cwmp_addr = cwmp.local_addr()?;
     let api_addr = api.local_addr()?;
     config.listen.cwmp = cwmp_addr;
     config.listen.api = api_addr;
     if config.cwmp.allow_anonymous {
-        tracing::warn!("cwmp endpoint accepts devices without credentials (allow_anonymous = true)");
+        tracing::warn!(
+            "cwmp endpoint accepts devices without credentials (allow_anonymous = true)"
+        );
     }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let node = radar_node::start(config, radar_node::Listeners { cwmp, api }, shutdown_rx)
@@ -152,7 +162,11 @@ async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
     // USP and gRPC listeners arrive with the USP and cluster work; only live listeners are printed.
     println!("listening cwmp={cwmp_addr} api={api_addr}");
     let _fleet = if demo > 0 {
-        let host = if cwmp_addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { cwmp_addr.ip().to_string() };
+        let host = if cwmp_addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            cwmp_addr.ip().to_string()
+        };
         let sim = radar_sim::SimConfig {
             acs_url: format!("http://{host}:{}/", cwmp_addr.port()),
             count: demo,
@@ -160,7 +174,9 @@ async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
             start_spread: Duration::from_millis(20 * demo.min(500) as u64),
             ..Default::default()
         };
-        let fleet = radar_sim::SimFleet::start(sim).await.context("starting demo devices")?;
+        let fleet = radar_sim::SimFleet::start(sim)
+            .await
+            .context("starting demo devices")?;
         tracing::info!(devices = demo, connection_requests = %fleet.connection_request_addr, "demo devices started");
         Some(fleet)
     } else {
@@ -228,7 +244,9 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     init_tracing(false);
     let acs_credentials = match &args.acs_credentials {
         Some(c) => {
-            let (u, p) = c.split_once(':').context("--acs-credentials must be user:password")?;
+            let (u, p) = c
+                .split_once(':')
+                .context("--acs-credentials must be user:password")?;
             Some((u.to_owned(), p.to_owned()))
         }
         None => None,
@@ -249,8 +267,14 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         start_spread: args.spread,
         ..Default::default()
     };
-    let fleet = radar_sim::SimFleet::start(config).await.context("starting simulated devices")?;
-    println!("simulating {} devices; connection requests on {}", fleet.devices.len(), fleet.connection_request_addr);
+    let fleet = radar_sim::SimFleet::start(config)
+        .await
+        .context("starting simulated devices")?;
+    println!(
+        "simulating {} devices; connection requests on {}",
+        fleet.devices.len(),
+        fleet.connection_request_addr
+    );
     wait_for_signal().await;
     Ok(())
 }

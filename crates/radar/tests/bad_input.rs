@@ -31,7 +31,11 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
                     if let Some(head_end) = text.find("\r\n\r\n") {
                         let len = text[..head_end]
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         if buf.len() >= head_end + 4 + len {
                             break;
@@ -43,7 +47,11 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
     })
     .await;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -54,7 +62,12 @@ fn post(body: &[u8]) -> Vec<u8> {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cwmp").join(name)).unwrap()
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/cwmp")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,22 +84,30 @@ async fn bad_cwmp_input_gets_clear_errors_and_the_server_keeps_serving() {
     let bomb = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]><lolz>&lol2;</lolz>"#;
     let (status, text) = raw(radar.cwmp, &post(bomb)).await;
     assert_eq!(status, 400);
-    assert!(text.contains("document type declarations are not allowed"), "{text}");
+    assert!(
+        text.contains("document type declarations are not allowed"),
+        "{text}"
+    );
 
     // An envelope that is not SOAP 1.1.
-    let soap12 = br#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>"#;
+    let soap12 =
+        br#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>"#;
     let (status, text) = raw(radar.cwmp, &post(soap12)).await;
     assert_eq!(status, 400);
     assert!(text.contains("not a soap 1.1 envelope"), "{text}");
 
     // A body over the cap: 413, answered from the header alone, quickly.
     let started = Instant::now();
-    let head = format!("POST / HTTP/1.1\r\nHost: acs\r\nContent-Length: {}\r\n\r\n", 50 * 1024 * 1024);
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: acs\r\nContent-Length: {}\r\n\r\n",
+        50 * 1024 * 1024
+    );
     let (status, _) = raw(radar.cwmp, head.as_bytes()).await;
     assert_eq!(status, 413);
     assert!(started.elapsed() < Duration::from_secs(2));
     // Chunked bodies have no declared size: the cap applies while reading.
-    let mut chunked = b"POST / HTTP/1.1\r\nHost: acs\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut chunked =
+        b"POST / HTTP/1.1\r\nHost: acs\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..20 {
         chunked.extend_from_slice(format!("{:x}\r\n", 8192).as_bytes());
         chunked.extend_from_slice(&[b'a'; 8192]);
@@ -97,7 +118,11 @@ async fn bad_cwmp_input_gets_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(status, 413);
 
     // A request that is not an Inform cannot start a session.
-    let (status, text) = raw(radar.cwmp, &post(&fixture("generic_TransferComplete_1.xml"))).await;
+    let (status, text) = raw(
+        radar.cwmp,
+        &post(&fixture("generic_TransferComplete_1.xml")),
+    )
+    .await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("<FaultCode>8001</FaultCode>"), "{text}");
 
@@ -109,24 +134,47 @@ async fn bad_cwmp_input_gets_clear_errors_and_the_server_keeps_serving() {
 
     // A stalled session: Inform, then silence. It is reaped after the idle timeout.
     let mut stalled = TcpStream::connect(radar.cwmp).await.unwrap();
-    stalled.write_all(&post(&fixture("huawei_Inform_1.xml"))).await.unwrap();
+    stalled
+        .write_all(&post(&fixture("huawei_Inform_1.xml")))
+        .await
+        .unwrap();
     eventually("idle session reaped", Duration::from_secs(10), || async {
-        let metrics = reqwest::get(radar.api_url("/metrics")).await.ok()?.text().await.ok()?;
-        metrics.lines().any(|l| l.starts_with("radar_cwmp_sessions_total{outcome=\"idle_timeout\"}")).then_some(())
+        let metrics = reqwest::get(radar.api_url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .lines()
+            .any(|l| l.starts_with("radar_cwmp_sessions_total{outcome=\"idle_timeout\"}"))
+            .then_some(())
     })
     .await;
 
     // Throughout, real devices were still served.
-    for file in ["zyxel_Inform_1.xml", "mikrotik_Inform_1.xml", "sagemcom_Inform_1.xml"] {
+    for file in [
+        "zyxel_Inform_1.xml",
+        "mikrotik_Inform_1.xml",
+        "sagemcom_Inform_1.xml",
+    ] {
         let (status, text) = raw(radar.cwmp, &post(&fixture(file))).await;
         assert_eq!(status, 200, "{file}: {text}");
     }
     let (status, list) = radar.get("/api/v1/devices").await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = list["devices"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"os::E48D8C-XXXXXXXXXXXX"), "{ids:?}");
     assert!(ids.contains(&"os::00147F-CP0644JTHJ4"), "{ids:?}");
-    assert!(!radar.log_text().contains("panicked"), "the server panicked");
+    assert!(
+        !radar.log_text().contains("panicked"),
+        "the server panicked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,12 +182,27 @@ async fn api_errors_are_json() {
     let dir = tempfile::tempdir().unwrap();
     let radar = Radar::start(dir.path(), Some(CONFIG));
     let (status, v) = radar.get("/api/v1/devices/os::000000-NOPE").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, v) = radar.get("/api/v1/devices?q=serial%20%3D").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("invalid_query")));
-    assert!(v["error"]["message"].as_str().unwrap().contains("position 8"), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("position 8"),
+        "{v}"
+    );
     let (status, v) = radar.get("/api/v1/nope").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let r = reqwest::Client::new()
         .patch(radar.api_url("/api/v1/devices/os::000000-X/params"))
         .body("{not json")
@@ -149,6 +212,15 @@ async fn api_errors_are_json() {
     assert_eq!(r.status(), 400);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "bad_request");
-    let (status, v) = radar.send(reqwest::Method::POST, "/api/v1/devices/os::000000-X/operations", serde_json::json!({"kind": "explode"})).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")));
+    let (status, v) = radar
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/devices/os::000000-X/operations",
+            serde_json::json!({"kind": "explode"}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 }

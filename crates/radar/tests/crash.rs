@@ -57,12 +57,27 @@ async fn nothing_acknowledged_is_lost_on_sigkill() {
     let acknowledged: Vec<(String, u64)> = fleet
         .devices
         .values()
-        .map(|d| (format!("os::00D09E-{}", d.serial), d.informs_acknowledged.load(Ordering::Relaxed)))
+        .map(|d| {
+            (
+                format!("os::00D09E-{}", d.serial),
+                d.informs_acknowledged.load(Ordering::Relaxed),
+            )
+        })
         .collect();
-    assert!(accepted.len() > 20, "too little load: {} writes accepted", accepted.len());
+    assert!(
+        accepted.len() > 20,
+        "too little load: {} writes accepted",
+        accepted.len()
+    );
     let total_informs: u64 = acknowledged.iter().map(|(_, n)| n).sum();
-    assert!(total_informs > 30, "too little load: {total_informs} informs acknowledged");
-    println!("killed after {} accepted writes and {total_informs} acknowledged informs", accepted.len());
+    assert!(
+        total_informs > 30,
+        "too little load: {total_informs} informs acknowledged"
+    );
+    println!(
+        "killed after {} accepted writes and {total_informs} acknowledged informs",
+        accepted.len()
+    );
 
     let radar = Radar::start(dir.path(), Some(CONFIG));
     for (device, informs) in &acknowledged {
@@ -70,9 +85,15 @@ async fn nothing_acknowledged_is_lost_on_sigkill() {
         if *informs == 0 {
             continue;
         }
-        assert_eq!(status, 200, "{device} acknowledged {informs} informs but has no twin");
+        assert_eq!(
+            status, 200,
+            "{device} acknowledged {informs} informs but has no twin"
+        );
         let sessions = twin["sessions"].as_u64().unwrap();
-        assert!(sessions >= *informs, "{device}: {informs} informs acknowledged, only {sessions} in the twin");
+        assert!(
+            sessions >= *informs,
+            "{device}: {informs} informs acknowledged, only {sessions} in the twin"
+        );
     }
     // Finished operations are retained up to a bound (superseded writes count as finished), so
     // an old accepted write may be gone by retention, never by loss: the newest accepted write
@@ -82,7 +103,9 @@ async fn nothing_acknowledged_is_lost_on_sigkill() {
         by_device.entry(device).or_default().push((*op, value));
     }
     for (device, ops) in by_device {
-        let (_, list) = radar.get(&format!("{}/operations", device_path(device))).await;
+        let (_, list) = radar
+            .get(&format!("{}/operations", device_path(device)))
+            .await;
         let kept: std::collections::BTreeMap<u64, serde_json::Value> = list["operations"]
             .as_array()
             .unwrap()
@@ -91,11 +114,20 @@ async fn nothing_acknowledged_is_lost_on_sigkill() {
             .collect();
         let oldest_kept = *kept.keys().next().expect("operations kept");
         let newest = ops.iter().map(|(id, _)| *id).max().unwrap();
-        assert!(kept.contains_key(&newest), "{device}: newest accepted operation {newest} lost");
+        assert!(
+            kept.contains_key(&newest),
+            "{device}: newest accepted operation {newest} lost"
+        );
         for (id, value) in ops {
             match kept.get(&id) {
-                Some(op) => assert_eq!(op["request"]["params"]["Device.WiFi.SSID.2.SSID"], value, "{device} op {id}"),
-                None => assert!(id < oldest_kept, "{device}: accepted operation {id} lost (oldest kept {oldest_kept})"),
+                Some(op) => assert_eq!(
+                    op["request"]["params"]["Device.WiFi.SSID.2.SSID"], value,
+                    "{device} op {id}"
+                ),
+                None => assert!(
+                    id < oldest_kept,
+                    "{device}: accepted operation {id} lost (oldest kept {oldest_kept})"
+                ),
             }
         }
     }

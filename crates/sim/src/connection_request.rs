@@ -20,13 +20,22 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn new(devices: BTreeMap<String, Arc<SimDevice>>, credentials: (String, String)) -> Arc<Self> {
-        Arc::new(Self { devices, credentials, nonce: hex::encode(rand::random::<[u8; 16]>()) })
+    pub fn new(
+        devices: BTreeMap<String, Arc<SimDevice>>,
+        credentials: (String, String),
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            devices,
+            credentials,
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
+        })
     }
 
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let this = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -41,9 +50,16 @@ impl Listener {
     }
 
     fn handle(&self, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
-        let respond = |status: u16| hyper::Response::builder().status(status).body(Full::new(Bytes::new())).expect("valid");
+        let respond = |status: u16| {
+            hyper::Response::builder()
+                .status(status)
+                .body(Full::new(Bytes::new()))
+                .expect("valid")
+        };
         let path = req.uri().path().to_owned();
-        let Some(device) = path.strip_prefix("/cr/").and_then(|s| self.devices.get(s)) else { return respond(404) };
+        let Some(device) = path.strip_prefix("/cr/").and_then(|s| self.devices.get(s)) else {
+            return respond(404);
+        };
         if !device.online.load(std::sync::atomic::Ordering::Relaxed) {
             return respond(503);
         }
@@ -54,8 +70,14 @@ impl Listener {
             .is_some_and(|h| self.verify(device, req.method().as_str(), h));
         if !authorized {
             let mut r = respond(401);
-            let challenge = format!("Digest realm=\"{REALM}\", qop=\"auth\", nonce=\"{}\", algorithm=MD5", self.nonce);
-            r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, challenge.parse().expect("valid header"));
+            let challenge = format!(
+                "Digest realm=\"{REALM}\", qop=\"auth\", nonce=\"{}\", algorithm=MD5",
+                self.nonce
+            );
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                challenge.parse().expect("valid header"),
+            );
             return r;
         }
         device.trigger(Trigger::ConnectionRequest);
@@ -65,13 +87,22 @@ impl Listener {
     /// Checks Digest credentials: the device's own (ManagementServer.ConnectionRequestUsername
     /// and Password, once an ACS set them) or else the fleet's factory defaults.
     fn verify(&self, device: &SimDevice, method: &str, header: &str) -> bool {
-        let Some(rest) = header.strip_prefix("Digest ") else { return false };
+        let Some(rest) = header.strip_prefix("Digest ") else {
+            return false;
+        };
         let f = parse_auth_params(rest);
-        let own_user = device.param("Device.ManagementServer.ConnectionRequestUsername").unwrap_or_default();
+        let own_user = device
+            .param("Device.ManagementServer.ConnectionRequestUsername")
+            .unwrap_or_default();
         let (user, pass) = if own_user.is_empty() {
             self.credentials.clone()
         } else {
-            (own_user, device.param("Device.ManagementServer.ConnectionRequestPassword").unwrap_or_default())
+            (
+                own_user,
+                device
+                    .param("Device.ManagementServer.ConnectionRequestPassword")
+                    .unwrap_or_default(),
+            )
         };
         let (user, pass) = (&user, &pass);
         let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
@@ -80,7 +111,12 @@ impl Listener {
         }
         let ha1 = md5_hex(&format!("{user}:{REALM}:{pass}"));
         let ha2 = md5_hex(&format!("{method}:{}", get("uri")));
-        let expected = md5_hex(&format!("{ha1}:{}:{}:{}:auth:{ha2}", get("nonce"), get("nc"), get("cnonce")));
+        let expected = md5_hex(&format!(
+            "{ha1}:{}:{}:{}:auth:{ha2}",
+            get("nonce"),
+            get("nc"),
+            get("cnonce")
+        ));
         get("response") == expected
     }
 }

@@ -10,7 +10,9 @@ use radar_cwmp::rpc::delete_object::DeleteObjectResponse;
 use radar_cwmp::rpc::download::{Download, DownloadResponse};
 use radar_cwmp::rpc::factory_reset::FactoryResetResponse;
 use radar_cwmp::rpc::fault::{CwmpFault, SetParameterValuesFault};
-use radar_cwmp::rpc::get_parameter_attributes::{GetParameterAttributesResponse, ParameterAttribute};
+use radar_cwmp::rpc::get_parameter_attributes::{
+    GetParameterAttributesResponse, ParameterAttribute,
+};
 use radar_cwmp::rpc::get_parameter_names::{GetParameterNamesResponse, ParameterInfo};
 use radar_cwmp::rpc::get_parameter_values::{GetParameterValuesResponse, ParameterValue};
 use radar_cwmp::rpc::get_rpc_methods::GetRpcMethodsResponse;
@@ -56,17 +58,28 @@ const CPE_METHODS: &[&str] = &[
 
 impl CpeState {
     pub fn new(model: SimModel) -> Self {
-        Self { defaults: model.clone(), model, after: AfterSession::default(), refuse_active_notification: false }
+        Self {
+            defaults: model.clone(),
+            model,
+            after: AfterSession::default(),
+            refuse_active_notification: false,
+        }
     }
 
     pub fn respond(&mut self, request: &CwmpMessage) -> CwmpMessage {
         match request {
-            CwmpMessage::GetRpcMethods(_) => CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse {
-                methods: CPE_METHODS.iter().map(|m| m.to_string()).collect(),
-            }),
-            CwmpMessage::GetParameterNames(gpn) => self.get_parameter_names(&gpn.path, gpn.next_level),
+            CwmpMessage::GetRpcMethods(_) => {
+                CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse {
+                    methods: CPE_METHODS.iter().map(|m| m.to_string()).collect(),
+                })
+            }
+            CwmpMessage::GetParameterNames(gpn) => {
+                self.get_parameter_names(&gpn.path, gpn.next_level)
+            }
             CwmpMessage::GetParameterValues(gpv) => self.get_parameter_values(&gpv.names),
-            CwmpMessage::SetParameterValues(spv) => self.set_parameter_values(&spv.parameters, &spv.parameter_key),
+            CwmpMessage::SetParameterValues(spv) => {
+                self.set_parameter_values(&spv.parameters, &spv.parameter_key)
+            }
             CwmpMessage::GetParameterAttributes(gpa) => {
                 let mut parameters = Vec::new();
                 for name in &gpa.names {
@@ -75,23 +88,33 @@ impl CpeState {
                         return fault(9005, "Invalid parameter name");
                     }
                     for (path, p) in matched {
-                        parameters.push(ParameterAttribute { name: path, notification: p.notification, access_list: vec![] });
+                        parameters.push(ParameterAttribute {
+                            name: path,
+                            notification: p.notification,
+                            access_list: vec![],
+                        });
                     }
                 }
-                CwmpMessage::GetParameterAttributesResponse(GetParameterAttributesResponse { parameters })
+                CwmpMessage::GetParameterAttributesResponse(GetParameterAttributesResponse {
+                    parameters,
+                })
             }
             CwmpMessage::SetParameterAttributes(spa) => {
                 for s in &spa.parameters {
                     if self.matching(&s.name).is_empty() {
                         return fault(9005, "Invalid parameter name");
                     }
-                    if s.notification_change && s.notification == 2 && self.refuse_active_notification {
+                    if s.notification_change
+                        && s.notification == 2
+                        && self.refuse_active_notification
+                    {
                         return fault(9009, "Notification request rejected");
                     }
                 }
                 for s in &spa.parameters {
                     if s.notification_change {
-                        let paths: Vec<String> = self.matching(&s.name).into_iter().map(|(p, _)| p).collect();
+                        let paths: Vec<String> =
+                            self.matching(&s.name).into_iter().map(|(p, _)| p).collect();
                         for path in paths {
                             if let Some(p) = self.model.params.get_mut(&path) {
                                 p.notification = s.notification;
@@ -111,7 +134,10 @@ impl CpeState {
                     .model
                     .params
                     .iter()
-                    .filter_map(|(k, v)| k.strip_prefix(&format!("{}1.", add.object_name)).map(|rest| (rest.to_owned(), v.clone())))
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(&format!("{}1.", add.object_name))
+                            .map(|rest| (rest.to_owned(), v.clone()))
+                    })
                     .collect();
                 for (rest, mut p) in template {
                     if p.writable {
@@ -121,17 +147,29 @@ impl CpeState {
                             _ => "0".into(),
                         };
                     }
-                    self.model.params.insert(format!("{}{instance}.{rest}", add.object_name), p);
+                    self.model
+                        .params
+                        .insert(format!("{}{instance}.{rest}", add.object_name), p);
                 }
                 self.set_parameter_key(&add.parameter_key);
-                CwmpMessage::AddObjectResponse(AddObjectResponse { instance_number: instance, status: 0 })
+                CwmpMessage::AddObjectResponse(AddObjectResponse {
+                    instance_number: instance,
+                    status: 0,
+                })
             }
             CwmpMessage::DeleteObject(del) => {
                 let is_instance = del.object_name.ends_with('.')
-                    && del.object_name.trim_end_matches('.').rsplit('.').next().is_some_and(|s| s.parse::<u32>().is_ok());
+                    && del
+                        .object_name
+                        .trim_end_matches('.')
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|s| s.parse::<u32>().is_ok());
                 let before = self.model.params.len();
                 if is_instance {
-                    self.model.params.retain(|k, _| !k.starts_with(&del.object_name));
+                    self.model
+                        .params
+                        .retain(|k, _| !k.starts_with(&del.object_name));
                 }
                 if !is_instance || before == self.model.params.len() {
                     return fault(9005, "Invalid parameter name");
@@ -182,7 +220,11 @@ impl CpeState {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         } else {
-            self.model.params.get(name).map(|p| vec![(name.to_owned(), p.clone())]).unwrap_or_default()
+            self.model
+                .params
+                .get(name)
+                .map(|p| vec![(name.to_owned(), p.clone())])
+                .unwrap_or_default()
         }
     }
 
@@ -192,7 +234,10 @@ impl CpeState {
         if !path.is_empty() && !path.ends_with('.') {
             return match self.model.get(path) {
                 Some(p) => CwmpMessage::GetParameterNamesResponse(GetParameterNamesResponse {
-                    parameters: vec![ParameterInfo { name: path.into(), writable: p.writable }],
+                    parameters: vec![ParameterInfo {
+                        name: path.into(),
+                        writable: p.writable,
+                    }],
                 }),
                 None => fault(9005, "Invalid parameter name"),
             };
@@ -207,13 +252,24 @@ impl CpeState {
                 continue;
             }
             let writable = self.model.tables.contains_key(object.as_str());
-            parameters.push(ParameterInfo { name: object.clone(), writable });
+            parameters.push(ParameterInfo {
+                name: object.clone(),
+                writable,
+            });
         }
-        for (name, p) in self.model.params.iter().filter(|(k, _)| k.starts_with(path)) {
+        for (name, p) in self
+            .model
+            .params
+            .iter()
+            .filter(|(k, _)| k.starts_with(path))
+        {
             if next_level && name.matches('.').count() != depth {
                 continue;
             }
-            parameters.push(ParameterInfo { name: name.clone(), writable: p.writable });
+            parameters.push(ParameterInfo {
+                name: name.clone(),
+                writable: p.writable,
+            });
         }
         CwmpMessage::GetParameterNamesResponse(GetParameterNamesResponse { parameters })
     }
@@ -225,7 +281,11 @@ impl CpeState {
             if matched.is_empty() {
                 return fault(9005, "Invalid parameter name");
             }
-            parameters.extend(matched.into_iter().map(|(path, p)| ParameterValue::new(path, p.value, p.ty.xsd())));
+            parameters.extend(
+                matched
+                    .into_iter()
+                    .map(|(path, p)| ParameterValue::new(path, p.value, p.ty.xsd())),
+            );
         }
         CwmpMessage::GetParameterValuesResponse(GetParameterValuesResponse { parameters })
     }
@@ -240,12 +300,17 @@ impl CpeState {
                     Err(_) => Some((9007, "Invalid parameter value")),
                     Ok(()) => {
                         let declared = p.xsd_type.as_deref().map(ParamType::from_xsd);
-                        (declared.is_some_and(|t| t != sp.ty)).then_some((9006, "Invalid parameter type"))
+                        (declared.is_some_and(|t| t != sp.ty))
+                            .then_some((9006, "Invalid parameter type"))
                     }
                 },
             };
             if let Some((code, message)) = problem {
-                faults.push(SetParameterValuesFault { parameter_name: p.name.clone(), code, message: message.into() });
+                faults.push(SetParameterValuesFault {
+                    parameter_name: p.name.clone(),
+                    code,
+                    message: message.into(),
+                });
             }
         }
         if !faults.is_empty() {
@@ -264,7 +329,11 @@ impl CpeState {
     }
 
     fn set_parameter_key(&mut self, key: &str) {
-        if let Some(p) = self.model.params.get_mut("Device.ManagementServer.ParameterKey") {
+        if let Some(p) = self
+            .model
+            .params
+            .get_mut("Device.ManagementServer.ParameterKey")
+        {
             p.value = key.to_owned();
         }
     }
@@ -314,19 +383,43 @@ mod tests {
             ],
             parameter_key: "k".into(),
         });
-        let CwmpMessage::Fault(f) = c.respond(&spv) else { panic!() };
+        let CwmpMessage::Fault(f) = c.respond(&spv) else {
+            panic!()
+        };
         assert_eq!(f.code, 9003);
-        let codes: Vec<u32> = f.set_parameter_values_faults.iter().map(|f| f.code).collect();
+        let codes: Vec<u32> = f
+            .set_parameter_values_faults
+            .iter()
+            .map(|f| f.code)
+            .collect();
         assert_eq!(codes, [9008, 9007]);
     }
 
     #[test]
     fn gpn_lists_objects_and_parameters() {
-        let c = cpe();
-        let CwmpMessage::GetParameterNamesResponse(r) = c.respond(&CwmpMessage::GetParameterNames(GetParameterNames { path: "Device.".into(), next_level: false })) else { panic!() };
+        let mut c = cpe();
+        let CwmpMessage::GetParameterNamesResponse(r) =
+            c.respond(&CwmpMessage::GetParameterNames(GetParameterNames {
+                path: "Device.".into(),
+                next_level: false,
+            }))
+        else {
+            panic!()
+        };
         assert!(r.parameters.iter().any(|p| p.name == "Device.WiFi."));
-        assert!(r.parameters.iter().any(|p| p.name == "Device.WiFi.SSID.1.SSID" && p.writable));
-        let CwmpMessage::GetParameterNamesResponse(r) = c.respond(&CwmpMessage::GetParameterNames(GetParameterNames { path: "Device.".into(), next_level: true })) else { panic!() };
-        assert!(r.parameters.iter().all(|p| p.name.matches('.').count() == 2 || (p.name.matches('.').count() == 1 && !p.name.ends_with('.'))));
+        assert!(r
+            .parameters
+            .iter()
+            .any(|p| p.name == "Device.WiFi.SSID.1.SSID" && p.writable));
+        let CwmpMessage::GetParameterNamesResponse(r) =
+            c.respond(&CwmpMessage::GetParameterNames(GetParameterNames {
+                path: "Device.".into(),
+                next_level: true,
+            }))
+        else {
+            panic!()
+        };
+        assert!(r.parameters.iter().all(|p| p.name.matches('.').count() == 2
+            || (p.name.matches('.').count() == 1 && !p.name.ends_with('.'))));
     }
 }

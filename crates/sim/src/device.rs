@@ -45,7 +45,12 @@ pub struct SimDevice {
 }
 
 impl SimDevice {
-    pub fn new(serial: String, oui: String, product_class: String, state: CpeState) -> (std::sync::Arc<Self>, mpsc::Receiver<Trigger>) {
+    pub fn new(
+        serial: String,
+        oui: String,
+        product_class: String,
+        state: CpeState,
+    ) -> (std::sync::Arc<Self>, mpsc::Receiver<Trigger>) {
         let (tx, rx) = mpsc::channel(16);
         let device = SimDevice {
             serial,
@@ -80,7 +85,10 @@ impl SimDevice {
         let notification = self.lock().local_change(path, value);
         match notification {
             Some(n) if n > 0 => {
-                self.changed.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_owned());
+                self.changed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(path.to_owned());
                 if n == 2 {
                     let _ = self.triggers.try_send(Trigger::ValueChange);
                 }
@@ -114,14 +122,24 @@ impl SimDevice {
         .to_vec();
         // TR-069 A.3.3.1: parameters with (passive or active) notification that changed are
         // included in the Inform.
-        for path in self.changed.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for path in self
+            .changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             if !names.contains(&path) {
                 names.push(path);
             }
         }
         let parameters = names
             .iter()
-            .filter_map(|n| state.model.get(n).map(|p| ParameterValue::new(n.clone(), p.value.clone(), p.ty.xsd())))
+            .filter_map(|n| {
+                state
+                    .model
+                    .get(n)
+                    .map(|p| ParameterValue::new(n.clone(), p.value.clone(), p.ty.xsd()))
+            })
             .collect();
         Inform {
             device_id: DeviceIdStruct {
@@ -130,7 +148,13 @@ impl SimDevice {
                 product_class: self.product_class.clone(),
                 serial_number: self.serial.clone(),
             },
-            events: events.iter().map(|(c, k)| EventStruct { code: c.clone(), command_key: k.clone() }).collect(),
+            events: events
+                .iter()
+                .map(|(c, k)| EventStruct {
+                    code: c.clone(),
+                    command_key: k.clone(),
+                })
+                .collect(),
             max_envelopes: 1,
             current_time: radar_core::Timestamp::now().to_rfc3339(),
             retry_count: 0,
@@ -139,8 +163,15 @@ impl SimDevice {
     }
 
     /// The device's main loop: boots, then informs on triggers and on its periodic interval.
-    pub async fn run(self: std::sync::Arc<Self>, settings: DeviceSettings, mut triggers: mpsc::Receiver<Trigger>) {
-        let mut events: Vec<(String, String)> = vec![("0 BOOTSTRAP".into(), String::new()), ("1 BOOT".into(), String::new())];
+    pub async fn run(
+        self: std::sync::Arc<Self>,
+        settings: DeviceSettings,
+        mut triggers: mpsc::Receiver<Trigger>,
+    ) {
+        let mut events: Vec<(String, String)> = vec![
+            ("0 BOOTSTRAP".into(), String::new()),
+            ("1 BOOT".into(), String::new()),
+        ];
         let mut transfers: Vec<TransferComplete> = Vec::new();
         let mut retry = Duration::from_millis(500);
         loop {
@@ -181,7 +212,13 @@ impl SimDevice {
                 Trigger::Periodic => "2 PERIODIC",
             };
             events.push((code.into(), String::new()));
-            if trigger != Trigger::ValueChange && !self.changed.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            if trigger != Trigger::ValueChange
+                && !self
+                    .changed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+            {
                 events.push(("4 VALUE CHANGE".into(), String::new()));
             }
         }
@@ -199,20 +236,37 @@ impl SimDevice {
         }
     }
 
-    async fn session(&self, settings: &DeviceSettings, events: &[(String, String)], transfers: &[TransferComplete]) -> Result<(), http::HttpError> {
+    async fn session(
+        &self,
+        settings: &DeviceSettings,
+        events: &[(String, String)],
+        transfers: &[TransferComplete],
+    ) -> Result<(), http::HttpError> {
         let url = Url::parse(&settings.acs_url)?;
         let mut client = Client::new(url, settings.echo_cookies, settings.acs_credentials.clone());
-        let inform = Envelope::new(CwmpVersion::V1_0, Some(format!("inform-{}", rand::random::<u32>())), CwmpMessage::Inform(self.inform(events)));
+        let inform = Envelope::new(
+            CwmpVersion::V1_0,
+            Some(format!("inform-{}", rand::random::<u32>())),
+            CwmpMessage::Inform(self.inform(events)),
+        );
         let response = client.post(inform.encode()).await?;
         let acknowledged = response.status == 200
-            && Envelope::decode(&response.body).is_ok_and(|e| matches!(e.message, CwmpMessage::InformResponse(_)));
+            && Envelope::decode(&response.body)
+                .is_ok_and(|e| matches!(e.message, CwmpMessage::InformResponse(_)));
         if !acknowledged {
             warn!(serial = %self.serial, status = response.status, "inform not accepted");
-            return Err(http::HttpError::BadUrl(format!("inform answered {}", response.status)));
+            return Err(http::HttpError::BadUrl(format!(
+                "inform answered {}",
+                response.status
+            )));
         }
         self.informs_acknowledged.fetch_add(1, Ordering::Relaxed);
         for tc in transfers {
-            let env = Envelope::new(CwmpVersion::V1_0, Some("tc-1".into()), CwmpMessage::TransferComplete(tc.clone()));
+            let env = Envelope::new(
+                CwmpVersion::V1_0,
+                Some("tc-1".into()),
+                CwmpMessage::TransferComplete(tc.clone()),
+            );
             client.post(env.encode()).await?;
         }
         let mut body = String::new();
@@ -243,15 +297,26 @@ impl SimDevice {
             let start = radar_core::Timestamp::now().to_rfc3339();
             let fault = match http::get(&download.url).await {
                 Ok((200, _)) => TransferFault::default(),
-                Ok((status, _)) => TransferFault { code: 9010, message: format!("Download failure: HTTP {status}") },
-                Err(e) => TransferFault { code: 9010, message: format!("Download failure: {e}") },
+                Ok((status, _)) => TransferFault {
+                    code: 9010,
+                    message: format!("Download failure: HTTP {status}"),
+                },
+                Err(e) => TransferFault {
+                    code: 9010,
+                    message: format!("Download failure: {e}"),
+                },
             };
             let firmware = download.file_type.starts_with('1');
             if fault.code == 0 && firmware {
                 // A firmware image named like `fw-<version>.bin` becomes the running version.
                 let name = download.url.rsplit('/').next().unwrap_or("");
-                let version = name.strip_prefix("fw-").and_then(|n| n.strip_suffix(".bin")).unwrap_or(name);
-                let _ = self.lock().local_change("Device.DeviceInfo.SoftwareVersion", version);
+                let version = name
+                    .strip_prefix("fw-")
+                    .and_then(|n| n.strip_suffix(".bin"))
+                    .unwrap_or(name);
+                let _ = self
+                    .lock()
+                    .local_change("Device.DeviceInfo.SoftwareVersion", version);
                 events.push(("1 BOOT".into(), String::new()));
             }
             transfers.push(TransferComplete {

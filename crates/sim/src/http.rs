@@ -11,7 +11,10 @@ use tokio::net::TcpStream;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("connect to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
     #[error("bad url {0:?}")]
@@ -28,7 +31,9 @@ pub struct Url {
 
 impl Url {
     pub fn parse(url: &str) -> Result<Self, HttpError> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| HttpError::BadUrl(url.into()))?;
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| HttpError::BadUrl(url.into()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -36,7 +41,10 @@ impl Url {
         if authority.is_empty() {
             return Err(HttpError::BadUrl(url.into()));
         }
-        Ok(Self { authority: authority.into(), path: path.into() })
+        Ok(Self {
+            authority: authority.into(),
+            path: path.into(),
+        })
     }
 }
 
@@ -55,7 +63,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: Url, echo_cookies: bool, credentials: Option<(String, String)>) -> Self {
-        Self { url, sender: None, cookie: None, echo_cookies, credentials }
+        Self {
+            url,
+            sender: None,
+            cookie: None,
+            echo_cookies,
+            credentials,
+        }
     }
 
     async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, HttpError> {
@@ -66,8 +80,12 @@ impl Client {
         if !reusable {
             let stream = TcpStream::connect(&self.url.authority)
                 .await
-                .map_err(|source| HttpError::Connect { addr: self.url.authority.clone(), source })?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                .map_err(|source| HttpError::Connect {
+                    addr: self.url.authority.clone(),
+                    source,
+                })?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -83,7 +101,8 @@ impl Client {
                 .header(hyper::header::HOST, self.url.authority.as_str())
                 .header("SOAPAction", "");
             if !body.is_empty() {
-                builder = builder.header(hyper::header::CONTENT_TYPE, "text/xml; charset=\"utf-8\"");
+                builder =
+                    builder.header(hyper::header::CONTENT_TYPE, "text/xml; charset=\"utf-8\"");
             }
             if let (Some(cookie), true) = (&self.cookie, self.echo_cookies) {
                 builder = builder.header(hyper::header::COOKIE, cookie.as_str());
@@ -91,10 +110,16 @@ impl Client {
             if let Some(a) = &authorization {
                 builder = builder.header(hyper::header::AUTHORIZATION, a);
             }
-            let request = builder.body(Full::new(Bytes::from(body.clone()))).expect("valid request");
+            let request = builder
+                .body(Full::new(Bytes::from(body.clone())))
+                .expect("valid request");
             let response = self.sender().await?.send_request(request).await?;
             let status = response.status().as_u16();
-            if let Some(set) = response.headers().get(hyper::header::SET_COOKIE).and_then(|v| v.to_str().ok()) {
+            if let Some(set) = response
+                .headers()
+                .get(hyper::header::SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+            {
                 self.cookie = set.split(';').next().map(str::to_owned);
             }
             let challenges: Vec<String> = response
@@ -105,18 +130,30 @@ impl Client {
                 .collect();
             let body_bytes = response.into_body().collect().await?.to_bytes();
             if status == 401 && authorization.is_none() {
-                let Some((user, pass)) = &self.credentials else { return Err(HttpError::Unauthorized) };
+                let Some((user, pass)) = &self.credentials else {
+                    return Err(HttpError::Unauthorized);
+                };
                 let cnonce = hex::encode(rand::random::<[u8; 8]>());
                 authorization = challenges
                     .iter()
-                    .find_map(|c| digest_authorization(c, "POST", &self.url.path, user, pass, &cnonce))
-                    .or_else(|| Some(format!("Basic {}", base64_encode(format!("{user}:{pass}").as_bytes()))));
+                    .find_map(|c| {
+                        digest_authorization(c, "POST", &self.url.path, user, pass, &cnonce)
+                    })
+                    .or_else(|| {
+                        Some(format!(
+                            "Basic {}",
+                            base64_encode(format!("{user}:{pass}").as_bytes())
+                        ))
+                    });
                 continue;
             }
             if status == 401 {
                 return Err(HttpError::Unauthorized);
             }
-            return Ok(Response { status, body: body_bytes });
+            return Ok(Response {
+                status,
+                body: body_bytes,
+            });
         }
         Err(HttpError::Unauthorized)
     }
@@ -127,8 +164,12 @@ pub async fn get(url: &str) -> Result<(u16, usize), HttpError> {
     let url = Url::parse(url)?;
     let stream = TcpStream::connect(&url.authority)
         .await
-        .map_err(|source| HttpError::Connect { addr: url.authority.clone(), source })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        .map_err(|source| HttpError::Connect {
+            addr: url.authority.clone(),
+            source,
+        })?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

@@ -93,11 +93,19 @@ impl SimFleet {
             };
             let mut state = cpe::CpeState::new(model::SimModel::home_gateway(&identity));
             state.refuse_active_notification = config.refuse_active_notification;
-            let (device, rx) = SimDevice::new(serial.clone(), config.oui.clone(), config.product_class.clone(), state);
+            let (device, rx) = SimDevice::new(
+                serial.clone(),
+                config.oui.clone(),
+                config.product_class.clone(),
+                state,
+            );
             devices.insert(serial, device.clone());
             receivers.push((device, rx));
         }
-        let cr = connection_request::Listener::new(devices.clone(), config.connection_request_credentials.clone());
+        let cr = connection_request::Listener::new(
+            devices.clone(),
+            config.connection_request_credentials.clone(),
+        );
         tasks.push(tokio::spawn(cr.serve(listener)));
         let count = receivers.len().max(1) as u32;
         for (i, (device, rx)) in receivers.into_iter().enumerate() {
@@ -113,7 +121,11 @@ impl SimFleet {
                 device.run(settings, rx).await;
             }));
         }
-        Ok(Self { devices, connection_request_addr: addr, tasks })
+        Ok(Self {
+            devices,
+            connection_request_addr: addr,
+            tasks,
+        })
     }
 
     pub fn device(&self, serial: &str) -> Option<&Arc<SimDevice>> {

@@ -33,24 +33,43 @@ pub struct Identity {
 
 impl SimModel {
     pub fn home_gateway(id: &Identity) -> Self {
-        let mut m = SimModel { params: BTreeMap::new(), tables: BTreeMap::new() };
+        let mut m = SimModel {
+            params: BTreeMap::new(),
+            tables: BTreeMap::new(),
+        };
         use ParamType::*;
         let d = "Device.";
         m.ro(&format!("{d}RootDataModelVersion"), "2.17", String);
-        m.ro(&format!("{d}InterfaceStackNumberOfEntries"), "0", UnsignedInt);
+        m.ro(
+            &format!("{d}InterfaceStackNumberOfEntries"),
+            "0",
+            UnsignedInt,
+        );
         let di = format!("{d}DeviceInfo.");
         m.ro(&format!("{di}Manufacturer"), &id.manufacturer, String);
         m.ro(&format!("{di}ManufacturerOUI"), &id.oui, String);
         m.ro(&format!("{di}ModelName"), &id.product_class, String);
-        m.ro(&format!("{di}Description"), "Radar simulated home gateway", String);
+        m.ro(
+            &format!("{di}Description"),
+            "Radar simulated home gateway",
+            String,
+        );
         m.ro(&format!("{di}ProductClass"), &id.product_class, String);
         m.ro(&format!("{di}SerialNumber"), &id.serial, String);
         m.ro(&format!("{di}HardwareVersion"), "HW-1.0", String);
-        m.ro(&format!("{di}SoftwareVersion"), &id.software_version, String);
+        m.ro(
+            &format!("{di}SoftwareVersion"),
+            &id.software_version,
+            String,
+        );
         m.ro(&format!("{di}AdditionalSoftwareVersion"), "", String);
         m.rw(&format!("{di}ProvisioningCode"), "", String);
         m.ro(&format!("{di}UpTime"), "120", UnsignedInt);
-        m.ro(&format!("{di}FirstUseDate"), "2024-01-01T00:00:00Z", DateTime);
+        m.ro(
+            &format!("{di}FirstUseDate"),
+            "2024-01-01T00:00:00Z",
+            DateTime,
+        );
         m.ro(&format!("{di}MemoryStatus.Total"), "262144", UnsignedInt);
         m.ro(&format!("{di}MemoryStatus.Free"), "131072", UnsignedInt);
         m.ro(&format!("{di}ProcessStatus.CPUUsage"), "7", UnsignedInt);
@@ -60,38 +79,89 @@ impl SimModel {
         m.rw(&format!("{ms}Password"), "", String);
         m.rw(&format!("{ms}PeriodicInformEnable"), "true", Boolean);
         m.rw(&format!("{ms}PeriodicInformInterval"), "300", UnsignedInt);
-        m.rw(&format!("{ms}PeriodicInformTime"), "0001-01-01T00:00:00Z", DateTime);
+        m.rw(
+            &format!("{ms}PeriodicInformTime"),
+            "0001-01-01T00:00:00Z",
+            DateTime,
+        );
         m.ro(&format!("{ms}ParameterKey"), "", String);
-        m.ro(&format!("{ms}ConnectionRequestURL"), &id.connection_request_url, String);
+        m.ro(
+            &format!("{ms}ConnectionRequestURL"),
+            &id.connection_request_url,
+            String,
+        );
         m.rw(&format!("{ms}ConnectionRequestUsername"), "", String);
         m.rw(&format!("{ms}ConnectionRequestPassword"), "", String);
         m.rw(&format!("{ms}UpgradesManaged"), "false", Boolean);
-        m.rw(&format!("{ms}CWMPRetryMinimumWaitInterval"), "5", UnsignedInt);
-        m.rw(&format!("{ms}CWMPRetryIntervalMultiplier"), "2000", UnsignedInt);
+        m.rw(
+            &format!("{ms}CWMPRetryMinimumWaitInterval"),
+            "5",
+            UnsignedInt,
+        );
+        m.rw(
+            &format!("{ms}CWMPRetryIntervalMultiplier"),
+            "2000",
+            UnsignedInt,
+        );
         let time = format!("{d}Time.");
         m.rw(&format!("{time}Enable"), "true", Boolean);
         m.ro(&format!("{time}Status"), "Synchronized", String);
         m.rw(&format!("{time}NTPServer1"), "pool.ntp.org", String);
         m.rw(&format!("{time}NTPServer2"), "", String);
-        m.ro(&format!("{time}CurrentLocalTime"), "2026-01-01T00:00:00Z", DateTime);
-        m.rw(&format!("{time}LocalTimeZone"), "CET-1CEST,M3.5.0,M10.5.0/3", String);
+        m.ro(
+            &format!("{time}CurrentLocalTime"),
+            "2026-01-01T00:00:00Z",
+            DateTime,
+        );
+        m.rw(
+            &format!("{time}LocalTimeZone"),
+            "CET-1CEST,M3.5.0,M10.5.0/3",
+            String,
+        );
         // Ethernet: 4 LAN ports and one WAN port.
         for i in 1..=5u32 {
             let e = format!("{d}Ethernet.Interface.{i}.");
             m.rw(&format!("{e}Enable"), "true", Boolean);
-            m.ro(&format!("{e}Status"), if i <= 2 { "Up" } else { "Down" }, String);
+            m.ro(
+                &format!("{e}Status"),
+                if i <= 2 { "Up" } else { "Down" },
+                String,
+            );
             m.rw(&format!("{e}Alias"), &format!("cpe-eth{i}"), String);
             m.ro(&format!("{e}Name"), &format!("eth{}", i - 1), String);
-            m.ro(&format!("{e}Upstream"), if i == 5 { "true" } else { "false" }, Boolean);
-            m.ro(&format!("{e}MACAddress"), &format!("00:11:22:33:44:{i:02x}"), String);
+            m.ro(
+                &format!("{e}Upstream"),
+                if i == 5 { "true" } else { "false" },
+                Boolean,
+            );
+            m.ro(
+                &format!("{e}MACAddress"),
+                &format!("00:11:22:33:44:{i:02x}"),
+                String,
+            );
             m.rw(&format!("{e}MaxBitRate"), "1000", Int);
-            m.ro(&format!("{e}CurrentBitRate"), if i <= 2 { "1000" } else { "0" }, UnsignedInt);
+            m.ro(
+                &format!("{e}CurrentBitRate"),
+                if i <= 2 { "1000" } else { "0" },
+                UnsignedInt,
+            );
             m.rw(&format!("{e}DuplexMode"), "Auto", String);
-            for stat in ["BytesSent", "BytesReceived", "PacketsSent", "PacketsReceived", "ErrorsSent", "ErrorsReceived"] {
+            for stat in [
+                "BytesSent",
+                "BytesReceived",
+                "PacketsSent",
+                "PacketsReceived",
+                "ErrorsSent",
+                "ErrorsReceived",
+            ] {
                 m.ro(&format!("{e}Stats.{stat}"), "0", UnsignedLong);
             }
         }
-        m.ro(&format!("{d}Ethernet.InterfaceNumberOfEntries"), "5", UnsignedInt);
+        m.ro(
+            &format!("{d}Ethernet.InterfaceNumberOfEntries"),
+            "5",
+            UnsignedInt,
+        );
         // Wi-Fi: two radios, two SSIDs and access points.
         for (i, band, channel) in [(1u32, "2.4GHz", "6"), (2, "5GHz", "36")] {
             let r = format!("{d}WiFi.Radio.{i}.");
@@ -103,30 +173,65 @@ impl SimModel {
             m.rw(&format!("{r}Channel"), channel, UnsignedInt);
             m.rw(&format!("{r}AutoChannelEnable"), "true", Boolean);
             m.rw(&format!("{r}TransmitPower"), "100", Int);
-            m.rw(&format!("{r}OperatingStandards"), if i == 1 { "b,g,n,ax" } else { "a,n,ac,ax" }, String);
-            m.ro(&format!("{r}PossibleChannels"), if i == 1 { "1-13" } else { "36,40,44,48" }, String);
+            m.rw(
+                &format!("{r}OperatingStandards"),
+                if i == 1 { "b,g,n,ax" } else { "a,n,ac,ax" },
+                String,
+            );
+            m.ro(
+                &format!("{r}PossibleChannels"),
+                if i == 1 { "1-13" } else { "36,40,44,48" },
+                String,
+            );
             let s = format!("{d}WiFi.SSID.{i}.");
             m.rw(&format!("{s}Enable"), "true", Boolean);
             m.ro(&format!("{s}Status"), "Up", String);
             m.rw(&format!("{s}Alias"), &format!("cpe-ssid{i}"), String);
             m.ro(&format!("{s}Name"), &format!("wl{}", i - 1), String);
-            m.rw(&format!("{s}LowerLayers"), &format!("Device.WiFi.Radio.{i}."), String);
-            m.ro(&format!("{s}BSSID"), &format!("00:11:22:33:55:{i:02x}"), String);
-            m.ro(&format!("{s}MACAddress"), &format!("00:11:22:33:55:{i:02x}"), String);
-            m.rw(&format!("{s}SSID"), &format!("Radar-{}-{}", &id.serial, band), String);
+            m.rw(
+                &format!("{s}LowerLayers"),
+                &format!("Device.WiFi.Radio.{i}."),
+                String,
+            );
+            m.ro(
+                &format!("{s}BSSID"),
+                &format!("00:11:22:33:55:{i:02x}"),
+                String,
+            );
+            m.ro(
+                &format!("{s}MACAddress"),
+                &format!("00:11:22:33:55:{i:02x}"),
+                String,
+            );
+            m.rw(
+                &format!("{s}SSID"),
+                &format!("Radar-{}-{}", &id.serial, band),
+                String,
+            );
             let a = format!("{d}WiFi.AccessPoint.{i}.");
             m.rw(&format!("{a}Enable"), "true", Boolean);
             m.ro(&format!("{a}Status"), "Enabled", String);
-            m.rw(&format!("{a}SSIDReference"), &format!("Device.WiFi.SSID.{i}."), String);
+            m.rw(
+                &format!("{a}SSIDReference"),
+                &format!("Device.WiFi.SSID.{i}."),
+                String,
+            );
             m.rw(&format!("{a}SSIDAdvertisementEnabled"), "true", Boolean);
             m.rw(&format!("{a}Security.ModeEnabled"), "WPA2-Personal", String);
             m.rw(&format!("{a}Security.KeyPassphrase"), "", String);
-            m.ro(&format!("{a}AssociatedDeviceNumberOfEntries"), "0", UnsignedInt);
+            m.ro(
+                &format!("{a}AssociatedDeviceNumberOfEntries"),
+                "0",
+                UnsignedInt,
+            );
         }
         m.ro(&format!("{d}WiFi.RadioNumberOfEntries"), "2", UnsignedInt);
         m.ro(&format!("{d}WiFi.SSIDNumberOfEntries"), "2", UnsignedInt);
         // IP interfaces: WAN (1) and LAN (2).
-        for (i, name, addr, mask) in [(1u32, "wan", "192.0.2.10", "255.255.255.0"), (2, "br-lan", "192.168.1.1", "255.255.255.0")] {
+        for (i, name, addr, mask) in [
+            (1u32, "wan", "192.0.2.10", "255.255.255.0"),
+            (2, "br-lan", "192.168.1.1", "255.255.255.0"),
+        ] {
             let ip = format!("{d}IP.Interface.{i}.");
             m.rw(&format!("{ip}Enable"), "true", Boolean);
             m.ro(&format!("{ip}Status"), "Up", String);
@@ -141,9 +246,18 @@ impl SimModel {
             m.ro(&format!("{a}Status"), "Enabled", String);
             m.rw(&format!("{a}IPAddress"), addr, String);
             m.rw(&format!("{a}SubnetMask"), mask, String);
-            m.rw(&format!("{a}AddressingType"), if i == 1 { "DHCP" } else { "Static" }, String);
+            m.rw(
+                &format!("{a}AddressingType"),
+                if i == 1 { "DHCP" } else { "Static" },
+                String,
+            );
             m.ro(&format!("{ip}IPv4AddressNumberOfEntries"), "1", UnsignedInt);
-            for stat in ["BytesSent", "BytesReceived", "PacketsSent", "PacketsReceived"] {
+            for stat in [
+                "BytesSent",
+                "BytesReceived",
+                "PacketsSent",
+                "PacketsReceived",
+            ] {
                 m.ro(&format!("{ip}Stats.{stat}"), "0", UnsignedLong);
             }
         }
@@ -155,7 +269,11 @@ impl SimModel {
         m.rw(&format!("{d}DHCPv4.Server.Enable"), "true", Boolean);
         m.rw(&format!("{pool}Enable"), "true", Boolean);
         m.ro(&format!("{pool}Status"), "Enabled", String);
-        m.rw(&format!("{pool}Interface"), "Device.IP.Interface.2.", String);
+        m.rw(
+            &format!("{pool}Interface"),
+            "Device.IP.Interface.2.",
+            String,
+        );
         m.rw(&format!("{pool}MinAddress"), "192.168.1.100", String);
         m.rw(&format!("{pool}MaxAddress"), "192.168.1.200", String);
         m.rw(&format!("{pool}SubnetMask"), "255.255.255.0", String);
@@ -166,37 +284,97 @@ impl SimModel {
         // Hosts seen on the LAN.
         for i in 1..=8u32 {
             let h = format!("{d}Hosts.Host.{i}.");
-            m.ro(&format!("{h}PhysAddress"), &format!("a4:5e:60:00:00:{i:02x}"), String);
-            m.ro(&format!("{h}IPAddress"), &format!("192.168.1.{}", 100 + i), String);
+            m.ro(
+                &format!("{h}PhysAddress"),
+                &format!("a4:5e:60:00:00:{i:02x}"),
+                String,
+            );
+            m.ro(
+                &format!("{h}IPAddress"),
+                &format!("192.168.1.{}", 100 + i),
+                String,
+            );
             m.ro(&format!("{h}HostName"), &format!("host-{i}"), String);
-            m.ro(&format!("{h}Active"), if i % 3 == 0 { "false" } else { "true" }, Boolean);
-            m.ro(&format!("{h}Layer1Interface"), "Device.WiFi.SSID.1.", String);
+            m.ro(
+                &format!("{h}Active"),
+                if i % 3 == 0 { "false" } else { "true" },
+                Boolean,
+            );
+            m.ro(
+                &format!("{h}Layer1Interface"),
+                "Device.WiFi.SSID.1.",
+                String,
+            );
             m.ro(&format!("{h}LeaseTimeRemaining"), "43200", Int);
         }
         m.ro(&format!("{d}Hosts.HostNumberOfEntries"), "8", UnsignedInt);
         // NAT port mappings: a table operators add to.
         m.rw(&format!("{d}NAT.PortMapping.1.Enable"), "true", Boolean);
-        m.rw(&format!("{d}NAT.PortMapping.1.Interface"), "Device.IP.Interface.1.", String);
-        m.rw(&format!("{d}NAT.PortMapping.1.ExternalPort"), "8080", UnsignedInt);
-        m.rw(&format!("{d}NAT.PortMapping.1.InternalPort"), "80", UnsignedInt);
+        m.rw(
+            &format!("{d}NAT.PortMapping.1.Interface"),
+            "Device.IP.Interface.1.",
+            String,
+        );
+        m.rw(
+            &format!("{d}NAT.PortMapping.1.ExternalPort"),
+            "8080",
+            UnsignedInt,
+        );
+        m.rw(
+            &format!("{d}NAT.PortMapping.1.InternalPort"),
+            "80",
+            UnsignedInt,
+        );
         m.rw(&format!("{d}NAT.PortMapping.1.Protocol"), "TCP", String);
-        m.rw(&format!("{d}NAT.PortMapping.1.InternalClient"), "192.168.1.101", String);
+        m.rw(
+            &format!("{d}NAT.PortMapping.1.InternalClient"),
+            "192.168.1.101",
+            String,
+        );
         m.rw(&format!("{d}NAT.PortMapping.1.Description"), "web", String);
-        m.ro(&format!("{d}NAT.PortMappingNumberOfEntries"), "1", UnsignedInt);
+        m.ro(
+            &format!("{d}NAT.PortMappingNumberOfEntries"),
+            "1",
+            UnsignedInt,
+        );
         m.tables.insert(format!("{d}NAT.PortMapping."), 2);
         // DNS client and users.
         m.rw(&format!("{d}DNS.Client.Enable"), "true", Boolean);
-        m.rw(&format!("{d}DNS.Client.Server.1.DNSServer"), "198.51.100.53", String);
+        m.rw(
+            &format!("{d}DNS.Client.Server.1.DNSServer"),
+            "198.51.100.53",
+            String,
+        );
         m.rw(&format!("{d}Users.User.1.Enable"), "true", Boolean);
         m.rw(&format!("{d}Users.User.1.Username"), "admin", String);
         m.rw(&format!("{d}Users.User.1.Password"), "", String);
         // Device logs and diagnostics.
-        m.ro(&format!("{d}DeviceInfo.VendorLogFileNumberOfEntries"), "1", UnsignedInt);
-        m.ro(&format!("{d}DeviceInfo.VendorLogFile.1.Name"), "/var/log/messages", String);
+        m.ro(
+            &format!("{d}DeviceInfo.VendorLogFileNumberOfEntries"),
+            "1",
+            UnsignedInt,
+        );
+        m.ro(
+            &format!("{d}DeviceInfo.VendorLogFile.1.Name"),
+            "/var/log/messages",
+            String,
+        );
         m.rw(&format!("{d}IP.Diagnostics.IPPing.Host"), "", String);
-        m.rw(&format!("{d}IP.Diagnostics.IPPing.NumberOfRepetitions"), "3", UnsignedInt);
-        m.rw(&format!("{d}IP.Diagnostics.IPPing.Timeout"), "1000", UnsignedInt);
-        m.ro(&format!("{d}IP.Diagnostics.IPPing.SuccessCount"), "0", UnsignedInt);
+        m.rw(
+            &format!("{d}IP.Diagnostics.IPPing.NumberOfRepetitions"),
+            "3",
+            UnsignedInt,
+        );
+        m.rw(
+            &format!("{d}IP.Diagnostics.IPPing.Timeout"),
+            "1000",
+            UnsignedInt,
+        );
+        m.ro(
+            &format!("{d}IP.Diagnostics.IPPing.SuccessCount"),
+            "0",
+            UnsignedInt,
+        );
         // A vendor extension, read-write, as real gateways have.
         m.rw(&format!("{d}X_RADAR_SIM_LedBrightness"), "80", UnsignedInt);
         m.ro(&format!("{d}X_RADAR_SIM_Temperature"), "48", Int);
@@ -204,11 +382,27 @@ impl SimModel {
     }
 
     fn ro(&mut self, path: &str, value: &str, ty: ParamType) {
-        self.params.insert(path.into(), SimParam { value: value.into(), ty, writable: false, notification: 0 });
+        self.params.insert(
+            path.into(),
+            SimParam {
+                value: value.into(),
+                ty,
+                writable: false,
+                notification: 0,
+            },
+        );
     }
 
     fn rw(&mut self, path: &str, value: &str, ty: ParamType) {
-        self.params.insert(path.into(), SimParam { value: value.into(), ty, writable: true, notification: 0 });
+        self.params.insert(
+            path.into(),
+            SimParam {
+                value: value.into(),
+                ty,
+                writable: true,
+                notification: 0,
+            },
+        );
     }
 
     /// Every object path implied by the parameters (TR-069 GetParameterNames lists objects too).

@@ -30,8 +30,14 @@ impl SledDatabase {
     pub fn shard(&self, shard: u32) -> Result<SledShardStore, StoreError> {
         Ok(SledShardStore {
             db: self.db.clone(),
-            twins: self.db.open_tree(format!("shard-{shard}-twins")).map_err(engine)?,
-            paths: self.db.open_tree(format!("shard-{shard}-paths")).map_err(engine)?,
+            twins: self
+                .db
+                .open_tree(format!("shard-{shard}-twins"))
+                .map_err(engine)?,
+            paths: self
+                .db
+                .open_tree(format!("shard-{shard}-paths"))
+                .map_err(engine)?,
         })
     }
 }
@@ -47,15 +53,21 @@ impl ShardStore for SledShardStore {
         let mut loaded = LoadedShard::default();
         for (i, item) in self.paths.iter().enumerate() {
             let (key, value) = item.map_err(engine)?;
-            let id = u32::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                key: format!("{key:?}"),
-                message: "path id is not 4 bytes".into(),
-            })?);
+            let id =
+                u32::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: format!("{key:?}"),
+                    message: "path id is not 4 bytes".into(),
+                })?);
             if id as usize != i {
-                return Err(StoreError::Corrupt { key: id.to_string(), message: format!("expected path id {i}") });
+                return Err(StoreError::Corrupt {
+                    key: id.to_string(),
+                    message: format!("expected path id {i}"),
+                });
             }
-            let template = std::str::from_utf8(&value)
-                .map_err(|e| StoreError::Corrupt { key: id.to_string(), message: e.to_string() })?;
+            let template = std::str::from_utf8(&value).map_err(|e| StoreError::Corrupt {
+                key: id.to_string(),
+                message: e.to_string(),
+            })?;
             loaded.templates.push(template.into());
         }
         for item in self.twins.iter() {
@@ -118,7 +130,12 @@ mod tests {
             at: Timestamp(5),
             identity: Default::default(),
             events: vec![("1 BOOT".into(), String::new())],
-            params: vec![radar_twin::ReportedParam { path: "Device.A.1.B".into(), value: "v".into(), ty: None, writable: Some(true) }],
+            params: vec![radar_twin::ReportedParam {
+                path: "Device.A.1.B".into(),
+                value: "v".into(),
+                ty: None,
+                writable: Some(true),
+            }],
         };
         apply(&mut state, &cmd).unwrap();
         {
@@ -137,6 +154,9 @@ mod tests {
         let loaded = db.shard(0).unwrap().load().unwrap();
         assert_eq!(loaded.templates, state.dict.templates());
         assert_eq!(loaded.twins, vec![state.twins[&key].clone()]);
-        assert!(db.shard(1).unwrap().load().unwrap().twins.is_empty(), "shards are separate");
+        assert!(
+            db.shard(1).unwrap().load().unwrap().twins.is_empty(),
+            "shards are separate"
+        );
     }
 }

@@ -30,9 +30,16 @@ pub enum ValidationError {
     #[error("{path} is read-only on this device")]
     ReadOnlyOnDevice { path: String },
     #[error("{path}: {source}")]
-    Value { path: String, source: radar_core::ValueError },
+    Value {
+        path: String,
+        source: radar_core::ValueError,
+    },
     #[error("{path}: {value:?} is not one of {allowed}")]
-    NotInEnumeration { path: String, value: String, allowed: String },
+    NotInEnumeration {
+        path: String,
+        value: String,
+        allowed: String,
+    },
     #[error("{path} is not a parameter of the TR-181 data model")]
     UnknownPath { path: String },
 }
@@ -65,7 +72,11 @@ impl DataModel {
                 min: cols[3].parse().ok(),
                 max: cols[4].parse().ok(),
                 max_length: cols[5].parse().ok(),
-                enumeration: if cols[6].is_empty() { Vec::new() } else { cols[6].split('|').map(String::from).collect() },
+                enumeration: if cols[6].is_empty() {
+                    Vec::new()
+                } else {
+                    cols[6].split('|').map(String::from).collect()
+                },
             };
             params.insert(cols[0].to_owned(), spec);
         }
@@ -87,13 +98,23 @@ impl DataModel {
 
     /// Validates one desired value. Vendor extensions (`X_…` segments) and paths outside the
     /// model (e.g. TR-098 `InternetGatewayDevice.`) are checked against what the device reported.
-    pub fn validate(&self, path: &str, value: &str, reported: Option<ReportedSpec>) -> Result<(), ValidationError> {
+    pub fn validate(
+        &self,
+        path: &str,
+        value: &str,
+        reported: Option<ReportedSpec>,
+    ) -> Result<(), ValidationError> {
         let is_vendor = path.split('.').any(|s| s.starts_with("X_"));
         let spec = if is_vendor { None } else { self.spec(path) };
         let Some(spec) = spec else {
             return match reported {
-                Some(r) if !r.writable => Err(ValidationError::ReadOnlyOnDevice { path: path.into() }),
-                Some(r) => r.ty.check(value).map_err(|source| ValidationError::Value { path: path.into(), source }),
+                Some(r) if !r.writable => {
+                    Err(ValidationError::ReadOnlyOnDevice { path: path.into() })
+                }
+                Some(r) => r.ty.check(value).map_err(|source| ValidationError::Value {
+                    path: path.into(),
+                    source,
+                }),
                 None if is_vendor || !path.starts_with("Device.") => Ok(()),
                 None => Err(ValidationError::UnknownPath { path: path.into() }),
             };
@@ -101,13 +122,25 @@ impl DataModel {
         if !spec.writable {
             return Err(ValidationError::ReadOnly { path: path.into() });
         }
-        spec.ty.check(value).map_err(|source| ValidationError::Value { path: path.into(), source })?;
+        spec.ty
+            .check(value)
+            .map_err(|source| ValidationError::Value {
+                path: path.into(),
+                source,
+            })?;
         if let (Some(_), _) | (_, Some(_)) = (spec.min, spec.max) {
             if let Ok(n) = value.trim().parse::<i128>() {
                 let (min, max) = (spec.min.unwrap_or(i128::MIN), spec.max.unwrap_or(i128::MAX));
                 if n < min || n > max {
-                    let source = radar_core::ValueError::OutOfRange { value: value.into(), min, max };
-                    return Err(ValidationError::Value { path: path.into(), source });
+                    let source = radar_core::ValueError::OutOfRange {
+                        value: value.into(),
+                        min,
+                        max,
+                    };
+                    return Err(ValidationError::Value {
+                        path: path.into(),
+                        source,
+                    });
                 }
             }
         }
@@ -115,7 +148,10 @@ impl DataModel {
             let len = value.chars().count();
             if len > max {
                 let source = radar_core::ValueError::TooLong { len, max };
-                return Err(ValidationError::Value { path: path.into(), source });
+                return Err(ValidationError::Value {
+                    path: path.into(),
+                    source,
+                });
             }
         }
         if !spec.enumeration.is_empty() && !spec.enumeration.iter().any(|e| e == value) {
@@ -131,7 +167,13 @@ impl DataModel {
 
 fn template_of(path: &str) -> String {
     path.split('.')
-        .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{i}" } else { s })
+        .map(|s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                "{i}"
+            } else {
+                s
+            }
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -151,23 +193,57 @@ mod tests {
     #[test]
     fn read_only_wrong_type_range_length_and_enum_are_refused() {
         let m = DataModel::tr181();
-        assert!(matches!(m.validate("Device.DeviceInfo.SoftwareVersion", "2", None), Err(ValidationError::ReadOnly { .. })));
-        assert!(matches!(m.validate("Device.WiFi.SSID.1.Enable", "maybe", None), Err(ValidationError::Value { .. })));
-        assert!(matches!(m.validate("Device.ManagementServer.PeriodicInformInterval", "0", None), Err(ValidationError::Value { .. })));
-        assert!(matches!(m.validate("Device.WiFi.SSID.1.SSID", &"x".repeat(33), None), Err(ValidationError::Value { .. })));
+        assert!(matches!(
+            m.validate("Device.DeviceInfo.SoftwareVersion", "2", None),
+            Err(ValidationError::ReadOnly { .. })
+        ));
+        assert!(matches!(
+            m.validate("Device.WiFi.SSID.1.Enable", "maybe", None),
+            Err(ValidationError::Value { .. })
+        ));
+        assert!(matches!(
+            m.validate("Device.ManagementServer.PeriodicInformInterval", "0", None),
+            Err(ValidationError::Value { .. })
+        ));
+        assert!(matches!(
+            m.validate("Device.WiFi.SSID.1.SSID", &"x".repeat(33), None),
+            Err(ValidationError::Value { .. })
+        ));
         assert!(m.validate("Device.WiFi.SSID.1.SSID", "home", None).is_ok());
-        assert!(m.validate("Device.ManagementServer.PeriodicInformInterval", "300", None).is_ok());
-        assert!(matches!(m.validate("Device.WiFi.Nope", "1", None), Err(ValidationError::UnknownPath { .. })));
+        assert!(m
+            .validate(
+                "Device.ManagementServer.PeriodicInformInterval",
+                "300",
+                None
+            )
+            .is_ok());
+        assert!(matches!(
+            m.validate("Device.WiFi.Nope", "1", None),
+            Err(ValidationError::UnknownPath { .. })
+        ));
     }
 
     #[test]
     fn vendor_paths_use_what_the_device_reported() {
         let m = DataModel::tr181();
         assert!(m.validate("Device.X_ACME_Foo", "anything", None).is_ok());
-        let ro = ReportedSpec { ty: ParamType::String, writable: false };
-        assert!(matches!(m.validate("Device.X_ACME_Foo", "a", Some(ro)), Err(ValidationError::ReadOnlyOnDevice { .. })));
-        let rw_int = ReportedSpec { ty: ParamType::UnsignedInt, writable: true };
-        assert!(m.validate("Device.X_ACME_Level", "abc", Some(rw_int)).is_err());
-        assert!(m.validate("InternetGatewayDevice.LANDevice.1.X", "1", None).is_ok());
+        let ro = ReportedSpec {
+            ty: ParamType::String,
+            writable: false,
+        };
+        assert!(matches!(
+            m.validate("Device.X_ACME_Foo", "a", Some(ro)),
+            Err(ValidationError::ReadOnlyOnDevice { .. })
+        ));
+        let rw_int = ReportedSpec {
+            ty: ParamType::UnsignedInt,
+            writable: true,
+        };
+        assert!(m
+            .validate("Device.X_ACME_Level", "abc", Some(rw_int))
+            .is_err());
+        assert!(m
+            .validate("InternetGatewayDevice.LANDevice.1.X", "1", None)
+            .is_ok());
     }
 }

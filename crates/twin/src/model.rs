@@ -66,18 +66,32 @@ pub struct Twin {
 
 impl Twin {
     pub fn new(key: DeviceKey) -> Self {
-        Self { key, meta: Meta::default(), params: Vec::new(), operations: Vec::new(), next_operation_id: 1, events: VecDeque::new() }
+        Self {
+            key,
+            meta: Meta::default(),
+            params: Vec::new(),
+            operations: Vec::new(),
+            next_operation_id: 1,
+            events: VecDeque::new(),
+        }
     }
 
     pub fn param(&self, id: &PathId) -> Option<&Param> {
-        self.params.binary_search_by(|(k, _)| k.cmp(id)).ok().map(|i| &self.params[i].1)
+        self.params
+            .binary_search_by(|(k, _)| k.cmp(id))
+            .ok()
+            .map(|i| &self.params[i].1)
     }
 
     pub fn param_by_path(&self, dict: &PathDict, path: &str) -> Option<&Param> {
         dict.lookup(path).and_then(|id| self.param(&id))
     }
 
-    pub fn upsert_param(&mut self, id: PathId, update: impl FnOnce(Option<&mut Param>) -> Option<Param>) {
+    pub fn upsert_param(
+        &mut self,
+        id: PathId,
+        update: impl FnOnce(Option<&mut Param>) -> Option<Param>,
+    ) {
         match self.params.binary_search_by(|(k, _)| k.cmp(&id)) {
             Ok(i) => {
                 if let Some(replacement) = update(Some(&mut self.params[i].1)) {
@@ -95,7 +109,8 @@ impl Twin {
     /// Removes every parameter whose rendered path starts with `prefix`.
     pub fn remove_subtree(&mut self, dict: &PathDict, prefix: &str) -> usize {
         let before = self.params.len();
-        self.params.retain(|(id, _)| !dict.render(id).starts_with(prefix));
+        self.params
+            .retain(|(id, _)| !dict.render(id).starts_with(prefix));
         before - self.params.len()
     }
 
@@ -103,11 +118,19 @@ impl Twin {
         if self.events.len() >= EVENT_LOG_CAPACITY {
             self.events.pop_front();
         }
-        self.events.push_back(TwinEvent { at, kind: kind.to_owned(), detail: detail.into() });
+        self.events.push_back(TwinEvent {
+            at,
+            kind: kind.to_owned(),
+            detail: detail.into(),
+        });
     }
 
     /// Parameters (rendered) under a prefix, in path order.
-    pub fn params_under<'a>(&'a self, dict: &'a PathDict, prefix: &'a str) -> Vec<(String, &'a Param)> {
+    pub fn params_under<'a>(
+        &'a self,
+        dict: &'a PathDict,
+        prefix: &'a str,
+    ) -> Vec<(String, &'a Param)> {
         let mut out: Vec<(String, &Param)> = self
             .params
             .iter()
@@ -132,7 +155,11 @@ impl Twin {
 
     /// Drops the oldest finished operations beyond the retention bound.
     pub fn trim_finished_operations(&mut self) {
-        let finished = self.operations.iter().filter(|o| !o.status.is_pending()).count();
+        let finished = self
+            .operations
+            .iter()
+            .filter(|o| !o.status.is_pending())
+            .count();
         let mut excess = finished.saturating_sub(FINISHED_OPERATIONS_KEPT);
         self.operations.retain(|o| {
             if excess > 0 && !o.status.is_pending() {

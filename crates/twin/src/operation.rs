@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum OperationKind {
     /// Set parameter values; the map is path → value. Types come from the twin or the model.
-    SetParams { params: BTreeMap<String, String> },
+    SetParams {
+        params: BTreeMap<String, String>,
+    },
     Reboot,
     FactoryReset,
     Download {
@@ -32,8 +34,12 @@ pub enum OperationKind {
         #[serde(default = "default_upload_type")]
         file_type: String,
     },
-    AddObject { path: String },
-    DeleteObject { path: String },
+    AddObject {
+        path: String,
+    },
+    DeleteObject {
+        path: String,
+    },
     /// Re-read a subtree from the device.
     Refresh {
         #[serde(default)]
@@ -55,7 +61,9 @@ impl OperationKind {
         match serde_json::to_value(self).unwrap_or(serde_json::Value::Null) {
             serde_json::Value::String(kind) => serde_json::json!({ "kind": kind }),
             serde_json::Value::Object(map) => {
-                let Some((kind, fields)) = map.into_iter().next() else { return serde_json::Value::Null };
+                let Some((kind, fields)) = map.into_iter().next() else {
+                    return serde_json::Value::Null;
+                };
                 let mut out = match fields {
                     serde_json::Value::Object(f) => f,
                     _ => serde_json::Map::new(),
@@ -69,7 +77,9 @@ impl OperationKind {
 
     /// Parses the API's flat JSON form. Unknown extra keys are errors, like every other field.
     pub fn from_flat_json(mut value: serde_json::Value) -> Result<Self, String> {
-        let obj = value.as_object_mut().ok_or("an operation is a JSON object")?;
+        let obj = value
+            .as_object_mut()
+            .ok_or("an operation is a JSON object")?;
         let kind = match obj.remove("kind") {
             Some(serde_json::Value::String(k)) => k,
             _ => return Err("missing \"kind\"".into()),
@@ -101,13 +111,29 @@ impl OperationKind {
 pub enum OperationStatus {
     Queued,
     /// Handed to the device; for reboots and downloads, awaiting the device's confirmation.
-    Sent { at: Timestamp },
-    Done { at: Timestamp, detail: String },
-    Failed { at: Timestamp, code: u32, message: String },
-    Expired { at: Timestamp },
-    Cancelled { at: Timestamp },
+    Sent {
+        at: Timestamp,
+    },
+    Done {
+        at: Timestamp,
+        detail: String,
+    },
+    Failed {
+        at: Timestamp,
+        code: u32,
+        message: String,
+    },
+    Expired {
+        at: Timestamp,
+    },
+    Cancelled {
+        at: Timestamp,
+    },
     /// A later write to the same path replaced this one before it was delivered.
-    Superseded { at: Timestamp, by: u64 },
+    Superseded {
+        at: Timestamp,
+        by: u64,
+    },
 }
 
 impl OperationStatus {
@@ -160,20 +186,45 @@ mod tests {
     fn flat_json_round_trips_and_postcard_stores() {
         let kinds = [
             OperationKind::Reboot,
-            OperationKind::Download { url: "http://x/fw".into(), file_type: default_file_type(), file_size: 3, target_file_name: String::new(), username: String::new(), password: "p".into() },
-            OperationKind::AddObject { path: "Device.NAT.PortMapping.".into() },
+            OperationKind::Download {
+                url: "http://x/fw".into(),
+                file_type: default_file_type(),
+                file_size: 3,
+                target_file_name: String::new(),
+                username: String::new(),
+                password: "p".into(),
+            },
+            OperationKind::AddObject {
+                path: "Device.NAT.PortMapping.".into(),
+            },
         ];
         for kind in kinds {
             let flat = kind.to_flat_json();
             assert_eq!(flat["kind"], kind.name());
             assert_eq!(OperationKind::from_flat_json(flat).unwrap(), kind);
-            let op = Operation { id: 1, kind, status: OperationStatus::Sent { at: Timestamp(5) }, created_at: Timestamp(1), requested_by: "a".into(), expires_at: None, attempts: 1 };
+            let op = Operation {
+                id: 1,
+                kind,
+                status: OperationStatus::Sent { at: Timestamp(5) },
+                created_at: Timestamp(1),
+                requested_by: "a".into(),
+                expires_at: None,
+                attempts: 1,
+            };
             let bytes = postcard::to_allocvec(&op).unwrap();
             assert_eq!(postcard::from_bytes::<Operation>(&bytes).unwrap(), op);
         }
-        let defaults = OperationKind::from_flat_json(serde_json::json!({"kind": "download", "url": "http://x"})).unwrap();
-        assert!(matches!(defaults, OperationKind::Download { ref file_type, .. } if file_type == "1 Firmware Upgrade Image"));
+        let defaults = OperationKind::from_flat_json(
+            serde_json::json!({"kind": "download", "url": "http://x"}),
+        )
+        .unwrap();
+        assert!(
+            matches!(defaults, OperationKind::Download { ref file_type, .. } if file_type == "1 Firmware Upgrade Image")
+        );
         assert!(OperationKind::from_flat_json(serde_json::json!({"kind": "explode"})).is_err());
-        assert!(OperationKind::from_flat_json(serde_json::json!({"kind": "reboot", "bogus": 1})).is_err());
+        assert!(
+            OperationKind::from_flat_json(serde_json::json!({"kind": "reboot", "bogus": 1}))
+                .is_err()
+        );
     }
 }

@@ -38,7 +38,11 @@ impl PathDict {
 
     /// Restores a dictionary persisted in id order.
     pub fn from_templates(templates: Vec<Box<str>>) -> Self {
-        let ids = templates.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let ids = templates
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         Self { templates, ids }
     }
 
@@ -55,20 +59,28 @@ impl PathDict {
                 id
             }
         };
-        PathId { template: id, instances: instances.into_boxed_slice() }
+        PathId {
+            template: id,
+            instances: instances.into_boxed_slice(),
+        }
     }
 
     /// Looks a path up without adding it.
     pub fn lookup(&self, path: &str) -> Option<PathId> {
         let (template, instances) = split(path);
-        self.ids
-            .get(template.as_str())
-            .map(|&id| PathId { template: id, instances: instances.into_boxed_slice() })
+        self.ids.get(template.as_str()).map(|&id| PathId {
+            template: id,
+            instances: instances.into_boxed_slice(),
+        })
     }
 
     /// Renders a path id back into the path the device reported.
     pub fn render(&self, id: &PathId) -> String {
-        let template = self.templates.get(id.template as usize).map(|t| &**t).unwrap_or("?");
+        let template = self
+            .templates
+            .get(id.template as usize)
+            .map(|t| &**t)
+            .unwrap_or("?");
         let mut out = String::with_capacity(template.len() + 4 * id.instances.len());
         let mut instances = id.instances.iter();
         let mut first = true;
@@ -132,7 +144,13 @@ mod tests {
     #[test]
     fn rendering_returns_the_exact_reported_path() {
         let mut dict = PathDict::default();
-        for p in ["Device.", "Device.A.01.B", ".ExternalIPAddress", "Device.X.4294967295.Y", "Device.IP.Interface.1."] {
+        for p in [
+            "Device.",
+            "Device.A.01.B",
+            ".ExternalIPAddress",
+            "Device.X.4294967295.Y",
+            "Device.IP.Interface.1.",
+        ] {
             let id = dict.intern(p);
             assert_eq!(dict.render(&id), p);
         }
@@ -143,7 +161,10 @@ mod tests {
         let mut dict = PathDict::default();
         let id = dict.intern("Device.Hosts.Host.3.IPAddress");
         let restored = PathDict::from_templates(dict.templates().to_vec());
-        assert_eq!(restored.lookup("Device.Hosts.Host.3.IPAddress"), Some(id.clone()));
+        assert_eq!(
+            restored.lookup("Device.Hosts.Host.3.IPAddress"),
+            Some(id.clone())
+        );
         assert_eq!(restored.render(&id), "Device.Hosts.Host.3.IPAddress");
     }
 }

@@ -40,9 +40,15 @@ pub enum PlannedTask {
     /// Read the whole data model under this prefix.
     Discover { prefix: String },
     /// Set notification attributes (absolute paths), once after discovery.
-    ConfigureNotifications { active: Vec<String>, passive: Vec<String> },
+    ConfigureNotifications {
+        active: Vec<String>,
+        passive: Vec<String>,
+    },
     /// Give the device its own connection-request credentials (absolute parameter paths).
-    SetConnectionRequestCredentials { username_path: String, password_path: String },
+    SetConnectionRequestCredentials {
+        username_path: String,
+        password_path: String,
+    },
     /// Deliver a queued operation.
     Operation(Operation),
     /// Re-read a stale subtree.
@@ -51,15 +57,22 @@ pub enum PlannedTask {
 
 pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -> Vec<PlannedTask> {
     let mut tasks = Vec::new();
-    let root = if twin.meta.root.is_empty() { "Device." } else { twin.meta.root.as_str() };
+    let root = if twin.meta.root.is_empty() {
+        "Device."
+    } else {
+        twin.meta.root.as_str()
+    };
     if twin.meta.discovered_at.is_none() {
-        tasks.push(PlannedTask::Discover { prefix: root.to_owned() });
+        tasks.push(PlannedTask::Discover {
+            prefix: root.to_owned(),
+        });
     }
     if !twin.meta.notifications_configured {
         // Only parameters the device has: setting attributes on unknown names faults (9005).
         let known = |rel: &String| {
             let path = format!("{root}{rel}");
-            (twin.meta.discovered_at.is_none() || twin.param_by_path(dict, &path).is_some()).then_some(path)
+            (twin.meta.discovered_at.is_none() || twin.param_by_path(dict, &path).is_some())
+                .then_some(path)
         };
         tasks.push(PlannedTask::ConfigureNotifications {
             active: config.notify_active.iter().filter_map(known).collect(),
@@ -98,7 +111,9 @@ pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -
         }
         // Parameters on which the device refused active notification are refreshed each session.
         for path in &twin.meta.notification_refused {
-            tasks.push(PlannedTask::Refresh { prefix: path.clone() });
+            tasks.push(PlannedTask::Refresh {
+                prefix: path.clone(),
+            });
         }
     }
     tasks
@@ -123,7 +138,12 @@ mod tests {
             at: Timestamp(0),
             identity: Identity::default(),
             events: vec![("0 BOOTSTRAP".into(), String::new())],
-            params: vec![ReportedParam { path: "Device.DeviceInfo.SoftwareVersion".into(), value: "1".into(), ty: None, writable: None }],
+            params: vec![ReportedParam {
+                path: "Device.DeviceInfo.SoftwareVersion".into(),
+                value: "1".into(),
+                ty: None,
+                writable: None,
+            }],
         };
         apply(&mut s, &inform).unwrap();
         s
@@ -132,26 +152,77 @@ mod tests {
     #[test]
     fn new_device_is_discovered_then_configured() {
         let s = setup();
-        let tasks = plan(&s.twins[&key()], &s.dict, Timestamp(1), &PlanConfig::default());
-        assert_eq!(tasks[0], PlannedTask::Discover { prefix: "Device.".into() });
-        assert!(matches!(&tasks[1], PlannedTask::ConfigureNotifications { active, .. } if active.contains(&"Device.DeviceInfo.SoftwareVersion".to_string())));
+        let tasks = plan(
+            &s.twins[&key()],
+            &s.dict,
+            Timestamp(1),
+            &PlanConfig::default(),
+        );
+        assert_eq!(
+            tasks[0],
+            PlannedTask::Discover {
+                prefix: "Device.".into()
+            }
+        );
+        assert!(
+            matches!(&tasks[1], PlannedTask::ConfigureNotifications { active, .. } if active.contains(&"Device.DeviceInfo.SoftwareVersion".to_string()))
+        );
     }
 
     #[test]
     fn queued_operations_in_order_and_stale_subtrees_refreshed() {
         let mut s = setup();
         let names = vec![("Device.DeviceInfo.SoftwareVersion".into(), false)];
-        apply(&mut s, &TwinCommand::ReportNames { device: key(), at: Timestamp(1), prefix: "Device.".into(), names }).unwrap();
-        apply(&mut s, &TwinCommand::NotificationsConfigured { device: key(), at: Timestamp(1), refused: vec![] }).unwrap();
+        apply(
+            &mut s,
+            &TwinCommand::ReportNames {
+                device: key(),
+                at: Timestamp(1),
+                prefix: "Device.".into(),
+                names,
+            },
+        )
+        .unwrap();
+        apply(
+            &mut s,
+            &TwinCommand::NotificationsConfigured {
+                device: key(),
+                at: Timestamp(1),
+                refused: vec![],
+            },
+        )
+        .unwrap();
         for kind in [OperationKind::Reboot, OperationKind::FactoryReset] {
-            apply(&mut s, &TwinCommand::EnqueueOperation { device: key(), at: Timestamp(2), kind, requested_by: "t".into(), ttl_ms: None }).unwrap();
+            apply(
+                &mut s,
+                &TwinCommand::EnqueueOperation {
+                    device: key(),
+                    at: Timestamp(2),
+                    kind,
+                    requested_by: "t".into(),
+                    ttl_ms: None,
+                },
+            )
+            .unwrap();
         }
-        let config = PlanConfig { refresh: vec![("DeviceInfo.".into(), Duration::from_secs(60))], ..Default::default() };
+        let config = PlanConfig {
+            refresh: vec![("DeviceInfo.".into(), Duration::from_secs(60))],
+            ..Default::default()
+        };
         let fresh = plan(&s.twins[&key()], &s.dict, Timestamp(1000), &config);
         assert_eq!(fresh.len(), 2);
-        assert!(matches!(&fresh[0], PlannedTask::Operation(op) if op.kind == OperationKind::Reboot));
-        assert!(matches!(&fresh[1], PlannedTask::Operation(op) if op.kind == OperationKind::FactoryReset));
+        assert!(
+            matches!(&fresh[0], PlannedTask::Operation(op) if op.kind == OperationKind::Reboot)
+        );
+        assert!(
+            matches!(&fresh[1], PlannedTask::Operation(op) if op.kind == OperationKind::FactoryReset)
+        );
         let later = plan(&s.twins[&key()], &s.dict, Timestamp(120_000), &config);
-        assert_eq!(later.last(), Some(&PlannedTask::Refresh { prefix: "Device.DeviceInfo.".into() }));
+        assert_eq!(
+            later.last(),
+            Some(&PlannedTask::Refresh {
+                prefix: "Device.DeviceInfo.".into()
+            })
+        );
     }
 }

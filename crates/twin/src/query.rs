@@ -40,8 +40,15 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
     Exists(String),
-    Cmp { field: String, op: CmpOp, value: Literal },
-    Like { field: String, pattern: String },
+    Cmp {
+        field: String,
+        op: CmpOp,
+        value: Literal,
+    },
+    Like {
+        field: String,
+        pattern: String,
+    },
     /// The empty query matches everything.
     All,
 }
@@ -53,8 +60,17 @@ pub struct QueryError {
     pub message: String,
 }
 
-pub const META_FIELDS: &[&str] =
-    &["id", "protocol", "online", "last_contact", "oui", "product_class", "serial", "software_version", "manufacturer"];
+pub const META_FIELDS: &[&str] = &[
+    "id",
+    "protocol",
+    "online",
+    "last_contact",
+    "oui",
+    "product_class",
+    "serial",
+    "software_version",
+    "manufacturer",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -73,7 +89,10 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn err(&self, position: usize, message: impl Into<String>) -> QueryError {
-        QueryError { position, message: message.into() }
+        QueryError {
+            position,
+            message: message.into(),
+        }
     }
 
     fn tokens(mut self) -> Result<Vec<(usize, Token)>, QueryError> {
@@ -94,7 +113,11 @@ impl<'a> Lexer<'a> {
                 }
                 b'=' => {
                     out.push((start, Token::Op(CmpOp::Eq)));
-                    self.pos += if bytes.get(self.pos + 1) == Some(&b'=') { 2 } else { 1 };
+                    self.pos += if bytes.get(self.pos + 1) == Some(&b'=') {
+                        2
+                    } else {
+                        1
+                    };
                 }
                 b'!' if bytes.get(self.pos + 1) == Some(&b'=') => {
                     out.push((start, Token::Op(CmpOp::Ne)));
@@ -139,19 +162,32 @@ impl<'a> Lexer<'a> {
                         .map(|i| self.pos + 1 + i)
                         .unwrap_or(self.src.len());
                     let text = &self.src[self.pos..end];
-                    let n: f64 = text.parse().map_err(|_| self.err(start, format!("bad number {text:?}")))?;
+                    let n: f64 = text
+                        .parse()
+                        .map_err(|_| self.err(start, format!("bad number {text:?}")))?;
                     out.push((start, Token::Num(n)));
                     self.pos = end;
                 }
                 _ if c.is_ascii_alphabetic() || c == b'_' => {
                     let end = self.src[self.pos..]
-                        .find(|ch: char| !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-' | '+' | '{' | '}' | '*')))
+                        .find(|ch: char| {
+                            !(ch.is_ascii_alphanumeric()
+                                || matches!(ch, '.' | '_' | '-' | '+' | '{' | '}' | '*'))
+                        })
                         .map(|i| self.pos + i)
                         .unwrap_or(self.src.len());
                     out.push((start, Token::Ident(self.src[self.pos..end].to_owned())));
                     self.pos = end;
                 }
-                _ => return Err(self.err(start, format!("unexpected character {:?}", self.src[start..].chars().next().unwrap_or(' ')))),
+                _ => {
+                    return Err(self.err(
+                        start,
+                        format!(
+                            "unexpected character {:?}",
+                            self.src[start..].chars().next().unwrap_or(' ')
+                        ),
+                    ))
+                }
             }
         }
         Ok(out)
@@ -170,11 +206,17 @@ impl Parser {
     }
 
     fn position(&self) -> usize {
-        self.tokens.get(self.index).map(|(p, _)| *p).unwrap_or(self.end)
+        self.tokens
+            .get(self.index)
+            .map(|(p, _)| *p)
+            .unwrap_or(self.end)
     }
 
     fn err(&self, message: impl Into<String>) -> QueryError {
-        QueryError { position: self.position(), message: message.into() }
+        QueryError {
+            position: self.position(),
+            message: message.into(),
+        }
     }
 
     fn keyword(&self, kw: &str) -> bool {
@@ -239,7 +281,11 @@ impl Parser {
 
     fn field(&mut self) -> Result<String, QueryError> {
         match self.peek().cloned() {
-            Some(Token::Ident(name)) if !["AND", "OR", "NOT", "LIKE", "EXISTS"].iter().any(|k| name.eq_ignore_ascii_case(k)) => {
+            Some(Token::Ident(name))
+                if !["AND", "OR", "NOT", "LIKE", "EXISTS"]
+                    .iter()
+                    .any(|k| name.eq_ignore_ascii_case(k)) =>
+            {
                 self.index += 1;
                 Ok(name)
             }
@@ -255,9 +301,12 @@ impl Parser {
             Some(Token::Ident(word)) => match word.to_ascii_lowercase().as_str() {
                 "true" => Literal::Bool(true),
                 "false" => Literal::Bool(false),
-                lower if lower.starts_with("now") => Literal::RelativeTime(
-                    parse_relative(&lower[3..]).ok_or(QueryError { position, message: format!("bad relative time {word:?}") })?,
-                ),
+                lower if lower.starts_with("now") => {
+                    Literal::RelativeTime(parse_relative(&lower[3..]).ok_or(QueryError {
+                        position,
+                        message: format!("bad relative time {word:?}"),
+                    })?)
+                }
                 // Bare words are strings, so `protocol = cwmp` reads naturally.
                 _ => Literal::Str(word),
             },
@@ -295,7 +344,11 @@ pub fn parse(src: &str) -> Result<Expr, QueryError> {
     if tokens.is_empty() {
         return Ok(Expr::All);
     }
-    let mut parser = Parser { tokens, index: 0, end: src.len() };
+    let mut parser = Parser {
+        tokens,
+        index: 0,
+        end: src.len(),
+    };
     let expr = parser.or()?;
     if parser.index < parser.tokens.len() {
         return Err(parser.err("unexpected input after the expression"));
@@ -330,7 +383,8 @@ impl FieldValue {
 }
 
 pub fn is_online(twin: &Twin, ctx: &EvalContext) -> bool {
-    twin.meta.last_contact.0 > 0 && ctx.now.duration_since(twin.meta.last_contact) <= ctx.online_window
+    twin.meta.last_contact.0 > 0
+        && ctx.now.duration_since(twin.meta.last_contact) <= ctx.online_window
 }
 
 /// A meta field or a parameter of a twin.
@@ -360,10 +414,13 @@ pub fn matches(expr: &Expr, twin: &Twin, dict: &PathDict, ctx: &EvalContext) -> 
         Expr::Or(a, b) => matches(a, twin, dict, ctx) || matches(b, twin, dict, ctx),
         Expr::Not(e) => !matches(e, twin, dict, ctx),
         Expr::Exists(f) => field(twin, dict, ctx, f).is_some(),
-        Expr::Like { field: f, pattern } => {
-            field(twin, dict, ctx, f).is_some_and(|v| glob(pattern.as_bytes(), v.to_text().as_bytes()))
-        }
-        Expr::Cmp { field: f, op, value } => match field(twin, dict, ctx, f) {
+        Expr::Like { field: f, pattern } => field(twin, dict, ctx, f)
+            .is_some_and(|v| glob(pattern.as_bytes(), v.to_text().as_bytes())),
+        Expr::Cmp {
+            field: f,
+            op,
+            value,
+        } => match field(twin, dict, ctx, f) {
             None => false,
             Some(v) => compare(&v, value, ctx).is_some_and(|ord| match op {
                 CmpOp::Eq => ord.is_eq(),
@@ -380,13 +437,19 @@ pub fn matches(expr: &Expr, twin: &Twin, dict: &PathDict, ctx: &EvalContext) -> 
 fn compare(v: &FieldValue, lit: &Literal, ctx: &EvalContext) -> Option<std::cmp::Ordering> {
     let as_bool = |s: &str| ParamType::normalize_bool(s);
     match (v, lit) {
-        (FieldValue::Time(t), Literal::RelativeTime(off)) => Some(t.0.cmp(&((ctx.now.0 as i64 + off).max(0) as u64))),
+        (FieldValue::Time(t), Literal::RelativeTime(off)) => {
+            Some(t.0.cmp(&((ctx.now.0 as i64 + off).max(0) as u64)))
+        }
         (FieldValue::Time(t), Literal::Num(n)) => (t.0 as f64).partial_cmp(n),
         (FieldValue::Bool(b), Literal::Bool(l)) => Some(b.cmp(l)),
         (FieldValue::Bool(b), Literal::Str(s)) => as_bool(s).map(|l| b.cmp(&l)),
         (FieldValue::Typed(s, _), Literal::Bool(l)) => as_bool(s).map(|b| b.cmp(l)),
-        (FieldValue::Typed(s, _) | FieldValue::Str(s), Literal::Num(n)) => s.trim().parse::<f64>().ok()?.partial_cmp(n),
-        (FieldValue::Typed(s, _) | FieldValue::Str(s), Literal::Str(l)) => Some(s.as_str().cmp(l.as_str())),
+        (FieldValue::Typed(s, _) | FieldValue::Str(s), Literal::Num(n)) => {
+            s.trim().parse::<f64>().ok()?.partial_cmp(n)
+        }
+        (FieldValue::Typed(s, _) | FieldValue::Str(s), Literal::Str(l)) => {
+            Some(s.as_str().cmp(l.as_str()))
+        }
         (other, Literal::Str(l)) => Some(other.to_text().as_str().cmp(l.as_str())),
         _ => None,
     }
@@ -424,15 +487,34 @@ mod tests {
 
     fn state() -> ShardState {
         let mut s = ShardState::default();
-        for (serial, class, sw, at) in [("A", "HG8245", "1.0", 1_000u64), ("B", "HG8546", "2.0", 5_000_000), ("C", "Archer", "2.0", 5_000_000)] {
+        for (serial, class, sw, at) in [
+            ("A", "HG8245", "1.0", 1_000u64),
+            ("B", "HG8546", "2.0", 5_000_000),
+            ("C", "Archer", "2.0", 5_000_000),
+        ] {
             let cmd = TwinCommand::Inform {
                 device: DeviceKey::from_oui_serial("00D09E", serial).unwrap(),
                 at: Timestamp(at),
-                identity: Identity { oui: "00D09E".into(), product_class: class.into(), serial: serial.into(), manufacturer: "M".into() },
+                identity: Identity {
+                    oui: "00D09E".into(),
+                    product_class: class.into(),
+                    serial: serial.into(),
+                    manufacturer: "M".into(),
+                },
                 events: vec![],
                 params: vec![
-                    ReportedParam { path: "Device.DeviceInfo.SoftwareVersion".into(), value: sw.into(), ty: None, writable: None },
-                    ReportedParam { path: "Device.DeviceInfo.UpTime".into(), value: at.to_string(), ty: Some(ParamType::UnsignedInt), writable: None },
+                    ReportedParam {
+                        path: "Device.DeviceInfo.SoftwareVersion".into(),
+                        value: sw.into(),
+                        ty: None,
+                        writable: None,
+                    },
+                    ReportedParam {
+                        path: "Device.DeviceInfo.UpTime".into(),
+                        value: at.to_string(),
+                        ty: Some(ParamType::UnsignedInt),
+                        writable: None,
+                    },
                 ],
             };
             apply(&mut s, &cmd).unwrap();
@@ -442,18 +524,34 @@ mod tests {
 
     fn run(q: &str) -> Vec<String> {
         let s = state();
-        let ctx = EvalContext { now: Timestamp(5_000_100), online_window: Duration::from_secs(60) };
+        let ctx = EvalContext {
+            now: Timestamp(5_000_100),
+            online_window: Duration::from_secs(60),
+        };
         let expr = parse(q).unwrap();
-        s.twins.values().filter(|t| matches(&expr, t, &s.dict, &ctx)).map(|t| t.meta.serial.clone()).collect()
+        s.twins
+            .values()
+            .filter(|t| matches(&expr, t, &s.dict, &ctx))
+            .map(|t| t.meta.serial.clone())
+            .collect()
     }
 
     #[test]
     fn comparisons_like_and_boolean_logic() {
         assert_eq!(run("product_class LIKE \"HG8*\""), ["A", "B"]);
-        assert_eq!(run("software_version = '2.0' AND NOT product_class = Archer"), ["B"]);
-        assert_eq!(run("Device.DeviceInfo.UpTime > 2000 OR serial = A"), ["A", "B", "C"]);
+        assert_eq!(
+            run("software_version = '2.0' AND NOT product_class = Archer"),
+            ["B"]
+        );
+        assert_eq!(
+            run("Device.DeviceInfo.UpTime > 2000 OR serial = A"),
+            ["A", "B", "C"]
+        );
         assert_eq!(run("Device.DeviceInfo.UpTime <= 1000"), ["A"]);
-        assert_eq!(run("(serial = A OR serial = B) AND software_version != 1.0"), ["B"]);
+        assert_eq!(
+            run("(serial = A OR serial = B) AND software_version != 1.0"),
+            ["B"]
+        );
         assert_eq!(run("EXISTS Device.DeviceInfo.UpTime"), ["A", "B", "C"]);
         assert_eq!(run("EXISTS Device.Nope"), Vec::<String>::new());
         assert_eq!(run(""), ["A", "B", "C"]);
@@ -472,7 +570,10 @@ mod tests {
         assert_eq!(parse("serial = 'x").unwrap_err().position, 9);
         let e = parse("serial == A AND (oui = B").unwrap_err();
         assert_eq!(e.position, 24);
-        assert!(parse("serial ~ A").unwrap_err().message.contains("unexpected character"));
+        assert!(parse("serial ~ A")
+            .unwrap_err()
+            .message
+            .contains("unexpected character"));
         assert!(parse("AND").is_err());
         assert!(parse("last_contact < now-1y").is_err());
     }

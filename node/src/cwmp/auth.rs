@@ -11,7 +11,9 @@ const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuthResult {
-    Allowed { username: Option<String> },
+    Allowed {
+        username: Option<String>,
+    },
     /// Send 401 with these `WWW-Authenticate` challenges.
     Challenge(Vec<String>),
 }
@@ -23,14 +25,22 @@ pub struct Authenticator {
     secret: [u8; 16],
 }
 
-
 impl Authenticator {
     pub fn new(config: &CwmpConfig) -> Self {
         let mut credentials = HashMap::new();
-        for Credential { username, password } in config.shared_credentials.iter().chain(&config.device_credentials) {
+        for Credential { username, password } in config
+            .shared_credentials
+            .iter()
+            .chain(&config.device_credentials)
+        {
             credentials.insert(username.clone(), password.clone());
         }
-        Self { allow_anonymous: config.allow_anonymous, realm: config.realm.clone(), credentials, secret: rand::random() }
+        Self {
+            allow_anonymous: config.allow_anonymous,
+            realm: config.realm.clone(),
+            credentials,
+            secret: rand::random(),
+        }
     }
 
     pub fn check(&self, method: &str, authorization: Option<&str>) -> AuthResult {
@@ -40,7 +50,9 @@ impl Authenticator {
     fn check_at(&self, method: &str, authorization: Option<&str>, now: SystemTime) -> AuthResult {
         if let Some(header) = authorization {
             if let Some(user) = self.verify(method, header, now) {
-                return AuthResult::Allowed { username: Some(user) };
+                return AuthResult::Allowed {
+                    username: Some(user),
+                };
             }
         } else if self.allow_anonymous {
             return AuthResult::Allowed { username: None };
@@ -68,8 +80,12 @@ impl Authenticator {
     }
 
     fn nonce_valid(&self, nonce: &str, now: SystemTime) -> bool {
-        let Some((ts_hex, mac)) = nonce.split_once('.') else { return false };
-        let Ok(ts) = u64::from_str_radix(ts_hex, 16) else { return false };
+        let Some((ts_hex, mac)) = nonce.split_once('.') else {
+            return false;
+        };
+        let Ok(ts) = u64::from_str_radix(ts_hex, 16) else {
+            return false;
+        };
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         mac == self.nonce_mac(ts) && now.saturating_sub(ts) <= NONCE_LIFETIME.as_secs()
     }
@@ -80,7 +96,8 @@ impl Authenticator {
             let decoded = base64_decode(rest.trim())?;
             let text = String::from_utf8(decoded).ok()?;
             let (user, pass) = text.split_once(':')?;
-            return (self.credentials.get(user).map(String::as_str) == Some(pass)).then(|| user.to_owned());
+            return (self.credentials.get(user).map(String::as_str) == Some(pass))
+                .then(|| user.to_owned());
         }
         if !scheme.eq_ignore_ascii_case("digest") {
             return None;
@@ -89,13 +106,19 @@ impl Authenticator {
         let user = fields.get("username")?;
         let password = self.credentials.get(user.as_str())?;
         let nonce = fields.get("nonce")?;
-        if !self.nonce_valid(nonce, now) || fields.get("realm").map(String::as_str) != Some(self.realm.as_str()) {
+        if !self.nonce_valid(nonce, now)
+            || fields.get("realm").map(String::as_str) != Some(self.realm.as_str())
+        {
             return None;
         }
         let ha1 = md5_hex(&format!("{user}:{}:{password}", self.realm));
         let ha2 = md5_hex(&format!("{method}:{}", fields.get("uri")?));
         let expected = match fields.get("qop").map(String::as_str) {
-            Some("auth") => md5_hex(&format!("{ha1}:{nonce}:{}:{}:auth:{ha2}", fields.get("nc")?, fields.get("cnonce")?)),
+            Some("auth") => md5_hex(&format!(
+                "{ha1}:{nonce}:{}:{}:auth:{ha2}",
+                fields.get("nc")?,
+                fields.get("cnonce")?
+            )),
             None => md5_hex(&format!("{ha1}:{nonce}:{ha2}")),
             Some(_) => return None,
         };
@@ -111,7 +134,10 @@ mod tests {
     fn auth(anonymous: bool) -> Authenticator {
         let config = CwmpConfig {
             allow_anonymous: anonymous,
-            shared_credentials: Some(Credential { username: "cpe".into(), password: "secret".into() }),
+            shared_credentials: Some(Credential {
+                username: "cpe".into(),
+                password: "secret".into(),
+            }),
             ..Default::default()
         };
         Authenticator::new(&config)
@@ -121,9 +147,17 @@ mod tests {
     fn basic_round_trip() {
         let a = auth(false);
         let header = format!("Basic {}", base64_encode(b"cpe:secret"));
-        assert_eq!(a.check("POST", Some(&header)), AuthResult::Allowed { username: Some("cpe".into()) });
+        assert_eq!(
+            a.check("POST", Some(&header)),
+            AuthResult::Allowed {
+                username: Some("cpe".into())
+            }
+        );
         let wrong = format!("Basic {}", base64_encode(b"cpe:nope"));
-        assert!(matches!(a.check("POST", Some(&wrong)), AuthResult::Challenge(_)));
+        assert!(matches!(
+            a.check("POST", Some(&wrong)),
+            AuthResult::Challenge(_)
+        ));
         assert!(matches!(a.check("POST", None), AuthResult::Challenge(_)));
     }
 
@@ -131,19 +165,38 @@ mod tests {
     fn digest_round_trip_and_stale_nonce() {
         let a = auth(false);
         let now = SystemTime::now();
-        let AuthResult::Challenge(challenges) = a.check_at("POST", None, now) else { panic!() };
-        let header = digest_authorization(&challenges[0], "POST", "/", "cpe", "secret", "abc").unwrap();
-        assert_eq!(a.check_at("POST", Some(&header), now), AuthResult::Allowed { username: Some("cpe".into()) });
+        let AuthResult::Challenge(challenges) = a.check_at("POST", None, now) else {
+            panic!()
+        };
+        let header =
+            digest_authorization(&challenges[0], "POST", "/", "cpe", "secret", "abc").unwrap();
+        assert_eq!(
+            a.check_at("POST", Some(&header), now),
+            AuthResult::Allowed {
+                username: Some("cpe".into())
+            }
+        );
         let bad = digest_authorization(&challenges[0], "POST", "/", "cpe", "wrong", "abc").unwrap();
-        assert!(matches!(a.check_at("POST", Some(&bad), now), AuthResult::Challenge(_)));
+        assert!(matches!(
+            a.check_at("POST", Some(&bad), now),
+            AuthResult::Challenge(_)
+        ));
         let later = now + Duration::from_secs(600);
-        assert!(matches!(a.check_at("POST", Some(&header), later), AuthResult::Challenge(_)));
+        assert!(matches!(
+            a.check_at("POST", Some(&header), later),
+            AuthResult::Challenge(_)
+        ));
     }
 
     #[test]
     fn anonymous_only_when_configured() {
-        assert_eq!(auth(true).check("POST", None), AuthResult::Allowed { username: None });
-        assert!(matches!(auth(false).check("POST", None), AuthResult::Challenge(_)));
+        assert_eq!(
+            auth(true).check("POST", None),
+            AuthResult::Allowed { username: None }
+        );
+        assert!(matches!(
+            auth(false).check("POST", None),
+            AuthResult::Challenge(_)
+        ));
     }
-
 }

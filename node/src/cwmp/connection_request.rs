@@ -50,7 +50,14 @@ impl ConnectionRequester {
             .build()
             .unwrap_or_default();
         let burst = f64::from(config.global_per_second.max(1));
-        Self { config, client, last_per_device: Mutex::new(HashMap::new()), deferred: Mutex::new(Default::default()), bucket: Mutex::new((burst, Instant::now())), metrics }
+        Self {
+            config,
+            client,
+            last_per_device: Mutex::new(HashMap::new()),
+            deferred: Mutex::new(Default::default()),
+            bucket: Mutex::new((burst, Instant::now())),
+            metrics,
+        }
     }
 
     pub fn recently_seen_window(&self) -> Duration {
@@ -63,9 +70,16 @@ impl ConnectionRequester {
 
     /// How long until `device` may be contacted again.
     fn per_device_wait(&self, device: &DeviceKey) -> Duration {
-        let last = self.last_per_device.lock().unwrap_or_else(|e| e.into_inner());
+        let last = self
+            .last_per_device
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         last.get(device)
-            .map(|prev| self.config.per_device_interval.saturating_sub(prev.elapsed()))
+            .map(|prev| {
+                self.config
+                    .per_device_interval
+                    .saturating_sub(prev.elapsed())
+            })
             .unwrap_or(Duration::ZERO)
     }
 
@@ -73,7 +87,10 @@ impl ConnectionRequester {
     fn admit(&self, device: &DeviceKey) -> bool {
         let now = Instant::now();
         {
-            let mut last = self.last_per_device.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self
+                .last_per_device
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(prev) = last.get(device) {
                 if now.duration_since(*prev) < self.config.per_device_interval {
                     return false;
@@ -99,17 +116,32 @@ impl ConnectionRequester {
     }
 
     /// Sends a connection request now (rate limits permitting) and reports the result.
-    pub async fn request(&self, device: &DeviceKey, url: &str, credentials: Option<Credential>) -> RequestResult {
+    pub async fn request(
+        &self,
+        device: &DeviceKey,
+        url: &str,
+        credentials: Option<Credential>,
+    ) -> RequestResult {
         let result = self.request_inner(device, url, credentials).await;
-        self.metrics.connection_requests.with_label_values(&[result.label()]).inc();
+        self.metrics
+            .connection_requests
+            .with_label_values(&[result.label()])
+            .inc();
         match &result {
-            RequestResult::Failed(e) => warn!(device = %device, error = %e, "connection request failed"),
+            RequestResult::Failed(e) => {
+                warn!(device = %device, error = %e, "connection request failed")
+            }
             other => debug!(device = %device, result = ?other, "connection request"),
         }
         result
     }
 
-    async fn request_inner(&self, device: &DeviceKey, url: &str, credentials: Option<Credential>) -> RequestResult {
+    async fn request_inner(
+        &self,
+        device: &DeviceKey,
+        url: &str,
+        credentials: Option<Credential>,
+    ) -> RequestResult {
         if url.is_empty() {
             return RequestResult::NoUrl;
         }
@@ -120,11 +152,19 @@ impl ConnectionRequester {
         // (later ones coalesce into it), so a queued operation is still delivered promptly.
         let wait = self.per_device_wait(device);
         if !wait.is_zero() {
-            if !self.deferred.lock().unwrap_or_else(|e| e.into_inner()).insert(device.clone()) {
+            if !self
+                .deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(device.clone())
+            {
                 return RequestResult::RateLimited;
             }
             tokio::time::sleep(wait).await;
-            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).remove(device);
+            self.deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(device);
         }
         if !self.admit(device) {
             return RequestResult::RateLimited;
@@ -163,14 +203,28 @@ impl ConnectionRequester {
                 challenges
                     .iter()
                     .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"))
-                    .then(|| format!("Basic {}", base64_encode(format!("{username}:{password}").as_bytes())))
+                    .then(|| {
+                        format!(
+                            "Basic {}",
+                            base64_encode(format!("{username}:{password}").as_bytes())
+                        )
+                    })
             });
         let Some(authorization) = authorization else {
             return RequestResult::Failed("device offered no usable authentication scheme".into());
         };
-        match self.client.get(url).header(reqwest::header::AUTHORIZATION, authorization).send().await {
+        match self
+            .client
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => RequestResult::Sent,
-            Ok(r) => RequestResult::Failed(format!("device answered {} to the authenticated request", r.status())),
+            Ok(r) => RequestResult::Failed(format!(
+                "device answered {} to the authenticated request",
+                r.status()
+            )),
             Err(e) => RequestResult::Failed(e.to_string()),
         }
     }
@@ -182,12 +236,19 @@ mod tests {
 
     #[test]
     fn per_device_and_global_limits() {
-        let config = ConnectionRequestConfig { per_device_interval: Duration::from_secs(60), global_per_second: 2, ..Default::default() };
+        let config = ConnectionRequestConfig {
+            per_device_interval: Duration::from_secs(60),
+            global_per_second: 2,
+            ..Default::default()
+        };
         let r = ConnectionRequester::new(config, Arc::new(Metrics::new()));
         let a = DeviceKey::parse("a").unwrap();
         assert!(r.admit(&a));
         assert!(!r.admit(&a), "same device within its interval");
         assert!(r.admit(&DeviceKey::parse("b").unwrap()));
-        assert!(!r.admit(&DeviceKey::parse("c").unwrap()), "global bucket of 2 is empty");
+        assert!(
+            !r.admit(&DeviceKey::parse("c").unwrap()),
+            "global bucket of 2 is empty"
+        );
     }
 }

@@ -66,7 +66,11 @@ impl AcsServer {
         })
     }
 
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let reaper = tokio::spawn(self.clone().reap_idle_sessions());
         loop {
             let (stream, peer) = tokio::select! {
@@ -102,7 +106,10 @@ impl AcsServer {
 
     async fn handle(&self, req: Request<Incoming>, connection: &Connection) -> Reply {
         if req.method() != hyper::Method::POST {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "the cwmp endpoint accepts POST only\n");
+            return plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the cwmp endpoint accepts POST only\n",
+            );
         }
         let cap = self.core.config.cwmp.max_body_bytes;
         let declared = req
@@ -112,19 +119,40 @@ impl AcsServer {
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|len| len > cap as u64) {
             // Refuse before reading: a body size is never trusted.
-            self.core.metrics.cwmp_rejected.with_label_values(&["too_large"]).inc();
-            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds the configured maximum\n");
-            r.headers_mut().insert("connection", HeaderValue::from_static("close"));
+            self.core
+                .metrics
+                .cwmp_rejected
+                .with_label_values(&["too_large"])
+                .inc();
+            let mut r = plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body exceeds the configured maximum\n",
+            );
+            r.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
             return r;
         }
         let cookie_session = session_cookie(req.headers());
-        let authorization = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let authorization = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = match Limited::new(req.into_body(), cap).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    self.core.metrics.cwmp_rejected.with_label_values(&["too_large"]).inc();
-                    return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds the configured maximum\n");
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    self.core
+                        .metrics
+                        .cwmp_rejected
+                        .with_label_values(&["too_large"])
+                        .inc();
+                    return plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body exceeds the configured maximum\n",
+                    );
                 }
                 return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
             }
@@ -132,7 +160,11 @@ impl AcsServer {
 
         let existing = {
             let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            let by_connection = connection.session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let by_connection = connection
+                .session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             cookie_session
                 .and_then(|id| sessions.get(&id).cloned())
                 .or_else(|| by_connection.and_then(|id| sessions.get(&id).cloned()))
@@ -143,7 +175,11 @@ impl AcsServer {
                 match self.auth.check("POST", authorization.as_deref()) {
                     AuthResult::Allowed { .. } => {}
                     AuthResult::Challenge(challenges) => {
-                        self.core.metrics.cwmp_rejected.with_label_values(&["unauthorized"]).inc();
+                        self.core
+                            .metrics
+                            .cwmp_rejected
+                            .with_label_values(&["unauthorized"])
+                            .inc();
                         let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required\n");
                         for c in challenges {
                             if let Ok(v) = HeaderValue::from_str(&c) {
@@ -154,10 +190,20 @@ impl AcsServer {
                     }
                 }
                 if self.active.load(Ordering::Relaxed) >= self.core.config.cwmp.max_sessions {
-                    self.core.metrics.cwmp_rejected.with_label_values(&["overloaded"]).inc();
-                    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many sessions in flight\n");
+                    self.core
+                        .metrics
+                        .cwmp_rejected
+                        .with_label_values(&["overloaded"])
+                        .inc();
+                    let mut r = plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many sessions in flight\n",
+                    );
                     let retry = self.core.config.cwmp.retry_after_seconds.to_string();
-                    r.headers_mut().insert("retry-after", HeaderValue::from_str(&retry).unwrap_or(HeaderValue::from_static("30")));
+                    r.headers_mut().insert(
+                        "retry-after",
+                        HeaderValue::from_str(&retry).unwrap_or(HeaderValue::from_static("30")),
+                    );
                     return r;
                 }
                 let id = hex::encode(rand::random::<[u8; 16]>());
@@ -168,7 +214,10 @@ impl AcsServer {
                 }));
                 self.active.fetch_add(1, Ordering::Relaxed);
                 self.core.metrics.cwmp_sessions_active.inc();
-                self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, slot.clone());
+                self.sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, slot.clone());
                 slot
             }
         };
@@ -178,7 +227,11 @@ impl AcsServer {
         if let Err(e) = slot.session.handle(now, Input::Post(&body)) {
             warn!(error = %e, "cwmp session refused input");
         }
-        let span = tracing::info_span!("cwmp", proto = "cwmp", device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"));
+        let span = tracing::info_span!(
+            "cwmp",
+            proto = "cwmp",
+            device = slot.session.device().map(|d| d.as_str()).unwrap_or("-")
+        );
         let reply = self.drive(&mut slot).instrument(span).await;
         let id = slot.id.clone();
         if slot.session.is_closed() {
@@ -188,16 +241,24 @@ impl AcsServer {
             *connection.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
         }
         let mut response = match reply {
-            Some(r) if r.status == 204 => Response::builder().status(204).body(Full::new(Bytes::new())).expect("valid response"),
+            Some(r) if r.status == 204 => Response::builder()
+                .status(204)
+                .body(Full::new(Bytes::new()))
+                .expect("valid response"),
             Some(r) => Response::builder()
                 .status(r.status)
                 .header(CONTENT_TYPE, "text/xml; charset=\"utf-8\"")
                 .body(Full::new(Bytes::from(r.body)))
                 .expect("valid response"),
-            None => plain(StatusCode::SERVICE_UNAVAILABLE, "the twin store is unavailable; retry later\n"),
+            None => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the twin store is unavailable; retry later\n",
+            ),
         };
         if !slot.session.is_closed() {
-            if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly")) {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly"))
+            {
                 response.headers_mut().insert(hyper::header::SET_COOKIE, v);
             }
         }
@@ -212,17 +273,30 @@ impl AcsServer {
             match output {
                 Output::Event(event) => {
                     if let SessionEvent::Inform { device, inform } = &event {
-                        let codes: Vec<&str> = inform.events.iter().map(|e| e.code.as_str()).collect();
+                        let codes: Vec<&str> =
+                            inform.events.iter().map(|e| e.code.as_str()).collect();
                         info!(device = %device, events = ?codes, "inform");
                     }
-                    if let SessionEvent::RpcResult { result: radar_cwmp::session::RpcResult::Fault(f), .. } = &event {
-                        self.core.metrics.cwmp_faults.with_label_values(&[&f.code.to_string()]).inc();
+                    if let SessionEvent::RpcResult {
+                        result: radar_cwmp::session::RpcResult::Fault(f),
+                        ..
+                    } = &event
+                    {
+                        self.core
+                            .metrics
+                            .cwmp_faults
+                            .with_label_values(&[&f.code.to_string()])
+                            .inc();
                     }
-                    let Some(device) = slot.session.device().cloned() else { continue };
+                    let Some(device) = slot.session.device().cloned() else {
+                        continue;
+                    };
                     for command in event_commands(&device, &event, Timestamp::now(), &slot.memory) {
                         if let Err(e) = self.core.propose(command).await {
                             match e {
-                                crate::shard::ProposeError::Apply(apply) => debug!(error = %apply, "twin command not applied"),
+                                crate::shard::ProposeError::Apply(apply) => {
+                                    debug!(error = %apply, "twin command not applied")
+                                }
                                 other => {
                                     warn!(error = %other, "could not commit session event; not acknowledging");
                                     self.close_slot(slot);
@@ -239,7 +313,9 @@ impl AcsServer {
                             let shard = self.core.fleet.shard_for(device);
                             let memory = &mut slot.memory;
                             shard
-                                .with_twin(device, |twin, dict| session_tasks(planned, twin, dict, self.core.model, memory))
+                                .with_twin(device, |twin, dict| {
+                                    session_tasks(planned, twin, dict, self.core.model, memory)
+                                })
                                 .unwrap_or_default()
                         }
                         None => Vec::new(),
@@ -250,13 +326,21 @@ impl AcsServer {
                 }
                 Output::Reply(r) => reply = Some(r),
                 Output::Close(reason) => {
-                    self.core.metrics.cwmp_sessions.with_label_values(&[close_label(reason)]).inc();
+                    self.core
+                        .metrics
+                        .cwmp_sessions
+                        .with_label_values(&[close_label(reason)])
+                        .inc();
                 }
             }
         }
         if let Some(r) = &reply {
             if let Ok(env) = radar_cwmp::Envelope::decode(r.body.as_bytes()) {
-                self.core.metrics.cwmp_rpcs.with_label_values(&[env.message.name()]).inc();
+                self.core
+                    .metrics
+                    .cwmp_rpcs
+                    .with_label_values(&[env.message.name()])
+                    .inc();
             }
         }
         reply
@@ -270,7 +354,13 @@ impl AcsServer {
     }
 
     fn remove(&self, id: &str) {
-        if self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id).is_some() {
+        if self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+            .is_some()
+        {
             self.active.fetch_sub(1, Ordering::Relaxed);
             self.core.metrics.cwmp_sessions_active.dec();
         }
@@ -281,14 +371,26 @@ impl AcsServer {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
-            let slots: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            let slots: Vec<_> = self
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
             let now = Timestamp::now();
             for slot in slots {
-                let Ok(mut slot) = slot.try_lock() else { continue };
-                if slot.session.poll_timeout().is_some_and(|t| t <= now) || slot.session.is_closed() {
+                let Ok(mut slot) = slot.try_lock() else {
+                    continue;
+                };
+                if slot.session.poll_timeout().is_some_and(|t| t <= now) || slot.session.is_closed()
+                {
                     let _ = slot.session.handle(now, Input::Timeout);
                     let _ = self.drive(&mut slot).await;
-                    info!(device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"), "cwmp session timed out");
+                    info!(
+                        device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"),
+                        "cwmp session timed out"
+                    );
                     let id = slot.id.clone();
                     self.remove(&id);
                 }
@@ -342,10 +444,24 @@ mod tests {
 
     #[test]
     fn cookies_in_every_form_real_cpes_send() {
-        assert_eq!(session_cookie(&headers(&["radar_session=abc"])), Some("abc".into()));
-        assert_eq!(session_cookie(&headers(&["$Version=\"0\"; radar_session=\"abc\"; $Path=/"])), Some("abc".into()));
-        assert_eq!(session_cookie(&headers(&["ID=37, DeviceId=x, radar_session=abc, task=1"])), Some("abc".into()));
-        assert_eq!(session_cookie(&headers(&["a=1", "radar_session=abc"])), Some("abc".into()));
+        assert_eq!(
+            session_cookie(&headers(&["radar_session=abc"])),
+            Some("abc".into())
+        );
+        assert_eq!(
+            session_cookie(&headers(&[
+                "$Version=\"0\"; radar_session=\"abc\"; $Path=/"
+            ])),
+            Some("abc".into())
+        );
+        assert_eq!(
+            session_cookie(&headers(&["ID=37, DeviceId=x, radar_session=abc, task=1"])),
+            Some("abc".into())
+        );
+        assert_eq!(
+            session_cookie(&headers(&["a=1", "radar_session=abc"])),
+            Some("abc".into())
+        );
         assert_eq!(session_cookie(&headers(&["other=1"])), None);
     }
 }

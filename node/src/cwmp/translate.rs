@@ -9,7 +9,9 @@ use radar_cwmp::rpc::factory_reset::FactoryReset;
 use radar_cwmp::rpc::get_parameter_values::{GetParameterValues, ParameterValue};
 use radar_cwmp::rpc::inform::Inform;
 use radar_cwmp::rpc::reboot::Reboot;
-use radar_cwmp::rpc::set_parameter_attributes::{SetParameterAttributes, SetParameterAttributesStruct};
+use radar_cwmp::rpc::set_parameter_attributes::{
+    SetParameterAttributes, SetParameterAttributesStruct,
+};
 use radar_cwmp::rpc::set_parameter_values::SetParameterValues;
 use radar_cwmp::rpc::upload::Upload;
 use radar_cwmp::session::{Origin, RpcResult, SessionEvent, Task, ValueSource};
@@ -48,7 +50,11 @@ pub fn inform_command(device: DeviceKey, inform: &Inform, at: Timestamp) -> Twin
             serial: inform.device_id.serial_number.clone(),
             manufacturer: inform.device_id.manufacturer.clone(),
         },
-        events: inform.events.iter().map(|e| (e.code.clone(), e.command_key.clone())).collect(),
+        events: inform
+            .events
+            .iter()
+            .map(|e| (e.code.clone(), e.command_key.clone()))
+            .collect(),
         params: reported(&inform.parameters),
     }
 }
@@ -63,7 +69,12 @@ pub struct SessionMemory {
 }
 
 /// Twin commands for one session event.
-pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, memory: &SessionMemory) -> Vec<TwinCommand> {
+pub fn event_commands(
+    device: &DeviceKey,
+    event: &SessionEvent,
+    at: Timestamp,
+    memory: &SessionMemory,
+) -> Vec<TwinCommand> {
     let notify_active = &memory.notify_active;
     let device = device.clone();
     match event {
@@ -82,7 +93,11 @@ pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, m
                 kind: "transfer".into(),
                 detail: format!(
                     "autonomous {} of {:?} from {:?}: fault {} {}",
-                    if atc.is_download { "download" } else { "upload" },
+                    if atc.is_download {
+                        "download"
+                    } else {
+                        "upload"
+                    },
                     atc.file_type,
                     atc.transfer_url,
                     atc.fault.code,
@@ -96,7 +111,12 @@ pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, m
                 detail: du
                     .results
                     .iter()
-                    .map(|r| format!("{} {} {} fault {}", r.uuid, r.version, r.current_state, r.fault_code))
+                    .map(|r| {
+                        format!(
+                            "{} {} {} fault {}",
+                            r.uuid, r.version, r.current_state, r.fault_code
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; "),
             }],
@@ -112,7 +132,10 @@ pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, m
             device,
             at,
             prefix: prefix.clone(),
-            names: parameters.iter().map(|p| (p.name.clone(), p.writable)).collect(),
+            names: parameters
+                .iter()
+                .map(|p| (p.name.clone(), p.writable))
+                .collect(),
         }],
         SessionEvent::ParameterValues { source, parameters } => vec![TwinCommand::ReportValues {
             device,
@@ -129,80 +152,153 @@ pub fn event_commands(device: &DeviceKey, event: &SessionEvent, at: Timestamp, m
             kind: "fault".into(),
             detail: format!("{request}: {} {}", fault.code, fault.message),
         }],
-        SessionEvent::Abandoned { origin: Some(Origin::Operation(op)), .. } => {
-            vec![TwinCommand::RequeueOperation { device, at, operation: *op }]
+        SessionEvent::Abandoned {
+            origin: Some(Origin::Operation(op)),
+            ..
+        } => {
+            vec![TwinCommand::RequeueOperation {
+                device,
+                at,
+                operation: *op,
+            }]
         }
         SessionEvent::Abandoned { .. } => vec![],
-        SessionEvent::RpcSent { origin: Origin::Operation(op), .. } => vec![TwinCommand::MarkSent { device, at, operation: *op }],
+        SessionEvent::RpcSent {
+            origin: Origin::Operation(op),
+            ..
+        } => vec![TwinCommand::MarkSent {
+            device,
+            at,
+            operation: *op,
+        }],
         SessionEvent::RpcSent { .. } => vec![],
-        SessionEvent::RpcResult { origin: Origin::Operation(op), request, result } => {
-            rpc_result_commands(device, at, *op, request, result)
-        }
+        SessionEvent::RpcResult {
+            origin: Origin::Operation(op),
+            request,
+            result,
+        } => rpc_result_commands(device, at, *op, request, result),
         SessionEvent::RpcResult { origin, result, .. } if *origin == NOTIFICATION_ORIGIN => {
             let refused = match result {
-                RpcResult::Fault(f) if f.code == FAULT_NOTIFICATION_REJECTED => notify_active.to_vec(),
+                RpcResult::Fault(f) if f.code == FAULT_NOTIFICATION_REJECTED => {
+                    notify_active.to_vec()
+                }
                 _ => vec![],
             };
-            let mut out = vec![TwinCommand::NotificationsConfigured { device: device.clone(), at, refused }];
+            let mut out = vec![TwinCommand::NotificationsConfigured {
+                device: device.clone(),
+                at,
+                refused,
+            }];
             if let RpcResult::Fault(f) = result {
-                out.push(TwinCommand::RecordEvent { device, at, kind: "fault".into(), detail: format!("SetParameterAttributes: {} {}", f.code, f.message) });
+                out.push(TwinCommand::RecordEvent {
+                    device,
+                    at,
+                    kind: "fault".into(),
+                    detail: format!("SetParameterAttributes: {} {}", f.code, f.message),
+                });
             }
             out
         }
-        SessionEvent::RpcResult { origin, result, .. } if *origin == CREDENTIALS_ORIGIN => match (result, &memory.credentials) {
-            (RpcResult::Response(_), Some((username, password))) => vec![TwinCommand::ConnectionRequestCredentials {
-                device,
-                at,
-                username: username.clone(),
-                password: password.clone(),
-            }],
-            (RpcResult::Fault(f), _) => vec![TwinCommand::RecordEvent {
-                device,
-                at,
-                kind: "fault".into(),
-                detail: format!("setting connection-request credentials: {} {}", f.code, f.message),
-            }],
-            _ => vec![],
-        },
+        SessionEvent::RpcResult { origin, result, .. } if *origin == CREDENTIALS_ORIGIN => {
+            match (result, &memory.credentials) {
+                (RpcResult::Response(_), Some((username, password))) => {
+                    vec![TwinCommand::ConnectionRequestCredentials {
+                        device,
+                        at,
+                        username: username.clone(),
+                        password: password.clone(),
+                    }]
+                }
+                (RpcResult::Fault(f), _) => vec![TwinCommand::RecordEvent {
+                    device,
+                    at,
+                    kind: "fault".into(),
+                    detail: format!(
+                        "setting connection-request credentials: {} {}",
+                        f.code, f.message
+                    ),
+                }],
+                _ => vec![],
+            }
+        }
         SessionEvent::RpcResult { .. } => vec![],
     }
 }
 
-fn rpc_result_commands(device: DeviceKey, at: Timestamp, op: u64, request: &str, result: &RpcResult) -> Vec<TwinCommand> {
+fn rpc_result_commands(
+    device: DeviceKey,
+    at: Timestamp,
+    op: u64,
+    request: &str,
+    result: &RpcResult,
+) -> Vec<TwinCommand> {
     let outcome = match result {
         RpcResult::Fault(fault) => {
             let mut message = fault.message.clone();
             for f in &fault.set_parameter_values_faults {
                 message.push_str(&format!("; {}: {} {}", f.parameter_name, f.code, f.message));
             }
-            Outcome::Failed { code: fault.code, message }
+            Outcome::Failed {
+                code: fault.code,
+                message,
+            }
         }
         RpcResult::Response(response) => match response.as_ref() {
-            CwmpMessage::SetParameterValuesResponse(r) => Outcome::Done { detail: format!("status {}", r.status) },
+            CwmpMessage::SetParameterValuesResponse(r) => Outcome::Done {
+                detail: format!("status {}", r.status),
+            },
             // The reboot is confirmed by the `M Reboot` Inform that follows.
             CwmpMessage::RebootResponse(_) => Outcome::Accepted,
-            CwmpMessage::FactoryResetResponse(_) => Outcome::Done { detail: "factory reset accepted".into() },
+            CwmpMessage::FactoryResetResponse(_) => Outcome::Done {
+                detail: "factory reset accepted".into(),
+            },
             CwmpMessage::DownloadResponse(r) => transfer_outcome(r.status),
             CwmpMessage::UploadResponse(r) => transfer_outcome(r.status),
-            CwmpMessage::AddObjectResponse(r) => Outcome::Added { instance: r.instance_number },
-            CwmpMessage::DeleteObjectResponse(r) => Outcome::Done { detail: format!("status {}", r.status) },
+            CwmpMessage::AddObjectResponse(r) => Outcome::Added {
+                instance: r.instance_number,
+            },
+            CwmpMessage::DeleteObjectResponse(r) => Outcome::Done {
+                detail: format!("status {}", r.status),
+            },
             CwmpMessage::GetParameterValuesResponse(r) => {
                 return vec![
-                    TwinCommand::ReportValues { device: device.clone(), at, source: Source::Refresh, params: reported(&r.parameters) },
-                    TwinCommand::CompleteOperation { device, at, operation: op, outcome: Outcome::Done { detail: format!("{} values", r.parameters.len()) } },
+                    TwinCommand::ReportValues {
+                        device: device.clone(),
+                        at,
+                        source: Source::Refresh,
+                        params: reported(&r.parameters),
+                    },
+                    TwinCommand::CompleteOperation {
+                        device,
+                        at,
+                        operation: op,
+                        outcome: Outcome::Done {
+                            detail: format!("{} values", r.parameters.len()),
+                        },
+                    },
                 ];
             }
-            other => Outcome::Failed { code: 8003, message: format!("{request} answered with {}", other.name()) },
+            other => Outcome::Failed {
+                code: 8003,
+                message: format!("{request} answered with {}", other.name()),
+            },
         },
     };
-    vec![TwinCommand::CompleteOperation { device, at, operation: op, outcome }]
+    vec![TwinCommand::CompleteOperation {
+        device,
+        at,
+        operation: op,
+        outcome,
+    }]
 }
 
 /// TR-069 A.3.2.8: status 0 means the transfer completed in the session, 1 that it completes later
 /// with a TransferComplete.
 fn transfer_outcome(status: u32) -> Outcome {
     if status == 0 {
-        Outcome::Done { detail: "transfer complete".into() }
+        Outcome::Done {
+            detail: "transfer complete".into(),
+        }
     } else {
         Outcome::Accepted
     }
@@ -210,15 +306,32 @@ fn transfer_outcome(status: u32) -> Outcome {
 
 /// Turns the planner's tasks into session tasks, noting in `memory` what the session must
 /// remember to interpret the results.
-pub fn session_tasks(planned: Vec<PlannedTask>, twin: &Twin, dict: &PathDict, model: &DataModel, memory: &mut SessionMemory) -> Vec<Task> {
+pub fn session_tasks(
+    planned: Vec<PlannedTask>,
+    twin: &Twin,
+    dict: &PathDict,
+    model: &DataModel,
+    memory: &mut SessionMemory,
+) -> Vec<Task> {
     planned
         .into_iter()
-        .filter_map(|task| match task {
-            PlannedTask::SetConnectionRequestCredentials { username_path, password_path } => {
-                let username = format!("radar-{}", twin.meta.serial.chars().filter(char::is_ascii_alphanumeric).take(32).collect::<String>());
+        .map(|task| match task {
+            PlannedTask::SetConnectionRequestCredentials {
+                username_path,
+                password_path,
+            } => {
+                let username = format!(
+                    "radar-{}",
+                    twin.meta
+                        .serial
+                        .chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .take(32)
+                        .collect::<String>()
+                );
                 let password = hex::encode(rand::random::<[u8; 12]>());
                 memory.credentials = Some((username.clone(), password.clone()));
-                Some(Task::Rpc {
+                Task::Rpc {
                     origin: CREDENTIALS_ORIGIN,
                     message: CwmpMessage::SetParameterValues(SetParameterValues {
                         parameters: vec![
@@ -227,10 +340,12 @@ pub fn session_tasks(planned: Vec<PlannedTask>, twin: &Twin, dict: &PathDict, mo
                         ],
                         parameter_key: String::new(),
                     }),
-                })
+                }
             }
-            PlannedTask::Discover { prefix } => Some(Task::Discover { prefix }),
-            PlannedTask::Refresh { prefix } => Some(Task::Refresh { names: vec![prefix] }),
+            PlannedTask::Discover { prefix } => Task::Discover { prefix },
+            PlannedTask::Refresh { prefix } => Task::Refresh {
+                names: vec![prefix],
+            },
             PlannedTask::ConfigureNotifications { active, passive } => {
                 memory.notify_active = active.clone();
                 let entry = |name: String, notification: u8| SetParameterAttributesStruct {
@@ -240,62 +355,87 @@ pub fn session_tasks(planned: Vec<PlannedTask>, twin: &Twin, dict: &PathDict, mo
                     access_list_change: false,
                     access_list: vec![],
                 };
-                let parameters: Vec<_> =
-                    active.into_iter().map(|n| entry(n, 2)).chain(passive.into_iter().map(|n| entry(n, 1))).collect();
-                Some(Task::Rpc {
+                let parameters: Vec<_> = active
+                    .into_iter()
+                    .map(|n| entry(n, 2))
+                    .chain(passive.into_iter().map(|n| entry(n, 1)))
+                    .collect();
+                Task::Rpc {
                     origin: NOTIFICATION_ORIGIN,
-                    message: CwmpMessage::SetParameterAttributes(SetParameterAttributes { parameters }),
-                })
+                    message: CwmpMessage::SetParameterAttributes(SetParameterAttributes {
+                        parameters,
+                    }),
+                }
             }
             PlannedTask::Operation(op) => {
                 let key = op.command_key();
                 let message = match &op.kind {
-                    OperationKind::SetParams { params } => CwmpMessage::SetParameterValues(SetParameterValues {
-                        parameters: params
-                            .iter()
-                            .map(|(path, value)| {
-                                let ty = twin
-                                    .param_by_path(dict, path)
-                                    .map(|p| p.ty)
-                                    .or_else(|| model.spec(path).map(|s| s.ty))
-                                    .unwrap_or_default();
-                                ParameterValue::new(path.clone(), value.clone(), ty.xsd())
-                            })
-                            .collect(),
-                        parameter_key: key,
-                    }),
-                    OperationKind::Reboot => CwmpMessage::Reboot(Reboot { command_key: key }),
-                    OperationKind::FactoryReset => CwmpMessage::FactoryReset(FactoryReset),
-                    OperationKind::Download { url, file_type, file_size, target_file_name, username, password } => {
-                        CwmpMessage::Download(Download {
-                            command_key: key,
-                            file_type: file_type.clone(),
-                            url: url.clone(),
-                            username: username.clone(),
-                            password: password.clone(),
-                            file_size: *file_size,
-                            target_file_name: target_file_name.clone(),
-                            ..Default::default()
+                    OperationKind::SetParams { params } => {
+                        CwmpMessage::SetParameterValues(SetParameterValues {
+                            parameters: params
+                                .iter()
+                                .map(|(path, value)| {
+                                    let ty = twin
+                                        .param_by_path(dict, path)
+                                        .map(|p| p.ty)
+                                        .or_else(|| model.spec(path).map(|s| s.ty))
+                                        .unwrap_or_default();
+                                    ParameterValue::new(path.clone(), value.clone(), ty.xsd())
+                                })
+                                .collect(),
+                            parameter_key: key,
                         })
                     }
+                    OperationKind::Reboot => CwmpMessage::Reboot(Reboot { command_key: key }),
+                    OperationKind::FactoryReset => CwmpMessage::FactoryReset(FactoryReset),
+                    OperationKind::Download {
+                        url,
+                        file_type,
+                        file_size,
+                        target_file_name,
+                        username,
+                        password,
+                    } => CwmpMessage::Download(Download {
+                        command_key: key,
+                        file_type: file_type.clone(),
+                        url: url.clone(),
+                        username: username.clone(),
+                        password: password.clone(),
+                        file_size: *file_size,
+                        target_file_name: target_file_name.clone(),
+                        ..Default::default()
+                    }),
                     OperationKind::Upload { url, file_type } => CwmpMessage::Upload(Upload {
                         command_key: key,
                         file_type: file_type.clone(),
                         url: url.clone(),
                         ..Default::default()
                     }),
-                    OperationKind::AddObject { path } => {
-                        CwmpMessage::AddObject(AddObject { object_name: path.clone(), parameter_key: key })
-                    }
+                    OperationKind::AddObject { path } => CwmpMessage::AddObject(AddObject {
+                        object_name: path.clone(),
+                        parameter_key: key,
+                    }),
                     OperationKind::DeleteObject { path } => {
-                        CwmpMessage::DeleteObject(DeleteObject { object_name: path.clone(), parameter_key: key })
+                        CwmpMessage::DeleteObject(DeleteObject {
+                            object_name: path.clone(),
+                            parameter_key: key,
+                        })
                     }
                     OperationKind::Refresh { prefix } => {
-                        let prefix = if prefix.is_empty() { twin.meta.root.clone() } else { prefix.clone() };
-                        CwmpMessage::GetParameterValues(GetParameterValues { names: vec![prefix] })
+                        let prefix = if prefix.is_empty() {
+                            twin.meta.root.clone()
+                        } else {
+                            prefix.clone()
+                        };
+                        CwmpMessage::GetParameterValues(GetParameterValues {
+                            names: vec![prefix],
+                        })
                     }
                 };
-                Some(Task::Rpc { origin: Origin::Operation(op.id), message })
+                Task::Rpc {
+                    origin: Origin::Operation(op.id),
+                    message,
+                }
             }
         })
         .collect()
@@ -319,38 +459,107 @@ mod tests {
             at: Timestamp(1),
             identity: Identity::default(),
             events: vec![],
-            params: vec![ReportedParam { path: "Device.X_V_Level".into(), value: "1".into(), ty: Some(ParamType::UnsignedInt), writable: Some(true) }],
+            params: vec![ReportedParam {
+                path: "Device.X_V_Level".into(),
+                value: "1".into(),
+                ty: Some(ParamType::UnsignedInt),
+                writable: Some(true),
+            }],
         };
         apply(&mut s, &inform).unwrap();
         let mut params = std::collections::BTreeMap::new();
         params.insert("Device.X_V_Level".to_string(), "2".to_string());
-        params.insert("Device.ManagementServer.PeriodicInformInterval".to_string(), "60".to_string());
-        let enqueue = TwinCommand::EnqueueOperation { device: key(), at: Timestamp(2), kind: OperationKind::SetParams { params }, requested_by: "t".into(), ttl_ms: None };
+        params.insert(
+            "Device.ManagementServer.PeriodicInformInterval".to_string(),
+            "60".to_string(),
+        );
+        let enqueue = TwinCommand::EnqueueOperation {
+            device: key(),
+            at: Timestamp(2),
+            kind: OperationKind::SetParams { params },
+            requested_by: "t".into(),
+            ttl_ms: None,
+        };
         apply(&mut s, &enqueue).unwrap();
         let twin = &s.twins[&key()];
         let op = twin.operations[0].clone();
-        let tasks = session_tasks(vec![PlannedTask::Operation(op)], twin, &s.dict, DataModel::tr181(), &mut SessionMemory::default());
-        let Task::Rpc { origin: Origin::Operation(1), message: CwmpMessage::SetParameterValues(spv) } = &tasks[0] else { panic!("{tasks:?}") };
+        let tasks = session_tasks(
+            vec![PlannedTask::Operation(op)],
+            twin,
+            &s.dict,
+            DataModel::tr181(),
+            &mut SessionMemory::default(),
+        );
+        let Task::Rpc {
+            origin: Origin::Operation(1),
+            message: CwmpMessage::SetParameterValues(spv),
+        } = &tasks[0]
+        else {
+            panic!("{tasks:?}")
+        };
         assert_eq!(spv.parameter_key, "radar-op-1");
-        let types: Vec<_> = spv.parameters.iter().map(|p| (p.name.as_str(), p.xsd_type.as_deref().unwrap())).collect();
-        assert_eq!(types, [("Device.ManagementServer.PeriodicInformInterval", "xsd:unsignedInt"), ("Device.X_V_Level", "xsd:unsignedInt")]);
+        let types: Vec<_> = spv
+            .parameters
+            .iter()
+            .map(|p| (p.name.as_str(), p.xsd_type.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                (
+                    "Device.ManagementServer.PeriodicInformInterval",
+                    "xsd:unsignedInt"
+                ),
+                ("Device.X_V_Level", "xsd:unsignedInt")
+            ]
+        );
     }
 
     #[test]
     fn faults_fail_operations_with_details() {
         let mut fault = CwmpFault::new(9003, "Invalid arguments");
-        fault.set_parameter_values_faults.push(radar_cwmp::rpc::fault::SetParameterValuesFault { parameter_name: "Device.A".into(), code: 9007, message: "Invalid parameter value".into() });
-        let event = SessionEvent::RpcResult { origin: Origin::Operation(4), request: "SetParameterValues", result: RpcResult::Fault(fault) };
+        fault
+            .set_parameter_values_faults
+            .push(radar_cwmp::rpc::fault::SetParameterValuesFault {
+                parameter_name: "Device.A".into(),
+                code: 9007,
+                message: "Invalid parameter value".into(),
+            });
+        let event = SessionEvent::RpcResult {
+            origin: Origin::Operation(4),
+            request: "SetParameterValues",
+            result: RpcResult::Fault(fault),
+        };
         let cmds = event_commands(&key(), &event, Timestamp(9), &SessionMemory::default());
-        let TwinCommand::CompleteOperation { operation: 4, outcome: Outcome::Failed { code: 9003, message }, .. } = &cmds[0] else { panic!("{cmds:?}") };
+        let TwinCommand::CompleteOperation {
+            operation: 4,
+            outcome:
+                Outcome::Failed {
+                    code: 9003,
+                    message,
+                },
+            ..
+        } = &cmds[0]
+        else {
+            panic!("{cmds:?}")
+        };
         assert!(message.contains("Device.A: 9007"));
     }
 
     #[test]
     fn refused_notifications_are_recorded() {
-        let event = SessionEvent::RpcResult { origin: NOTIFICATION_ORIGIN, request: "SetParameterAttributes", result: RpcResult::Fault(CwmpFault::new(9009, "rejected")) };
-        let memory = SessionMemory { notify_active: vec!["Device.A".to_string()], credentials: None };
+        let event = SessionEvent::RpcResult {
+            origin: NOTIFICATION_ORIGIN,
+            request: "SetParameterAttributes",
+            result: RpcResult::Fault(CwmpFault::new(9009, "rejected")),
+        };
+        let memory = SessionMemory {
+            notify_active: vec!["Device.A".to_string()],
+            credentials: None,
+        };
         let cmds = event_commands(&key(), &event, Timestamp(1), &memory);
-        assert!(matches!(&cmds[0], TwinCommand::NotificationsConfigured { refused, .. } if refused == &["Device.A"]));
+        assert!(
+            matches!(&cmds[0], TwinCommand::NotificationsConfigured { refused, .. } if refused == &["Device.A"])
+        );
     }
 }

@@ -34,7 +34,9 @@ pub struct DeleteObjectResponse {
 
 impl DeleteObjectResponse {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(Self { status: required_number(el, "DeleteObjectResponse", "Status")? })
+        Ok(Self {
+            status: required_number(el, "DeleteObjectResponse", "Status")?,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -29,9 +29,15 @@ impl Download {
             url: required(el, RPC, "URL")?.to_owned(),
             username: optional(el, "Username"),
             password: optional(el, "Password"),
-            file_size: el.child_text("FileSize").and_then(|s| s.parse().ok()).unwrap_or(0),
+            file_size: el
+                .child_text("FileSize")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
             target_file_name: optional(el, "TargetFileName"),
-            delay_seconds: el.child_text("DelaySeconds").and_then(|s| s.parse().ok()).unwrap_or(0),
+            delay_seconds: el
+                .child_text("DelaySeconds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
             success_url: optional(el, "SuccessURL"),
             failure_url: optional(el, "FailureURL"),
         })

@@ -39,12 +39,17 @@ impl DuStateChangeComplete {
                             Some(c) if !c.is_empty() => parse_number(c, RPC, "FaultCode")?,
                             _ => 0,
                         },
-                        fault_string: fault.map(|f| optional(f, "FaultString")).unwrap_or_default(),
+                        fault_string: fault
+                            .map(|f| optional(f, "FaultString"))
+                            .unwrap_or_default(),
                     })
                 })
                 .collect::<Result<_, DecodeError>>()?,
         };
-        Ok(Self { command_key: optional(el, "CommandKey"), results })
+        Ok(Self {
+            command_key: optional(el, "CommandKey"),
+            results,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -34,19 +34,34 @@ pub struct CwmpFault {
 impl CwmpFault {
     pub fn new(code: u32, message: impl Into<String>) -> Self {
         // TR-069 A.5: the SOAP faultcode is Server for internal errors and retry, Client otherwise.
-        let soap_code = if matches!(code, 8002 | 8005 | 9002) { "Server" } else { "Client" };
-        Self { soap_code: soap_code.into(), code, message: message.into(), set_parameter_values_faults: Vec::new() }
+        let soap_code = if matches!(code, 8002 | 8005 | 9002) {
+            "Server"
+        } else {
+            "Client"
+        };
+        Self {
+            soap_code: soap_code.into(),
+            code,
+            message: message.into(),
+            set_parameter_values_faults: Vec::new(),
+        }
     }
 
     /// Decodes the SOAP `Fault` element.
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
         const RPC: &str = "Fault";
         let soap_code = optional(el, "faultcode");
-        let detail = el
-            .child("detail")
-            .and_then(|d| d.child("Fault"))
-            .ok_or(DecodeError::MissingElement { rpc: RPC, element: "detail/Fault" })?;
-        let code = parse_number(detail.child_text("FaultCode").unwrap_or(""), RPC, "FaultCode")?;
+        let detail = el.child("detail").and_then(|d| d.child("Fault")).ok_or(
+            DecodeError::MissingElement {
+                rpc: RPC,
+                element: "detail/Fault",
+            },
+        )?;
+        let code = parse_number(
+            detail.child_text("FaultCode").unwrap_or(""),
+            RPC,
+            "FaultCode",
+        )?;
         let set_parameter_values_faults = detail
             .children_named("SetParameterValuesFault")
             .map(|f| {
@@ -57,7 +72,12 @@ impl CwmpFault {
                 })
             })
             .collect::<Result<_, DecodeError>>()?;
-        Ok(Self { soap_code, code, message: optional(detail, "FaultString"), set_parameter_values_faults })
+        Ok(Self {
+            soap_code,
+            code,
+            message: optional(detail, "FaultString"),
+            set_parameter_values_faults,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -11,7 +11,9 @@ pub struct GetParameterAttributes {
 
 impl GetParameterAttributes {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(Self { names: read_string_array(el.child("ParameterNames")) })
+        Ok(Self {
+            names: read_string_array(el.child("ParameterNames")),
+        })
     }
 
     pub fn encode(&self, out: &mut String) {
@@ -55,7 +57,12 @@ impl GetParameterAttributesResponse {
 
     pub fn encode(&self, out: &mut String) {
         out.push_str("<cwmp:GetParameterAttributesResponse>");
-        open_array(out, "ParameterList", "ParameterAttributeStruct", self.parameters.len());
+        open_array(
+            out,
+            "ParameterList",
+            "ParameterAttributeStruct",
+            self.parameters.len(),
+        );
         for p in &self.parameters {
             out.push_str("<ParameterAttributeStruct>");
             text_element(out, "Name", &p.name);

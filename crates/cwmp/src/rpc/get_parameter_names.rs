@@ -14,14 +14,22 @@ impl GetParameterNames {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
         Ok(Self {
             path: optional(el, "ParameterPath"),
-            next_level: parse_bool(required(el, "GetParameterNames", "NextLevel")?, "GetParameterNames", "NextLevel")?,
+            next_level: parse_bool(
+                required(el, "GetParameterNames", "NextLevel")?,
+                "GetParameterNames",
+                "NextLevel",
+            )?,
         })
     }
 
     pub fn encode(&self, out: &mut String) {
         out.push_str("<cwmp:GetParameterNames>");
         text_element(out, "ParameterPath", &self.path);
-        text_element(out, "NextLevel", if self.next_level { "true" } else { "false" });
+        text_element(
+            out,
+            "NextLevel",
+            if self.next_level { "true" } else { "false" },
+        );
         out.push_str("</cwmp:GetParameterNames>");
     }
 }
@@ -63,7 +71,12 @@ impl GetParameterNamesResponse {
 
     pub fn encode(&self, out: &mut String) {
         out.push_str("<cwmp:GetParameterNamesResponse>");
-        open_array(out, "ParameterList", "ParameterInfoStruct", self.parameters.len());
+        open_array(
+            out,
+            "ParameterList",
+            "ParameterInfoStruct",
+            self.parameters.len(),
+        );
         for p in &self.parameters {
             out.push_str("<ParameterInfoStruct>");
             text_element(out, "Name", &p.name);

@@ -15,18 +15,25 @@ pub struct ParameterValue {
 
 impl ParameterValue {
     pub fn new(name: impl Into<String>, value: impl Into<String>, xsd_type: &str) -> Self {
-        Self { name: name.into(), value: value.into(), xsd_type: Some(xsd_type.to_owned()) }
+        Self {
+            name: name.into(),
+            value: value.into(),
+            xsd_type: Some(xsd_type.to_owned()),
+        }
     }
 
     /// Decodes a ParameterList. A struct without `<Value>` (Cisco SPA122) is kept with an empty
     /// value rather than failing the whole response; a struct without `<Name>` is an error.
     pub fn decode_list(list: Option<&Element>) -> Result<Vec<Self>, DecodeError> {
-        let Some(list) = list else { return Ok(Vec::new()) };
+        let Some(list) = list else {
+            return Ok(Vec::new());
+        };
         list.children_named("ParameterValueStruct")
             .map(|s| {
-                let name = s
-                    .child_text("Name")
-                    .ok_or(DecodeError::MissingElement { rpc: "ParameterValueStruct", element: "Name" })?;
+                let name = s.child_text("Name").ok_or(DecodeError::MissingElement {
+                    rpc: "ParameterValueStruct",
+                    element: "Name",
+                })?;
                 let value = s.child("Value");
                 Ok(ParameterValue {
                     name: name.to_owned(),
@@ -44,7 +51,11 @@ impl ParameterValue {
             out.push_str("<ParameterValueStruct>");
             text_element(out, "Name", &p.name);
             match &p.xsd_type {
-                Some(ty) => out.push_str(&format!("<Value xsi:type=\"{}\">{}</Value>", escape(ty), escape(&p.value))),
+                Some(ty) => out.push_str(&format!(
+                    "<Value xsi:type=\"{}\">{}</Value>",
+                    escape(ty),
+                    escape(&p.value)
+                )),
                 None => text_element(out, "Value", &p.value),
             }
             out.push_str("</ParameterValueStruct>");
@@ -60,7 +71,9 @@ pub struct GetParameterValues {
 
 impl GetParameterValues {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(Self { names: read_string_array(el.child("ParameterNames")) })
+        Ok(Self {
+            names: read_string_array(el.child("ParameterNames")),
+        })
     }
 
     pub fn encode(&self, out: &mut String) {
@@ -77,7 +90,9 @@ pub struct GetParameterValuesResponse {
 
 impl GetParameterValuesResponse {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(Self { parameters: ParameterValue::decode_list(el.child("ParameterList"))? })
+        Ok(Self {
+            parameters: ParameterValue::decode_list(el.child("ParameterList"))?,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -20,7 +20,9 @@ pub struct GetRpcMethodsResponse {
 
 impl GetRpcMethodsResponse {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(Self { methods: read_string_array(el.child("MethodList")) })
+        Ok(Self {
+            methods: read_string_array(el.child("MethodList")),
+        })
     }
 
     pub fn encode(&self, out: &mut String) {
@@ -32,9 +34,16 @@ impl GetRpcMethodsResponse {
     /// The methods an ACS supports as a responder (TR-069 A.3.1.1: ACS methods).
     pub fn acs_methods() -> Self {
         Self {
-            methods: ["Inform", "GetRPCMethods", "TransferComplete", "AutonomousTransferComplete", "RequestDownload", "Kicked"]
-                .map(String::from)
-                .to_vec(),
+            methods: [
+                "Inform",
+                "GetRPCMethods",
+                "TransferComplete",
+                "AutonomousTransferComplete",
+                "RequestDownload",
+                "Kicked",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }

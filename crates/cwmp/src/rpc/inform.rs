@@ -34,7 +34,10 @@ pub struct Inform {
 
 impl Inform {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        let device = el.child("DeviceId").ok_or(DecodeError::MissingElement { rpc: RPC, element: "DeviceId" })?;
+        let device = el.child("DeviceId").ok_or(DecodeError::MissingElement {
+            rpc: RPC,
+            element: "DeviceId",
+        })?;
         let device_id = DeviceIdStruct {
             manufacturer: optional(device, "Manufacturer"),
             oui: required(device, RPC, "OUI")?.to_owned(),
@@ -45,7 +48,10 @@ impl Inform {
             .child("Event")
             .map(|e| {
                 e.children_named("EventStruct")
-                    .map(|s| EventStruct { code: optional(s, "EventCode"), command_key: optional(s, "CommandKey") })
+                    .map(|s| EventStruct {
+                        code: optional(s, "EventCode"),
+                        command_key: optional(s, "CommandKey"),
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -69,7 +75,9 @@ impl Inform {
     }
 
     pub fn has_event(&self, code: &str) -> bool {
-        self.events.iter().any(|e| e.code.eq_ignore_ascii_case(code))
+        self.events
+            .iter()
+            .any(|e| e.code.eq_ignore_ascii_case(code))
     }
 
     pub fn encode(&self, out: &mut String) {
@@ -102,7 +110,9 @@ pub struct InformResponse {
 
 impl InformResponse {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(InformResponse { max_envelopes: required_number(el, "InformResponse", "MaxEnvelopes")? })
+        Ok(InformResponse {
+            max_envelopes: required_number(el, "InformResponse", "MaxEnvelopes")?,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -12,7 +12,9 @@ pub struct Reboot {
 
 impl Reboot {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
-        Ok(Self { command_key: optional(el, "CommandKey") })
+        Ok(Self {
+            command_key: optional(el, "CommandKey"),
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -21,7 +21,10 @@ impl RequestDownload {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Self { file_type: required(el, "RequestDownload", "FileType")?.to_owned(), arguments })
+        Ok(Self {
+            file_type: required(el, "RequestDownload", "FileType")?.to_owned(),
+            arguments,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

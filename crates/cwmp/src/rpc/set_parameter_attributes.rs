@@ -1,6 +1,8 @@
 //! SetParameterAttributes and its response (TR-069 A.3.2.4).
 
-use super::{open_array, parse_bool, read_string_array, required, required_number, write_string_array};
+use super::{
+    open_array, parse_bool, read_string_array, required, required_number, write_string_array,
+};
 use crate::xml::{text_element, Element};
 use crate::DecodeError;
 
@@ -28,9 +30,17 @@ impl SetParameterAttributes {
                 .map(|s| {
                     Ok(SetParameterAttributesStruct {
                         name: required(s, RPC, "Name")?.to_owned(),
-                        notification_change: parse_bool(required(s, RPC, "NotificationChange")?, RPC, "NotificationChange")?,
+                        notification_change: parse_bool(
+                            required(s, RPC, "NotificationChange")?,
+                            RPC,
+                            "NotificationChange",
+                        )?,
                         notification: required_number(s, RPC, "Notification")?,
-                        access_list_change: parse_bool(required(s, RPC, "AccessListChange")?, RPC, "AccessListChange")?,
+                        access_list_change: parse_bool(
+                            required(s, RPC, "AccessListChange")?,
+                            RPC,
+                            "AccessListChange",
+                        )?,
                         access_list: read_string_array(s.child("AccessList")),
                     })
                 })
@@ -41,13 +51,26 @@ impl SetParameterAttributes {
 
     pub fn encode(&self, out: &mut String) {
         out.push_str("<cwmp:SetParameterAttributes>");
-        open_array(out, "ParameterList", "SetParameterAttributesStruct", self.parameters.len());
+        open_array(
+            out,
+            "ParameterList",
+            "SetParameterAttributesStruct",
+            self.parameters.len(),
+        );
         for p in &self.parameters {
             out.push_str("<SetParameterAttributesStruct>");
             text_element(out, "Name", &p.name);
-            text_element(out, "NotificationChange", if p.notification_change { "1" } else { "0" });
+            text_element(
+                out,
+                "NotificationChange",
+                if p.notification_change { "1" } else { "0" },
+            );
             text_element(out, "Notification", &p.notification.to_string());
-            text_element(out, "AccessListChange", if p.access_list_change { "1" } else { "0" });
+            text_element(
+                out,
+                "AccessListChange",
+                if p.access_list_change { "1" } else { "0" },
+            );
             write_string_array(out, "AccessList", &p.access_list);
             out.push_str("</SetParameterAttributesStruct>");
         }

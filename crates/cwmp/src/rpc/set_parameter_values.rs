@@ -36,7 +36,9 @@ pub struct SetParameterValuesResponse {
 impl SetParameterValuesResponse {
     pub fn decode(el: &Element) -> Result<Self, DecodeError> {
         const RPC: &str = "SetParameterValuesResponse";
-        Ok(Self { status: parse_number(required(el, RPC, "Status")?, RPC, "Status")? })
+        Ok(Self {
+            status: parse_number(required(el, RPC, "Status")?, RPC, "Status")?,
+        })
     }
 
     pub fn encode(&self, out: &mut String) {

@@ -85,7 +85,10 @@ impl AutonomousTransferComplete {
                 _ => false,
             },
             file_type: optional(el, "FileType"),
-            file_size: el.child_text("FileSize").and_then(|s| s.parse().ok()).unwrap_or(0),
+            file_size: el
+                .child_text("FileSize")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
             target_file_name: optional(el, "TargetFileName"),
             fault: TransferFault::decode(el, RPC)?,
             start_time: optional(el, "StartTime"),

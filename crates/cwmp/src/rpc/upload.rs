@@ -24,7 +24,10 @@ impl Upload {
             url: required(el, RPC, "URL")?.to_owned(),
             username: optional(el, "Username"),
             password: optional(el, "Password"),
-            delay_seconds: el.child_text("DelaySeconds").and_then(|s| s.parse().ok()).unwrap_or(0),
+            delay_seconds: el
+                .child_text("DelaySeconds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
         })
     }
 

@@ -35,7 +35,11 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(30), gpv_batch_size: 100, max_rpcs_per_session: 2_000 }
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            gpv_batch_size: 100,
+            max_rpcs_per_session: 2_000,
+        }
     }
 }
 
@@ -52,7 +56,10 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Task {
     /// Send one RPC and report its result.
-    Rpc { origin: Origin, message: CwmpMessage },
+    Rpc {
+        origin: Origin,
+        message: CwmpMessage,
+    },
     /// Discover a subtree: GetParameterNames(NextLevel=false), then its values in batches.
     Discover { prefix: String },
     /// Re-read values under these names or partial paths.
@@ -68,22 +75,44 @@ pub enum ValueSource {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
     /// A new session began with this Inform.
-    Inform { device: DeviceKey, inform: Box<Inform> },
+    Inform {
+        device: DeviceKey,
+        inform: Box<Inform>,
+    },
     /// A CPE-originated request before the empty POST (TransferComplete, RequestDownload, …).
     CpeRequest(Box<CwmpMessage>),
     /// The result of an RPC sent for an operation or an internal purpose.
-    RpcResult { origin: Origin, request: &'static str, result: RpcResult },
+    RpcResult {
+        origin: Origin,
+        request: &'static str,
+        result: RpcResult,
+    },
     /// Names (with writability) from discovery.
-    ParameterNames { prefix: String, parameters: Vec<ParameterInfo> },
+    ParameterNames {
+        prefix: String,
+        parameters: Vec<ParameterInfo>,
+    },
     /// Values from discovery or refresh.
-    ParameterValues { source: ValueSource, parameters: Vec<ParameterValue> },
+    ParameterValues {
+        source: ValueSource,
+        parameters: Vec<ParameterValue>,
+    },
     /// A discovery or refresh RPC failed with this fault.
-    ReadFailed { request: &'static str, fault: CwmpFault },
+    ReadFailed {
+        request: &'static str,
+        fault: CwmpFault,
+    },
     /// An RPC is about to be sent; commit this before the reply carrying it leaves, so an
     /// operation's `sent` state is never behind the wire.
-    RpcSent { origin: Origin, request: &'static str },
+    RpcSent {
+        origin: Origin,
+        request: &'static str,
+    },
     /// The session ended while an RPC was outstanding; its origin must be retried later.
-    Abandoned { origin: Option<Origin>, reason: CloseReason },
+    Abandoned {
+        origin: Option<Origin>,
+        reason: CloseReason,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +161,10 @@ pub enum Input<'a> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
     #[error("input {input} is not valid in state {state}")]
-    UnexpectedInput { input: &'static str, state: &'static str },
+    UnexpectedInput {
+        input: &'static str,
+        state: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +179,10 @@ enum State {
     AwaitInform,
     AwaitCpeRequests,
     AwaitWork,
-    SendingRpcs { awaiting: Step, request_id: String },
+    SendingRpcs {
+        awaiting: Box<Step>,
+        request_id: String,
+    },
     Closed,
 }
 
@@ -225,7 +260,10 @@ impl AcsSession {
             }
             Input::Work(tasks) => {
                 if self.state != State::AwaitWork {
-                    return Err(SessionError::UnexpectedInput { input: "work", state: self.state.name() });
+                    return Err(SessionError::UnexpectedInput {
+                        input: "work",
+                        state: self.state.name(),
+                    });
                 }
                 for task in tasks {
                     self.queue.push_back(match task {
@@ -265,40 +303,67 @@ impl AcsSession {
         }
         match self.state.clone() {
             State::AwaitInform | State::Closed | State::AwaitWork => {
-                self.reply_fault(envelope.id, CwmpFault::new(acs_codes::REQUEST_DENIED, "session must start with an Inform"), 400);
+                self.reply_fault(
+                    envelope.id,
+                    CwmpFault::new(
+                        acs_codes::REQUEST_DENIED,
+                        "session must start with an Inform",
+                    ),
+                    400,
+                );
                 self.close(CloseReason::ProtocolError);
             }
             State::AwaitCpeRequests => self.on_cpe_request(envelope),
-            State::SendingRpcs { awaiting, .. } => self.on_rpc_response(awaiting, envelope.message),
+            State::SendingRpcs { awaiting, .. } => {
+                self.on_rpc_response(*awaiting, envelope.message)
+            }
         }
     }
 
     fn on_inform(&mut self, version: CwmpVersion, id: Option<String>, inform: Inform) {
-        let device = match DeviceKey::from_oui_serial(&inform.device_id.oui, &inform.device_id.serial_number) {
+        let device = match DeviceKey::from_oui_serial(
+            &inform.device_id.oui,
+            &inform.device_id.serial_number,
+        ) {
             Ok(d) => d,
             Err(err) => {
-                self.reply_fault(id, CwmpFault::new(acs_codes::INVALID_ARGUMENTS, err.to_string()), 400);
+                self.reply_fault(
+                    id,
+                    CwmpFault::new(acs_codes::INVALID_ARGUMENTS, err.to_string()),
+                    400,
+                );
                 return self.close(CloseReason::ProtocolError);
             }
         };
         self.version = version;
         self.device = Some(device.clone());
         self.state = State::AwaitCpeRequests;
-        self.outputs.push_back(Output::Event(SessionEvent::Inform { device, inform: Box::new(inform) }));
+        self.outputs.push_back(Output::Event(SessionEvent::Inform {
+            device,
+            inform: Box::new(inform),
+        }));
         // TR-069 A.3.3.1: MaxEnvelopes in InformResponse MUST be 1.
-        self.reply_message(id, CwmpMessage::InformResponse(InformResponse { max_envelopes: 1 }));
+        self.reply_message(
+            id,
+            CwmpMessage::InformResponse(InformResponse { max_envelopes: 1 }),
+        );
     }
 
     fn on_cpe_request(&mut self, envelope: Envelope) {
         let id = envelope.id;
         let response = match &envelope.message {
             CwmpMessage::TransferComplete(_) => CwmpMessage::TransferCompleteResponse,
-            CwmpMessage::AutonomousTransferComplete(_) => CwmpMessage::AutonomousTransferCompleteResponse,
+            CwmpMessage::AutonomousTransferComplete(_) => {
+                CwmpMessage::AutonomousTransferCompleteResponse
+            }
             CwmpMessage::DuStateChangeComplete(_) => CwmpMessage::DuStateChangeCompleteResponse,
             CwmpMessage::RequestDownload(_) => CwmpMessage::RequestDownloadResponse,
-            CwmpMessage::GetRpcMethods(_) => CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse::acs_methods()),
+            CwmpMessage::GetRpcMethods(_) => {
+                CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse::acs_methods())
+            }
             CwmpMessage::Kicked(_) => {
-                let fault = CwmpFault::new(acs_codes::METHOD_NOT_SUPPORTED, "Kicked is not supported");
+                let fault =
+                    CwmpFault::new(acs_codes::METHOD_NOT_SUPPORTED, "Kicked is not supported");
                 return self.reply_fault(id, fault, 200);
             }
             other => {
@@ -310,7 +375,10 @@ impl AcsSession {
             }
         };
         if !matches!(envelope.message, CwmpMessage::GetRpcMethods(_)) {
-            self.outputs.push_back(Output::Event(SessionEvent::CpeRequest(Box::new(envelope.message))));
+            self.outputs
+                .push_back(Output::Event(SessionEvent::CpeRequest(Box::new(
+                    envelope.message,
+                ))));
         }
         self.reply_message(id, response);
     }
@@ -323,15 +391,26 @@ impl AcsSession {
             }
             State::SendingRpcs { awaiting, .. } => {
                 // The CPE dropped our request (TR-069 says it must answer); retry it another time.
-                let origin = match awaiting {
+                let origin = match *awaiting {
                     Step::Rpc(origin, _) => Some(origin),
                     _ => None,
                 };
-                self.outputs.push_back(Output::Event(SessionEvent::Abandoned { origin, reason: CloseReason::ProtocolError }));
+                self.outputs
+                    .push_back(Output::Event(SessionEvent::Abandoned {
+                        origin,
+                        reason: CloseReason::ProtocolError,
+                    }));
                 self.finish();
             }
             State::AwaitInform | State::AwaitWork | State::Closed => {
-                self.reply_fault(None, CwmpFault::new(acs_codes::REQUEST_DENIED, "session must start with an Inform"), 400);
+                self.reply_fault(
+                    None,
+                    CwmpFault::new(
+                        acs_codes::REQUEST_DENIED,
+                        "session must start with an Inform",
+                    ),
+                    400,
+                );
                 self.close(CloseReason::ProtocolError);
             }
         }
@@ -344,7 +423,12 @@ impl AcsSession {
                     CwmpMessage::Fault(fault) => RpcResult::Fault(fault),
                     other => RpcResult::Response(Box::new(other)),
                 };
-                self.outputs.push_back(Output::Event(SessionEvent::RpcResult { origin, request: request.name(), result }));
+                self.outputs
+                    .push_back(Output::Event(SessionEvent::RpcResult {
+                        origin,
+                        request: request.name(),
+                        result,
+                    }));
             }
             Step::DiscoverNames(prefix) => match message {
                 CwmpMessage::GetParameterNamesResponse(resp) => {
@@ -354,26 +438,40 @@ impl AcsSession {
                         .filter(|p| !p.name.ends_with('.'))
                         .map(|p| p.name.clone())
                         .collect();
-                    self.outputs.push_back(Output::Event(SessionEvent::ParameterNames {
-                        prefix,
-                        parameters: resp.parameters,
-                    }));
+                    self.outputs
+                        .push_back(Output::Event(SessionEvent::ParameterNames {
+                            prefix,
+                            parameters: resp.parameters,
+                        }));
                     // Read values right after this discovery, ahead of other queued work.
                     for (i, batch) in leaves.chunks(self.config.gpv_batch_size.max(1)).enumerate() {
-                        self.queue.insert(i, Step::ReadValues(ValueSource::Discovery, batch.to_vec()));
+                        self.queue
+                            .insert(i, Step::ReadValues(ValueSource::Discovery, batch.to_vec()));
                     }
                 }
                 CwmpMessage::Fault(fault) => {
-                    self.outputs.push_back(Output::Event(SessionEvent::ReadFailed { request: "GetParameterNames", fault }))
+                    self.outputs
+                        .push_back(Output::Event(SessionEvent::ReadFailed {
+                            request: "GetParameterNames",
+                            fault,
+                        }))
                 }
                 other => self.unexpected_response("GetParameterNamesResponse", &other),
             },
             Step::ReadValues(source, _) => match message {
-                CwmpMessage::GetParameterValuesResponse(resp) => self
-                    .outputs
-                    .push_back(Output::Event(SessionEvent::ParameterValues { source, parameters: resp.parameters })),
+                CwmpMessage::GetParameterValuesResponse(resp) => {
+                    self.outputs
+                        .push_back(Output::Event(SessionEvent::ParameterValues {
+                            source,
+                            parameters: resp.parameters,
+                        }))
+                }
                 CwmpMessage::Fault(fault) => {
-                    self.outputs.push_back(Output::Event(SessionEvent::ReadFailed { request: "GetParameterValues", fault }))
+                    self.outputs
+                        .push_back(Output::Event(SessionEvent::ReadFailed {
+                            request: "GetParameterValues",
+                            fault,
+                        }))
                 }
                 other => self.unexpected_response("GetParameterValuesResponse", &other),
             },
@@ -382,8 +480,15 @@ impl AcsSession {
     }
 
     fn unexpected_response(&mut self, expected: &'static str, got: &CwmpMessage) {
-        let fault = CwmpFault::new(acs_codes::INVALID_ARGUMENTS, format!("expected {expected}, got {}", got.name()));
-        self.outputs.push_back(Output::Event(SessionEvent::ReadFailed { request: expected, fault }));
+        let fault = CwmpFault::new(
+            acs_codes::INVALID_ARGUMENTS,
+            format!("expected {expected}, got {}", got.name()),
+        );
+        self.outputs
+            .push_back(Output::Event(SessionEvent::ReadFailed {
+                request: expected,
+                fault,
+            }));
     }
 
     fn send_next_or_finish(&mut self) {
@@ -392,29 +497,44 @@ impl AcsSession {
             self.queue.clear();
             return self.finish_with(CloseReason::TooManyRpcs);
         }
-        let Some(step) = self.queue.pop_front() else { return self.finish() };
+        let Some(step) = self.queue.pop_front() else {
+            return self.finish();
+        };
         let message = match &step {
             Step::Rpc(_, message) => message.clone(),
-            Step::DiscoverNames(prefix) => {
-                CwmpMessage::GetParameterNames(GetParameterNames { path: prefix.clone(), next_level: false })
-            }
-            Step::ReadValues(_, names) => CwmpMessage::GetParameterValues(GetParameterValues { names: names.clone() }),
+            Step::DiscoverNames(prefix) => CwmpMessage::GetParameterNames(GetParameterNames {
+                path: prefix.clone(),
+                next_level: false,
+            }),
+            Step::ReadValues(_, names) => CwmpMessage::GetParameterValues(GetParameterValues {
+                names: names.clone(),
+            }),
         };
         let request_id = format!("radar-{}", self.next_request_id);
         self.next_request_id += 1;
         self.rpcs_sent += 1;
         if let Step::Rpc(origin, _) = &step {
-            self.outputs.push_back(Output::Event(SessionEvent::RpcSent { origin: *origin, request: message.name() }));
+            self.outputs.push_back(Output::Event(SessionEvent::RpcSent {
+                origin: *origin,
+                request: message.name(),
+            }));
         }
-        self.state = State::SendingRpcs { awaiting: step, request_id: request_id.clone() };
+        self.state = State::SendingRpcs {
+            awaiting: Box::new(step),
+            request_id: request_id.clone(),
+        };
         self.reply_message(Some(request_id), message);
     }
 
     /// Reports the outstanding RPC, if any, as abandoned.
     fn abandon(&mut self, reason: CloseReason) {
-        if let State::SendingRpcs { awaiting: Step::Rpc(origin, _), .. } = &self.state {
+        if let State::SendingRpcs { awaiting, .. } = &self.state {
+            let Step::Rpc(origin, _) = awaiting.as_ref() else {
+                return;
+            };
             let origin = Some(*origin);
-            self.outputs.push_back(Output::Event(SessionEvent::Abandoned { origin, reason }));
+            self.outputs
+                .push_back(Output::Event(SessionEvent::Abandoned { origin, reason }));
         }
     }
 
@@ -423,7 +543,10 @@ impl AcsSession {
     }
 
     fn finish_with(&mut self, reason: CloseReason) {
-        self.outputs.push_back(Output::Reply(Reply { status: 204, body: String::new() }));
+        self.outputs.push_back(Output::Reply(Reply {
+            status: 204,
+            body: String::new(),
+        }));
         self.close(reason);
     }
 
@@ -445,12 +568,14 @@ impl AcsSession {
 
     fn reply_fault(&mut self, id: Option<String>, fault: CwmpFault, status: u16) {
         let body = Envelope::new(self.version, id, CwmpMessage::Fault(fault)).encode();
-        self.outputs.push_back(Output::Reply(Reply { status, body }));
+        self.outputs
+            .push_back(Output::Reply(Reply { status, body }));
     }
 
     fn reply_message(&mut self, id: Option<String>, message: CwmpMessage) {
         let body = Envelope::new(self.version, id, message).encode();
-        self.outputs.push_back(Output::Reply(Reply { status: 200, body }));
+        self.outputs
+            .push_back(Output::Reply(Reply { status: 200, body }));
     }
 }
 

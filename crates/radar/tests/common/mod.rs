@@ -26,10 +26,21 @@ impl Radar {
 
     pub fn start_with(data_dir: &Path, config: Option<&str>, extra: &[&str]) -> Radar {
         std::fs::create_dir_all(data_dir).unwrap();
-        let log = data_dir.join(format!("radar-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = data_dir.join(format!(
+            "radar-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
         cmd.arg("up").arg("--data-dir").arg(data_dir.join("data"));
-        cmd.args(["--cwmp-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"]);
+        cmd.args([
+            "--cwmp-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ]);
         if let Some(text) = config {
             let path = data_dir.join("radar.toml");
             std::fs::write(&path, text).unwrap();
@@ -37,12 +48,19 @@ impl Radar {
         }
         cmd.args(extra);
         cmd.env("RADAR_LOG", "info,radar_node=debug");
-        cmd.stdout(Stdio::piped()).stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
         let mut child = cmd.spawn().expect("spawn radar");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-        assert!(line.starts_with("listening "), "unexpected first line {line:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        assert!(
+            line.starts_with("listening "),
+            "unexpected first line {line:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         let field = |name: &str| -> SocketAddr {
             line.split_whitespace()
                 .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
@@ -50,7 +68,13 @@ impl Radar {
                 .parse()
                 .unwrap()
         };
-        Radar { cwmp: field("cwmp"), api: field("api"), child, data_dir: data_dir.to_owned(), log }
+        Radar {
+            cwmp: field("cwmp"),
+            api: field("api"),
+            child,
+            data_dir: data_dir.to_owned(),
+            log,
+        }
     }
 
     pub fn acs_url(&self) -> String {
@@ -62,12 +86,16 @@ impl Radar {
     }
 
     pub fn kill9(&mut self) {
-        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -79,13 +107,20 @@ impl Radar {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::get(self.api_url(path)).await.expect("api reachable");
+        let r = reqwest::get(self.api_url(path))
+            .await
+            .expect("api reachable");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let r = reqwest::Client::new().request(method, self.api_url(path)).json(&body).send().await.expect("api reachable");
+        let r = reqwest::Client::new()
+            .request(method, self.api_url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("api reachable");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -132,11 +167,16 @@ pub async fn file_server(body: &'static [u8]) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = listener.accept().await else { return };
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = s.write_all(head.as_bytes()).await;
                 let _ = s.write_all(body).await;
             });

@@ -52,12 +52,19 @@ pub struct Identity {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    Done { detail: String },
+    Done {
+        detail: String,
+    },
     /// Added an object instance (AddObject).
-    Added { instance: u32 },
+    Added {
+        instance: u32,
+    },
     /// Accepted; completion comes later (reboot, download with status 1).
     Accepted,
-    Failed { code: u32, message: String },
+    Failed {
+        code: u32,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,10 +78,20 @@ pub enum TwinCommand {
         params: Vec<ReportedParam>,
     },
     /// Values read from the device (GetParameterValues, refresh, discovery, notify).
-    ReportValues { device: DeviceKey, at: Timestamp, source: Source, params: Vec<ReportedParam> },
+    ReportValues {
+        device: DeviceKey,
+        at: Timestamp,
+        source: Source,
+        params: Vec<ReportedParam>,
+    },
     /// A complete list of names under `prefix` (GetParameterNames NextLevel=false). Parameters
     /// under the prefix that are no longer listed are removed: their objects were deleted.
-    ReportNames { device: DeviceKey, at: Timestamp, prefix: String, names: Vec<(String, bool)> },
+    ReportNames {
+        device: DeviceKey,
+        at: Timestamp,
+        prefix: String,
+        names: Vec<(String, bool)>,
+    },
     EnqueueOperation {
         device: DeviceKey,
         at: Timestamp,
@@ -82,19 +99,56 @@ pub enum TwinCommand {
         requested_by: String,
         ttl_ms: Option<u64>,
     },
-    MarkSent { device: DeviceKey, at: Timestamp, operation: u64 },
-    CompleteOperation { device: DeviceKey, at: Timestamp, operation: u64, outcome: Outcome },
+    MarkSent {
+        device: DeviceKey,
+        at: Timestamp,
+        operation: u64,
+    },
+    CompleteOperation {
+        device: DeviceKey,
+        at: Timestamp,
+        operation: u64,
+        outcome: Outcome,
+    },
     /// The session died with the operation outstanding; deliver it again next time.
-    RequeueOperation { device: DeviceKey, at: Timestamp, operation: u64 },
-    CancelOperation { device: DeviceKey, at: Timestamp, operation: u64 },
+    RequeueOperation {
+        device: DeviceKey,
+        at: Timestamp,
+        operation: u64,
+    },
+    CancelOperation {
+        device: DeviceKey,
+        at: Timestamp,
+        operation: u64,
+    },
     /// TransferComplete / AutonomousTransferComplete (TR-069 A.3.3.2/3).
-    TransferComplete { device: DeviceKey, at: Timestamp, command_key: String, fault_code: u32, fault_message: String },
+    TransferComplete {
+        device: DeviceKey,
+        at: Timestamp,
+        command_key: String,
+        fault_code: u32,
+        fault_message: String,
+    },
     /// Attributes were set at bootstrap; `refused` are paths the device would not notify actively.
-    NotificationsConfigured { device: DeviceKey, at: Timestamp, refused: Vec<String> },
+    NotificationsConfigured {
+        device: DeviceKey,
+        at: Timestamp,
+        refused: Vec<String>,
+    },
     /// Radar set these connection-request credentials on the device (at bootstrap).
-    ConnectionRequestCredentials { device: DeviceKey, at: Timestamp, username: String, password: String },
+    ConnectionRequestCredentials {
+        device: DeviceKey,
+        at: Timestamp,
+        username: String,
+        password: String,
+    },
     /// Free-form entry in the event log (faults, requests, …).
-    RecordEvent { device: DeviceKey, at: Timestamp, kind: String, detail: String },
+    RecordEvent {
+        device: DeviceKey,
+        at: Timestamp,
+        kind: String,
+        detail: String,
+    },
 }
 
 impl TwinCommand {
@@ -153,7 +207,13 @@ pub enum ApplyError {
 pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutcome, ApplyError> {
     let at = command.at();
     let device = command.device().clone();
-    if let TwinCommand::Inform { identity, events, params, .. } = command {
+    if let TwinCommand::Inform {
+        identity,
+        events,
+        params,
+        ..
+    } = command
+    {
         let twin = state.twins.entry(device.clone()).or_insert_with(|| {
             let mut twin = Twin::new(device.clone());
             twin.meta.first_contact = at;
@@ -164,14 +224,19 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         return Ok(ApplyOutcome::default());
     }
     let ShardState { dict, twins } = state;
-    let twin = twins.get_mut(&device).ok_or_else(|| ApplyError::UnknownDevice(device.clone()))?;
+    let twin = twins
+        .get_mut(&device)
+        .ok_or_else(|| ApplyError::UnknownDevice(device.clone()))?;
     expire_operations(twin, at);
     let mut outcome = ApplyOutcome::default();
     match command {
         TwinCommand::Inform { .. } => unreachable!("handled above"),
-        TwinCommand::ReportValues { source, params, .. } => report_values(twin, dict, at, *source, params),
+        TwinCommand::ReportValues { source, params, .. } => {
+            report_values(twin, dict, at, *source, params)
+        }
         TwinCommand::ReportNames { prefix, names, .. } => {
-            let listed: std::collections::HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+            let listed: std::collections::HashSet<&str> =
+                names.iter().map(|(n, _)| n.as_str()).collect();
             // Objects that disappeared since the last discovery take their parameters with them.
             twin.params.retain(|(id, _)| {
                 let path = dict.render(id);
@@ -197,16 +262,29 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
             if prefix == &twin.meta.root || prefix.is_empty() {
                 twin.meta.discovered_at = Some(at);
             }
-            twin.log(at, "discovery", format!("{} names under {prefix:?}", names.len()));
+            twin.log(
+                at,
+                "discovery",
+                format!("{} names under {prefix:?}", names.len()),
+            );
         }
-        TwinCommand::EnqueueOperation { kind, requested_by, ttl_ms, .. } => {
+        TwinCommand::EnqueueOperation {
+            kind,
+            requested_by,
+            ttl_ms,
+            ..
+        } => {
             let id = twin.next_operation_id;
             twin.next_operation_id += 1;
             let mut kind = kind.clone();
             if let OperationKind::SetParams { params } = &mut kind {
                 coalesce_set_params(twin, id, params, at);
             }
-            twin.log(at, "operation", format!("{} #{id} queued by {requested_by}", kind.name()));
+            twin.log(
+                at,
+                "operation",
+                format!("{} #{id} queued by {requested_by}", kind.name()),
+            );
             twin.operations.push(Operation {
                 id,
                 kind,
@@ -219,30 +297,48 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
             outcome.operation = Some(id);
         }
         TwinCommand::MarkSent { operation, .. } => {
-            let op = twin.operation_mut(*operation).ok_or(ApplyError::UnknownOperation(*operation))?;
+            let op = twin
+                .operation_mut(*operation)
+                .ok_or(ApplyError::UnknownOperation(*operation))?;
             if op.status.is_pending() {
                 op.status = OperationStatus::Sent { at };
                 op.attempts += 1;
             }
         }
         TwinCommand::RequeueOperation { operation, .. } => {
-            let op = twin.operation_mut(*operation).ok_or(ApplyError::UnknownOperation(*operation))?;
+            let op = twin
+                .operation_mut(*operation)
+                .ok_or(ApplyError::UnknownOperation(*operation))?;
             if matches!(op.status, OperationStatus::Sent { .. }) {
                 op.status = OperationStatus::Queued;
             }
         }
         TwinCommand::CancelOperation { operation, .. } => {
-            let op = twin.operation_mut(*operation).ok_or(ApplyError::UnknownOperation(*operation))?;
+            let op = twin
+                .operation_mut(*operation)
+                .ok_or(ApplyError::UnknownOperation(*operation))?;
             if op.status != OperationStatus::Queued {
-                return Err(ApplyError::NotCancellable { id: *operation, status: op.status.name() });
+                return Err(ApplyError::NotCancellable {
+                    id: *operation,
+                    status: op.status.name(),
+                });
             }
             op.status = OperationStatus::Cancelled { at };
             twin.log(at, "operation", format!("#{operation} cancelled"));
         }
-        TwinCommand::CompleteOperation { operation, outcome: result, .. } => {
+        TwinCommand::CompleteOperation {
+            operation,
+            outcome: result,
+            ..
+        } => {
             complete_operation(twin, dict, at, *operation, result)?;
         }
-        TwinCommand::TransferComplete { command_key, fault_code, fault_message, .. } => {
+        TwinCommand::TransferComplete {
+            command_key,
+            fault_code,
+            fault_message,
+            ..
+        } => {
             let detail = if *fault_code == 0 {
                 format!("transfer {command_key:?} complete")
             } else {
@@ -253,9 +349,16 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
                 if let Some(op) = twin.operation_mut(id) {
                     if op.status.is_pending() {
                         op.status = if *fault_code == 0 {
-                            OperationStatus::Done { at, detail: "transfer complete".into() }
+                            OperationStatus::Done {
+                                at,
+                                detail: "transfer complete".into(),
+                            }
                         } else {
-                            OperationStatus::Failed { at, code: *fault_code, message: fault_message.clone() }
+                            OperationStatus::Failed {
+                                at,
+                                code: *fault_code,
+                                message: fault_message.clone(),
+                            }
                         };
                     }
                 }
@@ -265,13 +368,23 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
             twin.meta.notifications_configured = true;
             twin.meta.notification_refused = refused.clone();
             if !refused.is_empty() {
-                twin.log(at, "notification", format!("active notification refused on {}", refused.join(", ")));
+                twin.log(
+                    at,
+                    "notification",
+                    format!("active notification refused on {}", refused.join(", ")),
+                );
             }
         }
-        TwinCommand::ConnectionRequestCredentials { username, password, .. } => {
+        TwinCommand::ConnectionRequestCredentials {
+            username, password, ..
+        } => {
             twin.meta.connection_request_username = username.clone();
             twin.meta.connection_request_password = password.clone();
-            twin.log(at, "credentials", format!("connection-request credentials set for {username}"));
+            twin.log(
+                at,
+                "credentials",
+                format!("connection-request credentials set for {username}"),
+            );
         }
         TwinCommand::RecordEvent { kind, detail, .. } => twin.log(at, kind, detail.clone()),
     }
@@ -296,7 +409,10 @@ fn apply_inform(
     meta.last_contact = at;
     meta.sessions += 1;
     meta.last_inform_events = events.iter().map(|(code, _)| code.clone()).collect();
-    if let Some(root) = params.iter().find_map(|p| p.path.split_once('.').map(|(r, _)| r)) {
+    if let Some(root) = params
+        .iter()
+        .find_map(|p| p.path.split_once('.').map(|(r, _)| r))
+    {
         if !root.is_empty() {
             meta.root = format!("{root}.");
         }
@@ -318,23 +434,39 @@ fn apply_inform(
     // send `1 BOOT`, so a boot also closes a reboot that was sent and not yet confirmed.
     for (code, key) in events {
         if code.eq_ignore_ascii_case("M Reboot") {
-            if let Some(op) = Operation::id_from_command_key(key).and_then(|id| twin.operation_mut(id)) {
+            if let Some(op) =
+                Operation::id_from_command_key(key).and_then(|id| twin.operation_mut(id))
+            {
                 if op.status.is_pending() {
-                    op.status = OperationStatus::Done { at, detail: "device rebooted".into() };
+                    op.status = OperationStatus::Done {
+                        at,
+                        detail: "device rebooted".into(),
+                    };
                 }
             }
         }
     }
     if has("1 BOOT") {
         for op in twin.operations.iter_mut() {
-            if matches!(op.kind, OperationKind::Reboot) && matches!(op.status, OperationStatus::Sent { .. }) {
-                op.status = OperationStatus::Done { at, detail: "device rebooted".into() };
+            if matches!(op.kind, OperationKind::Reboot)
+                && matches!(op.status, OperationStatus::Sent { .. })
+            {
+                op.status = OperationStatus::Done {
+                    at,
+                    detail: "device rebooted".into(),
+                };
             }
         }
     }
 }
 
-fn report_values(twin: &mut Twin, dict: &mut crate::paths::PathDict, at: Timestamp, source: Source, params: &[ReportedParam]) {
+fn report_values(
+    twin: &mut Twin,
+    dict: &mut crate::paths::PathDict,
+    at: Timestamp,
+    source: Source,
+    params: &[ReportedParam],
+) {
     for p in params {
         if p.path.is_empty() || p.path.ends_with('.') {
             continue;
@@ -385,7 +517,9 @@ fn coalesce_set_params(
         if op.status != OperationStatus::Queued {
             continue;
         }
-        let OperationKind::SetParams { params: older } = &op.kind else { continue };
+        let OperationKind::SetParams { params: older } = &op.kind else {
+            continue;
+        };
         if !older.keys().any(|k| params.contains_key(k)) {
             continue;
         }
@@ -403,31 +537,53 @@ fn complete_operation(
     id: u64,
     result: &Outcome,
 ) -> Result<(), ApplyError> {
-    let op = twin.operation(id).ok_or(ApplyError::UnknownOperation(id))?.clone();
+    let op = twin
+        .operation(id)
+        .ok_or(ApplyError::UnknownOperation(id))?
+        .clone();
     if !op.status.is_pending() {
         // Redelivered result of an operation already closed: applying it again is a no-op.
         return Ok(());
     }
     let status = match result {
         Outcome::Failed { code, message } => {
-            twin.log(at, "fault", format!("{} #{id} failed: {code} {message}", op.kind.name()));
-            OperationStatus::Failed { at, code: *code, message: message.clone() }
+            twin.log(
+                at,
+                "fault",
+                format!("{} #{id} failed: {code} {message}", op.kind.name()),
+            );
+            OperationStatus::Failed {
+                at,
+                code: *code,
+                message: message.clone(),
+            }
         }
         Outcome::Accepted => OperationStatus::Sent { at },
         Outcome::Done { detail } => {
             if let OperationKind::SetParams { params } = &op.kind {
                 let reported: Vec<ReportedParam> = params
                     .iter()
-                    .map(|(path, value)| ReportedParam { path: path.clone(), value: value.clone(), ty: None, writable: None })
+                    .map(|(path, value)| ReportedParam {
+                        path: path.clone(),
+                        value: value.clone(),
+                        ty: None,
+                        writable: None,
+                    })
                     .collect();
                 report_values(twin, dict, at, Source::Spv, &reported);
             }
             if let OperationKind::DeleteObject { path } = &op.kind {
                 twin.remove_subtree(dict, path);
             }
-            OperationStatus::Done { at, detail: detail.clone() }
+            OperationStatus::Done {
+                at,
+                detail: detail.clone(),
+            }
         }
-        Outcome::Added { instance } => OperationStatus::Done { at, detail: format!("instance {instance}") },
+        Outcome::Added { instance } => OperationStatus::Done {
+            at,
+            detail: format!("instance {instance}"),
+        },
     };
     if let Some(op) = twin.operation_mut(id) {
         op.status = status;

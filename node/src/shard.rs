@@ -146,9 +146,10 @@ impl Writer {
             }
             let new_templates: Vec<Box<str>> =
                 state.dict.templates()[first_template_id as usize..].to_vec();
-            let twins: Vec<Twin> = touched
+            let twins: Result<Vec<_>, _> = touched
                 .iter()
-                .filter_map(|k| state.twins.get(k).cloned())
+                .filter_map(|k| state.twins.get(k))
+                .map(radar_store::encode_twin)
                 .collect();
             (
                 (first_template_id, new_templates, twins),
@@ -165,7 +166,7 @@ impl Writer {
             let batch = Batch {
                 first_template_id,
                 new_templates: &new_templates,
-                twins: twins.iter().collect(),
+                twins: twins?,
                 deleted: vec![],
             };
             store.write(&batch)?;

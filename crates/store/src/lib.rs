@@ -27,14 +27,34 @@ pub struct LoadedShard {
     pub twins: Vec<Twin>,
 }
 
-/// One group commit: dictionary growth plus the twins it touched.
+/// One group commit: dictionary growth plus the twins it touched, already encoded (so the
+/// caller can encode under its lock and write outside it, without cloning twins).
 #[derive(Debug, Default)]
 pub struct Batch<'a> {
     /// Templates with ids `first_template_id..`, appended in id order.
     pub first_template_id: u32,
     pub new_templates: &'a [Box<str>],
-    pub twins: Vec<&'a Twin>,
+    pub twins: Vec<EncodedTwin>,
     pub deleted: Vec<DeviceKey>,
+}
+
+/// A twin in its storage encoding.
+#[derive(Debug)]
+pub struct EncodedTwin {
+    pub key: DeviceKey,
+    pub bytes: Vec<u8>,
+}
+
+/// Encodes a twin for storage (postcard: compact, varint integers, no field names).
+pub fn encode_twin(twin: &Twin) -> Result<EncodedTwin, StoreError> {
+    let bytes = postcard::to_allocvec(twin).map_err(|e| StoreError::Corrupt {
+        key: twin.key.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(EncodedTwin {
+        key: twin.key.clone(),
+        bytes,
+    })
 }
 
 /// The storage of one shard.

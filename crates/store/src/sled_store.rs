@@ -89,11 +89,7 @@ impl ShardStore for SledShardStore {
         }
         let mut twins = sled::Batch::default();
         for twin in &batch.twins {
-            let bytes = postcard::to_allocvec(twin).map_err(|e| StoreError::Corrupt {
-                key: twin.key.to_string(),
-                message: e.to_string(),
-            })?;
-            twins.insert(twin.key.as_str().as_bytes(), bytes);
+            twins.insert(twin.key.as_str().as_bytes(), twin.bytes.as_slice());
         }
         for key in &batch.deleted {
             twins.remove(key.as_str().as_bytes());
@@ -144,7 +140,7 @@ mod tests {
             let batch = Batch {
                 first_template_id: 0,
                 new_templates: state.dict.templates(),
-                twins: vec![&state.twins[&key]],
+                twins: vec![crate::encode_twin(&state.twins[&key]).unwrap()],
                 deleted: vec![],
             };
             store.write(&batch).unwrap();

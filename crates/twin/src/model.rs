@@ -141,6 +141,26 @@ impl Twin {
         out
     }
 
+    /// The oldest report time under a prefix. Runs at every session, so it compares template
+    /// text without rendering paths when the prefix has no instance numbers.
+    pub fn oldest_under(&self, dict: &PathDict, prefix: &str) -> Option<Timestamp> {
+        let literal = !prefix
+            .split('.')
+            .any(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        self.params
+            .iter()
+            .filter(|(id, _)| {
+                if literal {
+                    dict.template(id.template)
+                        .is_some_and(|t| t.starts_with(prefix))
+                } else {
+                    dict.render(id).starts_with(prefix)
+                }
+            })
+            .map(|(_, p)| p.reported_at)
+            .min()
+    }
+
     pub fn pending_operations(&self) -> impl Iterator<Item = &Operation> {
         self.operations.iter().filter(|o| o.status.is_pending())
     }

@@ -65,6 +65,11 @@ impl PathDict {
         }
     }
 
+    /// The template text of an id.
+    pub fn template(&self, id: u32) -> Option<&str> {
+        self.templates.get(id as usize).map(|t| &**t)
+    }
+
     /// Looks a path up without adding it.
     pub fn lookup(&self, path: &str) -> Option<PathId> {
         let (template, instances) = split(path);

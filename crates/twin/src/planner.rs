@@ -100,11 +100,7 @@ pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -
     if twin.meta.discovered_at.is_some() {
         for (rel, max_age) in &config.refresh {
             let prefix = format!("{root}{rel}");
-            let oldest = twin
-                .params_under(dict, &prefix)
-                .iter()
-                .map(|(_, p)| p.reported_at)
-                .min();
+            let oldest = twin.oldest_under(dict, &prefix);
             if oldest.is_some_and(|t| now.duration_since(t) > *max_age) {
                 tasks.push(PlannedTask::Refresh { prefix });
             }

@@ -334,14 +334,12 @@ impl AcsServer {
                 }
             }
         }
-        if let Some(r) = &reply {
-            if let Ok(env) = radar_cwmp::Envelope::decode(r.body.as_bytes()) {
-                self.core
-                    .metrics
-                    .cwmp_rpcs
-                    .with_label_values(&[env.message.name()])
-                    .inc();
-            }
+        for method in slot.session.take_sent_methods() {
+            self.core
+                .metrics
+                .cwmp_rpcs
+                .with_label_values(&[method])
+                .inc();
         }
         reply
     }

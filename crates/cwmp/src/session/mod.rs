@@ -208,6 +208,8 @@ pub struct AcsSession {
     deadline: Option<Timestamp>,
     rpcs_sent: u32,
     next_request_id: u64,
+    /// Names of the messages put in replies since the last `take_sent_methods`, for metrics.
+    sent: Vec<&'static str>,
 }
 
 impl AcsSession {
@@ -223,6 +225,7 @@ impl AcsSession {
             deadline,
             rpcs_sent: 0,
             next_request_id: 1,
+            sent: Vec::new(),
         }
     }
 
@@ -240,6 +243,12 @@ impl AcsSession {
 
     pub fn state_name(&self) -> &'static str {
         self.state.name()
+    }
+
+    /// Method names of the messages sent in replies since the last call (for metrics), so the
+    /// driver never re-parses what the session encoded.
+    pub fn take_sent_methods(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.sent)
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -567,12 +576,14 @@ impl AcsSession {
     }
 
     fn reply_fault(&mut self, id: Option<String>, fault: CwmpFault, status: u16) {
+        self.sent.push("Fault");
         let body = Envelope::new(self.version, id, CwmpMessage::Fault(fault)).encode();
         self.outputs
             .push_back(Output::Reply(Reply { status, body }));
     }
 
     fn reply_message(&mut self, id: Option<String>, message: CwmpMessage) {
+        self.sent.push(message.name());
         let body = Envelope::new(self.version, id, message).encode();
         self.outputs
             .push_back(Output::Reply(Reply { status: 200, body }));

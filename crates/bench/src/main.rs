@@ -1,0 +1,51 @@
+//! Radar benchmarks. Each prints a table with the baseline measured in the same run.
+//!
+//! - `b1`: periodic-inform sessions per second on one core (Inform → InformResponse, empty POST
+//!   → 204, the twin write flushed before the InformResponse), against a bare hyper server
+//!   answering the same two POSTs with canned bodies.
+//! - `b6`: bytes per parameter of twin storage, in memory and on disk, for N devices of the
+//!   simulator's model, against the raw `path=value` bytes.
+//! - `decode`: SOAP decode throughput over the fixture corpus.
+//!
+//! Usage: `cargo run --release -p radar-bench -- [b1|b6|decode|all] [--devices N] [--seconds S]`
+
+mod b1;
+mod b6;
+mod decode;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(default)
+}
+
+/// mimalloc: glibc malloc's arena locks showed up as contention in the B1 profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let seconds: f64 = arg(&args, "--seconds", 10.0);
+    match which {
+        "b1" => b1::run(
+            arg(&args, "--devices", 500),
+            arg(&args, "--concurrency", 64),
+            seconds,
+        )?,
+        "b6" => b6::run(arg(&args, "--devices", 10_000))?,
+        "decode" => decode::run(seconds.min(5.0))?,
+        "all" => {
+            decode::run(3.0)?;
+            b6::run(arg(&args, "--devices", 10_000))?;
+            b1::run(
+                arg(&args, "--devices", 500),
+                arg(&args, "--concurrency", 64),
+                seconds,
+            )?;
+        }
+        other => anyhow::bail!("unknown benchmark {other:?}: expected b1, b6, decode or all"),
+    }
+    Ok(())
+}

@@ -209,7 +209,7 @@ async fn get_params(
                 .params_under(dict, &prefix)
                 .into_iter()
                 .map(|(path, p)| {
-                    (path, json!({"value": &*p.value, "type": p.ty.name(), "writable": p.writable, "reported_at": p.reported_at.to_rfc3339(), "source": p.source.name()}))
+                    (path, json!({"value": p.value.as_str(), "type": p.ty.name(), "writable": p.writable, "reported_at": p.reported_at.to_rfc3339(), "source": p.source.name()}))
                 })
                 .collect();
             let mut desired = serde_json::Map::new();

@@ -71,34 +71,49 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
                 }
             })
             .collect();
-        commands.push((DeviceKey::from_oui_serial("00D09E", &serial)?, reported));
-    }
-    let before = rss_bytes();
-    let mut state = ShardState::default();
-    for (device, reported) in &commands {
-        let inform = TwinCommand::Inform {
+        let device = DeviceKey::from_oui_serial("00D09E", &serial)?;
+        let at = Timestamp(1_700_000_000_000);
+        commands.push(TwinCommand::Inform {
             device: device.clone(),
-            at: Timestamp(1_700_000_000_000),
+            at,
             identity: TwinIdentity {
                 oui: "00D09E".into(),
                 product_class: "HG-SIM".into(),
-                serial: device.as_str()[11..].into(),
+                serial,
                 manufacturer: "Radar".into(),
             },
             events: vec![("2 PERIODIC".into(), String::new())],
             params: vec![],
-        };
-        apply(&mut state, &inform).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let report = TwinCommand::ReportValues {
-            device: device.clone(),
-            at: Timestamp(1_700_000_000_000),
+        });
+        commands.push(TwinCommand::ReportValues {
+            device,
+            at,
             source: Source::Discovery,
-            params: reported.clone(),
-        };
-        apply(&mut state, &report).map_err(|e| anyhow::anyhow!("{e}"))?;
+            params: reported,
+        });
+    }
+    let before = rss_bytes();
+    let mut state = ShardState::default();
+    for command in &commands {
+        apply(&mut state, command).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let memory = rss_bytes().saturating_sub(before);
     drop(commands);
+    // Exact retained bytes of the parameter tables: slots plus out-of-line values.
+    let slot = std::mem::size_of::<(radar_twin::PathId, radar_twin::Param)>() as u64;
+    let tables: u64 = state
+        .twins
+        .values()
+        .map(|t| {
+            let heap: u64 = t
+                .params
+                .iter()
+                .filter(|(_, p)| p.value.is_heap_allocated())
+                .map(|(_, p)| p.value.capacity() as u64)
+                .sum();
+            t.params.capacity() as u64 * slot + heap
+        })
+        .sum();
 
     let dir = tempfile::tempdir()?;
     let db = SledDatabase::open(&dir.path().join("twins.sled"))?;
@@ -141,7 +156,12 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
         per(serialized) - raw
     );
     println!(
-        "| in memory (RSS growth) | {:.1} | {:.1} |",
+        "| in memory: parameter tables, exact ({slot} B slots + out-of-line values) | {:.1} | {:.1} |",
+        per(tables),
+        per(tables) - raw
+    );
+    println!(
+        "| in memory: process RSS growth (twins, dictionary, allocator slack) | {:.1} | {:.1} |",
         per(memory),
         per(memory) - raw
     );

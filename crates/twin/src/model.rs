@@ -15,7 +15,8 @@ pub const FINISHED_OPERATIONS_KEPT: usize = 32;
 /// One reported parameter. Kept small: this struct is multiplied by every parameter of every device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Param {
-    pub value: Box<str>,
+    /// Inline up to 24 bytes, which covers most TR-181 values, so most parameters need no heap.
+    pub value: compact_str::CompactString,
     pub ty: ParamType,
     pub writable: bool,
     pub source: Source,

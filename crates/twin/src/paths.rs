@@ -10,10 +10,17 @@ use std::collections::HashMap;
 /// Placeholder for an instance number in a template.
 pub const INSTANCE: &str = "{i}";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Instance numbers held inline in a `PathId`. TR-181 paths rarely nest deeper than three
+/// tables; numbers beyond the third, or above `u16::MAX`, stay literal in the template, so any
+/// path still renders exactly.
+pub const INLINE_INSTANCES: usize = 3;
+
+/// 12 bytes, `Copy`, no heap: multiplied by every parameter of every device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PathId {
     pub template: u32,
-    pub instances: Box<[u32]>,
+    /// The first `n` are used, where `n` is the number of `{i}` in the template.
+    pub instances: [u16; INLINE_INSTANCES],
 }
 
 #[derive(Debug, Default, Clone)]
@@ -61,7 +68,7 @@ impl PathDict {
         };
         PathId {
             template: id,
-            instances: instances.into_boxed_slice(),
+            instances,
         }
     }
 
@@ -75,7 +82,7 @@ impl PathDict {
         let (template, instances) = split(path);
         self.ids.get(template.as_str()).map(|&id| PathId {
             template: id,
-            instances: instances.into_boxed_slice(),
+            instances,
         })
     }
 
@@ -107,11 +114,13 @@ impl PathDict {
     }
 }
 
-/// Splits `A.1.B.22.C` into (`A.{i}.B.{i}.C`, [1, 22]). Only canonical decimal segments (no
-/// leading zero) count as instance numbers, so rendering gives back the exact reported path.
-fn split(path: &str) -> (String, Vec<u32>) {
+/// Splits `A.1.B.22.C` into (`A.{i}.B.{i}.C`, [1, 22, 0]). Only canonical decimal segments (no
+/// leading zero) that fit inline count as instance numbers, so rendering gives back the exact
+/// reported path.
+fn split(path: &str) -> (String, [u16; INLINE_INSTANCES]) {
     let mut template = String::with_capacity(path.len());
-    let mut instances = Vec::new();
+    let mut instances = [0u16; INLINE_INSTANCES];
+    let mut used = 0;
     for (i, segment) in path.split('.').enumerate() {
         if i > 0 {
             template.push('.');
@@ -119,11 +128,13 @@ fn split(path: &str) -> (String, Vec<u32>) {
         let canonical = !segment.is_empty()
             && segment.bytes().all(|b| b.is_ascii_digit())
             && (segment == "0" || !segment.starts_with('0'))
-            && segment.len() <= 9;
-        match segment.parse::<u32>() {
+            && segment.len() <= 5
+            && used < INLINE_INSTANCES;
+        match segment.parse::<u16>() {
             Ok(n) if canonical => {
                 template.push_str(INSTANCE);
-                instances.push(n);
+                instances[used] = n;
+                used += 1;
             }
             _ => template.push_str(segment),
         }
@@ -141,7 +152,7 @@ mod tests {
         let a = dict.intern("Device.WiFi.SSID.1.SSID");
         let b = dict.intern("Device.WiFi.SSID.2.SSID");
         assert_eq!(a.template, b.template);
-        assert_eq!(&*a.instances, &[1]);
+        assert_eq!(a.instances, [1, 0, 0]);
         assert_eq!(dict.len(), 1);
         assert_eq!(dict.render(&b), "Device.WiFi.SSID.2.SSID");
     }

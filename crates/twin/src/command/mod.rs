@@ -389,6 +389,11 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         TwinCommand::RecordEvent { kind, detail, .. } => twin.log(at, kind, detail.clone()),
     }
     twin.trim_finished_operations();
+    // Bulk reports grow the table by doubling; give the slack back (params are the bulk of
+    // twin memory, see B6).
+    if twin.params.capacity() > twin.params.len() + twin.params.len() / 8 + 4 {
+        twin.params.shrink_to_fit();
+    }
     Ok(outcome)
 }
 
@@ -467,6 +472,11 @@ fn report_values(
     source: Source,
     params: &[ReportedParam],
 ) {
+    // A bulk report (discovery) grows the table once instead of by repeated doubling; the slack
+    // is given back after apply.
+    if params.len() > 32 {
+        twin.params.reserve_exact(params.len());
+    }
     for p in params {
         if p.path.is_empty() || p.path.ends_with('.') {
             continue;

@@ -328,15 +328,15 @@ fn parse_relative(rest: &str) -> Option<i64> {
         _ => return None,
     };
     let unit = rest.chars().last()?;
-    let n: i64 = rest[..rest.len() - 1].parse().ok()?;
-    let ms = match unit {
+    let n: i64 = rest.strip_suffix(unit)?.parse().ok()?;
+    let ms: i64 = match unit {
         's' => 1_000,
         'm' => 60_000,
         'h' => 3_600_000,
         'd' => 86_400_000,
         _ => return None,
     };
-    Some(sign * n * ms)
+    n.checked_mul(ms)?.checked_mul(sign)
 }
 
 pub fn parse(src: &str) -> Result<Expr, QueryError> {
@@ -438,7 +438,7 @@ fn compare(v: &FieldValue, lit: &Literal, ctx: &EvalContext) -> Option<std::cmp:
     let as_bool = |s: &str| ParamType::normalize_bool(s);
     match (v, lit) {
         (FieldValue::Time(t), Literal::RelativeTime(off)) => {
-            Some(t.0.cmp(&((ctx.now.0 as i64 + off).max(0) as u64)))
+            Some(t.0.cmp(&((ctx.now.0 as i64).saturating_add(*off).max(0) as u64)))
         }
         (FieldValue::Time(t), Literal::Num(n)) => (t.0 as f64).partial_cmp(n),
         (FieldValue::Bool(b), Literal::Bool(l)) => Some(b.cmp(l)),
@@ -576,6 +576,9 @@ mod tests {
             .contains("unexpected character"));
         assert!(parse("AND").is_err());
         assert!(parse("last_contact < now-1y").is_err());
+        // Found by the query_parse fuzz target: overflow and a multi-byte unit.
+        assert!(parse("G<now-88888878800000002s").is_err());
+        assert!(parse("G<now-1é").is_err());
     }
 
     #[test]

@@ -55,18 +55,23 @@ fn inform_body(serial: &str) -> String {
 }
 
 /// Starts a runtime with one worker thread on its own OS thread and runs `f` on it.
-fn one_core<F, Fut>(f: F) -> std::thread::JoinHandle<()>
+fn one_core<F, Fut>(name: &str, f: F) -> std::thread::JoinHandle<()>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(f());
-    })
+    let blocking = format!("{name}-io");
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name(blocking)
+                .build()
+                .expect("runtime");
+            rt.block_on(f());
+        })
+        .expect("spawn thread")
 }
 
 async fn drive(
@@ -139,7 +144,7 @@ fn echo_server() -> SocketAddr {
         CwmpMessage::InformResponse(InformResponse { max_envelopes: 1 }),
     )
     .encode();
-    one_core(move || async move {
+    one_core("echo-server", move || async move {
         let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -187,7 +192,7 @@ fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
     config.cwmp.allow_anonymous = true;
     config.connection_request.enabled = false;
     let (tx, rx) = std::sync::mpsc::channel();
-    one_core(move || async move {
+    one_core("acs-server", move || async move {
         let listeners = radar_node::Listeners {
             cwmp: tokio::net::TcpListener::from_std(cwmp).expect("cwmp"),
             api: tokio::net::TcpListener::from_std(api).expect("api"),

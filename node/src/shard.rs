@@ -148,8 +148,7 @@ impl Writer {
                 state.dict.templates()[first_template_id as usize..].to_vec();
             let twins: Result<Vec<_>, _> = touched
                 .iter()
-                .filter_map(|k| state.twins.get(k))
-                .map(radar_store::encode_twin)
+                .filter_map(|k| state.twins.get_mut(k).map(radar_store::encode_changes))
                 .collect();
             (
                 (first_template_id, new_templates, twins),

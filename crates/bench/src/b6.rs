@@ -96,6 +96,10 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
     let mut state = ShardState::default();
     for command in &commands {
         apply(&mut state, command).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The shard writer takes the change list at every commit; do the same here.
+        if let Some(twin) = state.twins.get_mut(command.device()) {
+            drop(twin.changes.take());
+        }
     }
     let memory = rss_bytes().saturating_sub(before);
     drop(commands);
@@ -126,7 +130,7 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
             new_templates: templates,
             twins: chunk
                 .iter()
-                .map(|t| radar_store::encode_twin(t))
+                .map(|t| radar_store::encode_full(t))
                 .collect::<Result<_, _>>()?,
             deleted: vec![],
         })?;

@@ -2,14 +2,19 @@
 //! engine can replace it (openraft and Garage both left sled over its disk-space behaviour).
 //!
 //! Modules:
-//! - [`sled_store`]: the sled implementation: one database per node, two trees per shard
-//!   (`twins`: device key → postcard twin; `paths`: template id → template).
+//! - [`format`]: the storage encoding: a twin is one header record (meta, operations, event
+//!   log) plus one record per parameter, so a periodic inform rewrites a few small records,
+//!   not the whole twin.
+//! - [`sled_store`]: the sled implementation: one database per node, three trees per shard
+//!   (`twins`, `params`, `paths`).
 
+pub mod format;
 pub mod sled_store;
 
 use radar_core::DeviceKey;
 use radar_twin::Twin;
 
+pub use format::{encode_changes, encode_full, TwinWrite};
 pub use sled_store::{SledDatabase, SledShardStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,34 +32,15 @@ pub struct LoadedShard {
     pub twins: Vec<Twin>,
 }
 
-/// One group commit: dictionary growth plus the twins it touched, already encoded (so the
-/// caller can encode under its lock and write outside it, without cloning twins).
+/// One group commit: dictionary growth plus the changes of the twins it touched, already
+/// encoded (the caller encodes under its lock and writes outside it).
 #[derive(Debug, Default)]
 pub struct Batch<'a> {
     /// Templates with ids `first_template_id..`, appended in id order.
     pub first_template_id: u32,
     pub new_templates: &'a [Box<str>],
-    pub twins: Vec<EncodedTwin>,
+    pub twins: Vec<TwinWrite>,
     pub deleted: Vec<DeviceKey>,
-}
-
-/// A twin in its storage encoding.
-#[derive(Debug)]
-pub struct EncodedTwin {
-    pub key: DeviceKey,
-    pub bytes: Vec<u8>,
-}
-
-/// Encodes a twin for storage (postcard: compact, varint integers, no field names).
-pub fn encode_twin(twin: &Twin) -> Result<EncodedTwin, StoreError> {
-    let bytes = postcard::to_allocvec(twin).map_err(|e| StoreError::Corrupt {
-        key: twin.key.to_string(),
-        message: e.to_string(),
-    })?;
-    Ok(EncodedTwin {
-        key: twin.key.clone(),
-        bytes,
-    })
 }
 
 /// The storage of one shard.

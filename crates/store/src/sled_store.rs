@@ -2,8 +2,10 @@
 //! background fsync runs every 500 ms, far too late to acknowledge a device), so the node flushes
 //! each group commit before it answers anyone.
 
+use crate::format::{decode_chunk, decode_header, split_chunk_key};
 use crate::{Batch, LoadedShard, ShardStore, StoreError};
-use radar_twin::Twin;
+use radar_core::DeviceKey;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 fn engine(e: sled::Error) -> StoreError {
@@ -34,6 +36,10 @@ impl SledDatabase {
                 .db
                 .open_tree(format!("shard-{shard}-twins"))
                 .map_err(engine)?,
+            params: self
+                .db
+                .open_tree(format!("shard-{shard}-params"))
+                .map_err(engine)?,
             paths: self
                 .db
                 .open_tree(format!("shard-{shard}-paths"))
@@ -45,6 +51,7 @@ impl SledDatabase {
 pub struct SledShardStore {
     db: sled::Db,
     twins: sled::Tree,
+    params: sled::Tree,
     paths: sled::Tree,
 }
 
@@ -70,14 +77,33 @@ impl ShardStore for SledShardStore {
             })?;
             loaded.templates.push(template.into());
         }
+        let mut twins = BTreeMap::new();
         for item in self.twins.iter() {
             let (key, value) = item.map_err(engine)?;
-            let twin: Twin = postcard::from_bytes(&value).map_err(|e| StoreError::Corrupt {
+            let hint = String::from_utf8_lossy(&key).into_owned();
+            let twin = decode_header(&value, &hint)?;
+            twins.insert(twin.key.clone(), twin);
+        }
+        for item in self.params.iter() {
+            let (key, value) = item.map_err(engine)?;
+            let (device, _chunk) = split_chunk_key(&key).ok_or_else(|| StoreError::Corrupt {
                 key: String::from_utf8_lossy(&key).into_owned(),
+                message: "malformed parameter chunk key".into(),
+            })?;
+            let params = decode_chunk(&value, device)?;
+            let device = DeviceKey::parse(device).map_err(|e| StoreError::Corrupt {
+                key: device.to_owned(),
                 message: e.to_string(),
             })?;
-            loaded.twins.push(twin);
+            // A chunk without a header is an interrupted first write: nothing was acknowledged.
+            if let Some(twin) = twins.get_mut(&device) {
+                twin.params.extend(params);
+            }
         }
+        for twin in twins.values_mut() {
+            twin.params.sort_unstable_by_key(|(id, _)| *id);
+        }
+        loaded.twins = twins.into_values().collect();
         Ok(loaded)
     }
 
@@ -88,14 +114,27 @@ impl ShardStore for SledShardStore {
             paths.insert(&id.to_be_bytes(), template.as_bytes());
         }
         let mut twins = sled::Batch::default();
+        let mut params = sled::Batch::default();
         for twin in &batch.twins {
-            twins.insert(twin.key.as_str().as_bytes(), twin.bytes.as_slice());
+            twins.insert(twin.key.as_str().as_bytes(), twin.header.as_slice());
+            for (key, value) in &twin.put {
+                params.insert(key.as_slice(), value.as_slice());
+            }
+            for key in &twin.removed {
+                params.remove(key.as_slice());
+            }
         }
         for key in &batch.deleted {
             twins.remove(key.as_str().as_bytes());
+            let mut prefix = key.as_str().as_bytes().to_vec();
+            prefix.push(crate::format::KEY_END);
+            for item in self.params.scan_prefix(&prefix).keys() {
+                params.remove(item.map_err(engine)?);
+            }
         }
         // Paths first: a twin must never reference a template that is not on disk.
         self.paths.apply_batch(paths).map_err(engine)?;
+        self.params.apply_batch(params).map_err(engine)?;
         self.twins.apply_batch(twins).map_err(engine)?;
         Ok(())
     }
@@ -140,7 +179,7 @@ mod tests {
             let batch = Batch {
                 first_template_id: 0,
                 new_templates: state.dict.templates(),
-                twins: vec![crate::encode_twin(&state.twins[&key]).unwrap()],
+                twins: vec![crate::encode_full(&state.twins[&key]).unwrap()],
                 deleted: vec![],
             };
             store.write(&batch).unwrap();
@@ -153,6 +192,89 @@ mod tests {
         assert!(
             db.shard(1).unwrap().load().unwrap().twins.is_empty(),
             "shards are separate"
+        );
+    }
+
+    #[test]
+    fn only_changes_are_written_and_removed_parameters_disappear() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DeviceKey::parse("os::000000-SN").unwrap();
+        let mut state = ShardState::default();
+        let p = |path: &str, value: &str| radar_twin::ReportedParam {
+            path: path.into(),
+            value: value.into(),
+            ty: None,
+            writable: None,
+        };
+        let inform = |at, params| TwinCommand::Inform {
+            device: key.clone(),
+            at: Timestamp(at),
+            identity: Default::default(),
+            events: vec![],
+            params,
+        };
+        apply(
+            &mut state,
+            &inform(
+                1,
+                vec![
+                    p("Device.Hosts.Host.1.IP", "a"),
+                    p("Device.Hosts.Host.2.IP", "b"),
+                    p("Device.X", "1"),
+                ],
+            ),
+        )
+        .unwrap();
+        let db = SledDatabase::open(dir.path()).unwrap();
+        let store = db.shard(0).unwrap();
+        let write = |state: &mut ShardState, first: u32| {
+            let twin = state.twins.get_mut(&key).unwrap();
+            let w = crate::encode_changes(twin).unwrap();
+            let put = w.put.len();
+            let templates = state.dict.templates()[first as usize..].to_vec();
+            store
+                .write(&Batch {
+                    first_template_id: first,
+                    new_templates: &templates,
+                    twins: vec![w],
+                    deleted: vec![],
+                })
+                .unwrap();
+            store.flush().unwrap();
+            put
+        };
+        assert_eq!(write(&mut state, 0), 1, "three parameters, one chunk");
+        let templates = state.dict.len() as u32;
+        // A periodic inform touching one parameter rewrites one chunk.
+        apply(&mut state, &inform(2, vec![p("Device.X", "2")])).unwrap();
+        assert_eq!(write(&mut state, templates), 1);
+        // Rediscovery without Host.1 deletes its record.
+        let names = vec![
+            ("Device.Hosts.Host.2.IP".to_string(), false),
+            ("Device.X".to_string(), true),
+        ];
+        apply(
+            &mut state,
+            &TwinCommand::ReportNames {
+                device: key.clone(),
+                at: Timestamp(3),
+                prefix: "Device.".into(),
+                names,
+            },
+        )
+        .unwrap();
+        write(&mut state, templates);
+        let loaded = db.shard(0).unwrap().load().unwrap();
+        assert_eq!(loaded.twins, vec![state.twins[&key].clone()]);
+        let paths: Vec<String> = loaded.twins[0]
+            .params
+            .iter()
+            .map(|(id, _)| state.dict.render(id))
+            .collect();
+        assert_eq!(paths.len(), 2);
+        assert!(
+            !paths.contains(&"Device.Hosts.Host.1.IP".to_string()),
+            "{paths:?}"
         );
     }
 }

@@ -20,6 +20,6 @@ pub mod planner;
 pub mod query;
 
 pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};
-pub use model::{Meta, Param, ShardState, Twin, TwinEvent};
+pub use model::{Meta, Param, ParamChanges, ShardState, Twin, TwinEvent};
 pub use operation::{Operation, OperationKind, OperationStatus};
 pub use paths::{PathDict, PathId};

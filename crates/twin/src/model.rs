@@ -63,6 +63,29 @@ pub struct Twin {
     pub operations: Vec<Operation>,
     pub next_operation_id: u64,
     pub events: VecDeque<TwinEvent>,
+    /// Parameters changed since the last write-back, so storage writes only those.
+    #[serde(skip)]
+    pub changes: ParamChanges,
+}
+
+/// Write-back bookkeeping: which parameters changed since the store last persisted this twin.
+/// Transient (never serialized) and not part of the twin's value, so equality ignores it.
+#[derive(Debug, Clone, Default)]
+pub struct ParamChanges {
+    pub put: Vec<PathId>,
+    pub removed: Vec<PathId>,
+}
+
+impl PartialEq for ParamChanges {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl ParamChanges {
+    pub fn take(&mut self) -> ParamChanges {
+        std::mem::take(self)
+    }
 }
 
 impl Twin {
@@ -74,6 +97,7 @@ impl Twin {
             operations: Vec::new(),
             next_operation_id: 1,
             events: VecDeque::new(),
+            changes: ParamChanges::default(),
         }
     }
 
@@ -98,21 +122,34 @@ impl Twin {
                 if let Some(replacement) = update(Some(&mut self.params[i].1)) {
                     self.params[i].1 = replacement;
                 }
+                self.changes.put.push(id);
             }
             Err(i) => {
                 if let Some(new) = update(None) {
                     self.params.insert(i, (id, new));
+                    self.changes.put.push(id);
                 }
             }
         }
     }
 
+    /// Keeps the parameters for which `keep` is true, recording the others as removed.
+    pub fn retain_params(&mut self, mut keep: impl FnMut(&PathId) -> bool) -> usize {
+        let before = self.params.len();
+        let removed = &mut self.changes.removed;
+        self.params.retain(|(id, _)| {
+            let k = keep(id);
+            if !k {
+                removed.push(*id);
+            }
+            k
+        });
+        before - self.params.len()
+    }
+
     /// Removes every parameter whose rendered path starts with `prefix`.
     pub fn remove_subtree(&mut self, dict: &PathDict, prefix: &str) -> usize {
-        let before = self.params.len();
-        self.params
-            .retain(|(id, _)| !dict.render(id).starts_with(prefix));
-        before - self.params.len()
+        self.retain_params(|id| !dict.render(id).starts_with(prefix))
     }
 
     pub fn log(&mut self, at: Timestamp, kind: &str, detail: impl Into<String>) {

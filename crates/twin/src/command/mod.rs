@@ -238,7 +238,7 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
             let listed: std::collections::HashSet<&str> =
                 names.iter().map(|(n, _)| n.as_str()).collect();
             // Objects that disappeared since the last discovery take their parameters with them.
-            twin.params.retain(|(id, _)| {
+            twin.retain_params(|id| {
                 let path = dict.render(id);
                 !path.starts_with(prefix.as_str()) || listed.contains(path.as_str())
             });

@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         "decode" => decode::run(seconds.min(5.0))?,
         "all" => {
             decode::run(3.0)?;
-            b6::run(arg(&args, "--devices", 10_000))?;
+            b6::run(arg(&args, "--b6-devices", 10_000))?;
             b1::run(
                 arg(&args, "--devices", 500),
                 arg(&args, "--concurrency", 64),

@@ -1,0 +1,212 @@
+//! ACS behaviours real devices depend on: sessions without cookies, CPE authentication, load
+//! shedding, and active notification (`4 VALUE CHANGE`) keeping the twin current.
+
+mod common;
+
+use common::{device_path, eventually, Radar};
+use radar_sim::{SimConfig, SimFleet};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn discovered(radar: &Radar, device: &str) -> serde_json::Value {
+    eventually(&format!("discovery of {device}"), WAIT, || async {
+        let (status, v) = radar.get(&device_path(device)).await;
+        (status == 200 && !v["discovered_at"].is_null() && v["notifications_configured"] == true)
+            .then_some(v)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_never_echo_cookies_keep_their_session_on_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let _fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 2,
+        echo_cookies: false,
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Discovery takes several RPCs in one session, so it only completes if the session follows
+    // the TCP connection.
+    let twin = discovered(&radar, "os::00D09E-SIM000001").await;
+    assert!(twin["counts"]["params"].as_u64().unwrap() > 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpe_authentication_with_digest_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[cwmp]
+allow_anonymous = false
+shared_credentials = { username = "cpe", password = "s3cret" }
+"#;
+    let radar = Radar::start(dir.path(), Some(config));
+    let _good = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 1,
+        acs_credentials: Some(("cpe".into(), "s3cret".into())),
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let _bad = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 1,
+        first_serial: 2,
+        acs_credentials: Some(("cpe".into(), "wrong".into())),
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    discovered(&radar, "os::00D09E-SIM000001").await;
+    let metrics = eventually("an unauthorized attempt", WAIT, || async {
+        let m = reqwest::get(radar.api_url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        m.contains("radar_cwmp_rejected_total{reason=\"unauthorized\"}")
+            .then_some(m)
+    })
+    .await;
+    assert!(metrics.contains("radar_cwmp_rejected_total{reason=\"unauthorized\"}"));
+    let (status, _) = radar.get(&device_path("os::00D09E-SIM000002")).await;
+    assert_eq!(
+        status, 404,
+        "a device with wrong credentials must not get a twin"
+    );
+    // Without any Authorization header the ACS challenges with Digest (and Basic).
+    let r = reqwest::Client::new()
+        .post(radar.acs_url())
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenges: Vec<_> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.starts_with("Digest ") && c.contains("qop=\"auth\"")),
+        "{challenges:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_beyond_the_limit_are_shed_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[cwmp]
+allow_anonymous = true
+max_sessions = 1
+retry_after_seconds = 7
+session_idle_timeout = "30s"
+"#;
+    let radar = Radar::start(dir.path(), Some(config));
+    let fixture = |name: &str| {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/fixtures/cwmp")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    // One session is left open (Inform answered, no empty POST yet).
+    let first = client
+        .post(radar.acs_url())
+        .body(fixture("huawei_Inform_1.xml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    // A second device cannot start a session while the first is in flight.
+    let second = reqwest::Client::new()
+        .post(radar.acs_url())
+        .body(fixture("zyxel_Inform_1.xml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers().get("retry-after").unwrap(), "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_notification_updates_the_twin_without_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 1,
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let device = "os::00D09E-SIM000001";
+    discovered(&radar, device).await;
+    let sim = fleet.device("SIM000001").unwrap();
+    assert_eq!(sim.notification("Device.ManagementServer.URL"), Some(2));
+    // A local change on a parameter under active notification: the device informs at once.
+    assert!(sim.local_change("Device.ManagementServer.URL", "http://acs.example.net/"));
+    let param = eventually("the change in the twin", WAIT, || async {
+        let (_, v) = radar
+            .get(&format!(
+                "{}/params?prefix=Device.ManagementServer.URL",
+                device_path(device)
+            ))
+            .await;
+        let p = v["params"]["Device.ManagementServer.URL"].clone();
+        (p["value"] == "http://acs.example.net/").then_some(p)
+    })
+    .await;
+    assert_eq!(param["source"], "inform");
+    let twin = radar.get(&device_path(device)).await.1;
+    assert!(
+        twin["last_inform_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "4 VALUE CHANGE"),
+        "{twin}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_active_notification_is_recorded_and_refreshed_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let _fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 1,
+        refuse_active_notification: true,
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let twin = discovered(&radar, "os::00D09E-SIM000001").await;
+    let refused = twin["notification_refused"].as_array().unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|p| p == "Device.DeviceInfo.SoftwareVersion"),
+        "{twin}"
+    );
+}

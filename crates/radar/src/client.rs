@@ -65,7 +65,8 @@ pub struct SetArgs {
 #[derive(Args)]
 pub struct OpArgs {
     device: String,
-    /// reboot | factory-reset | download URL | add PATH | delete PATH | refresh [PREFIX]
+    /// reboot | factory-reset | download URL | add PATH | delete PATH | refresh [PREFIX] |
+    /// schedule-inform [SECONDS] | rpc-methods | attributes PATH
     kind: String,
     argument: Option<String>,
     #[command(flatten)]
@@ -296,7 +297,12 @@ pub async fn op(args: OpArgs) -> Result<()> {
         "add" => json!({"kind": "add_object", "path": needs("an object path")?}),
         "delete" => json!({"kind": "delete_object", "path": needs("an object path")?}),
         "refresh" => json!({"kind": "refresh", "prefix": args.argument.clone().unwrap_or_default()}),
-        other => bail!("unknown operation {other:?}; expected reboot, factory-reset, download, add, delete or refresh"),
+        "schedule-inform" => json!({"kind": "schedule_inform", "delay_seconds": args.argument.as_deref().unwrap_or("0").parse::<u32>().context("delay must be seconds")?}),
+        "rpc-methods" => json!({"kind": "get_rpc_methods"}),
+        "attributes" => json!({"kind": "get_attributes", "paths": [needs("a path")?]}),
+        other => bail!(
+            "unknown operation {other:?}; expected reboot, factory-reset, download, add, delete, refresh, schedule-inform, rpc-methods or attributes"
+        ),
     };
     let url = format!(
         "{}/api/v1/devices/{}/operations",

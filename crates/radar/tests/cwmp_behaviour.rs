@@ -210,3 +210,67 @@ async fn refused_active_notification_is_recorded_and_refreshed_instead() {
         "{twin}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_methods_attributes_and_scheduled_informs_as_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 1,
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let device = "os::00D09E-SIM000001";
+    discovered(&radar, device).await;
+    let ops = format!("{}/operations", device_path(device));
+    let run = |body: serde_json::Value| {
+        let radar = &radar;
+        let ops = ops.clone();
+        async move {
+            let (status, op) = radar.send(reqwest::Method::POST, &ops, body).await;
+            assert_eq!(status, 202, "{op}");
+            let id = op["id"].as_u64().unwrap();
+            eventually(&format!("operation {id} done"), WAIT, || async {
+                let v = radar.get(&format!("{ops}/{id}")).await.1;
+                (v["status"] == "done").then_some(v)
+            })
+            .await
+        }
+    };
+    let methods = run(serde_json::json!({"kind": "get_rpc_methods"})).await;
+    assert!(
+        methods["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ScheduleInform"),
+        "{methods}"
+    );
+    let attrs = run(serde_json::json!({"kind": "get_attributes", "paths": ["Device.DeviceInfo.SoftwareVersion"]})).await;
+    assert_eq!(attrs["detail"], "Device.DeviceInfo.SoftwareVersion=2");
+    let sessions = fleet
+        .device("SIM000001")
+        .unwrap()
+        .sessions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    run(serde_json::json!({"kind": "schedule_inform", "delay_seconds": 1})).await;
+    eventually("the scheduled inform", WAIT, || async {
+        let twin = radar.get(&device_path(device)).await.1;
+        twin["last_inform_events"]
+            .as_array()?
+            .iter()
+            .any(|e| e == "3 SCHEDULED")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        fleet
+            .device("SIM000001")
+            .unwrap()
+            .sessions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > sessions
+    );
+}

@@ -45,6 +45,17 @@ pub enum OperationKind {
         #[serde(default)]
         prefix: String,
     },
+    /// Ask the device to inform again after a delay (TR-069 ScheduleInform).
+    ScheduleInform {
+        #[serde(default)]
+        delay_seconds: u32,
+    },
+    /// Ask which RPCs the device supports (TR-069 GetRPCMethods).
+    GetRpcMethods,
+    /// Read notification attributes (TR-069 GetParameterAttributes).
+    GetAttributes {
+        paths: Vec<String>,
+    },
 }
 
 fn default_file_type() -> String {
@@ -84,7 +95,11 @@ impl OperationKind {
             Some(serde_json::Value::String(k)) => k,
             _ => return Err("missing \"kind\"".into()),
         };
-        let tagged = if obj.is_empty() && matches!(kind.as_str(), "reboot" | "factory_reset") {
+        let tagged = if obj.is_empty()
+            && matches!(
+                kind.as_str(),
+                "reboot" | "factory_reset" | "get_rpc_methods"
+            ) {
             serde_json::Value::String(kind)
         } else {
             serde_json::json!({ kind: serde_json::Value::Object(std::mem::take(obj)) })
@@ -102,6 +117,9 @@ impl OperationKind {
             OperationKind::AddObject { .. } => "add_object",
             OperationKind::DeleteObject { .. } => "delete_object",
             OperationKind::Refresh { .. } => "refresh",
+            OperationKind::ScheduleInform { .. } => "schedule_inform",
+            OperationKind::GetRpcMethods => "get_rpc_methods",
+            OperationKind::GetAttributes { .. } => "get_attributes",
         }
     }
 }

@@ -6,9 +6,12 @@ use radar_cwmp::rpc::add_object::AddObject;
 use radar_cwmp::rpc::delete_object::DeleteObject;
 use radar_cwmp::rpc::download::Download;
 use radar_cwmp::rpc::factory_reset::FactoryReset;
+use radar_cwmp::rpc::get_parameter_attributes::GetParameterAttributes;
 use radar_cwmp::rpc::get_parameter_values::{GetParameterValues, ParameterValue};
+use radar_cwmp::rpc::get_rpc_methods::GetRpcMethods;
 use radar_cwmp::rpc::inform::Inform;
 use radar_cwmp::rpc::reboot::Reboot;
+use radar_cwmp::rpc::schedule_inform::ScheduleInform;
 use radar_cwmp::rpc::set_parameter_attributes::{
     SetParameterAttributes, SetParameterAttributesStruct,
 };
@@ -278,6 +281,20 @@ fn rpc_result_commands(
                     },
                 ];
             }
+            CwmpMessage::ScheduleInformResponse(_) => Outcome::Done {
+                detail: "inform scheduled".into(),
+            },
+            CwmpMessage::GetRpcMethodsResponse(r) => Outcome::Done {
+                detail: r.methods.join(","),
+            },
+            CwmpMessage::GetParameterAttributesResponse(r) => Outcome::Done {
+                detail: r
+                    .parameters
+                    .iter()
+                    .map(|p| format!("{}={}", p.name, p.notification))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
             other => Outcome::Failed {
                 code: 8003,
                 message: format!("{request} answered with {}", other.name()),
@@ -419,6 +436,18 @@ pub fn session_tasks(
                         CwmpMessage::DeleteObject(DeleteObject {
                             object_name: path.clone(),
                             parameter_key: key,
+                        })
+                    }
+                    OperationKind::ScheduleInform { delay_seconds } => {
+                        CwmpMessage::ScheduleInform(ScheduleInform {
+                            delay_seconds: *delay_seconds,
+                            command_key: key,
+                        })
+                    }
+                    OperationKind::GetRpcMethods => CwmpMessage::GetRpcMethods(GetRpcMethods),
+                    OperationKind::GetAttributes { paths } => {
+                        CwmpMessage::GetParameterAttributes(GetParameterAttributes {
+                            names: paths.clone(),
                         })
                     }
                     OperationKind::Refresh { prefix } => {

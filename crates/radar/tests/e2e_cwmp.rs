@@ -230,6 +230,17 @@ async fn cwmp_devices_are_managed_end_to_end() {
     })
     .await;
 
+    // Upload: the device PUTs its configuration, then reports with TransferComplete.
+    let (status, op) = radar
+        .send(
+            Method::POST,
+            &format!("{}/operations", device_path(c)),
+            json!({"kind": "upload", "url": format!("http://{files}/config-upload")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    wait_status(&radar, c, op["id"].as_u64().unwrap(), "done").await;
+
     // A CPE fault fails the operation with the device's code, and the twin keeps its state.
     let (status, op) = radar
         .send(

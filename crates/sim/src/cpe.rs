@@ -29,6 +29,7 @@ pub struct AfterSession {
     pub reboot: Option<String>,
     pub factory_reset: bool,
     pub downloads: Vec<Download>,
+    pub uploads: Vec<radar_cwmp::rpc::upload::Upload>,
     pub schedule_inform: Option<(u32, String)>,
 }
 
@@ -197,11 +198,14 @@ impl CpeState {
                     complete_time: "0001-01-01T00:00:00Z".into(),
                 })
             }
-            CwmpMessage::Upload(_) => CwmpMessage::UploadResponse(UploadResponse {
-                status: 1,
-                start_time: "0001-01-01T00:00:00Z".into(),
-                complete_time: "0001-01-01T00:00:00Z".into(),
-            }),
+            CwmpMessage::Upload(u) => {
+                self.after.uploads.push(u.clone());
+                CwmpMessage::UploadResponse(UploadResponse {
+                    status: 1,
+                    start_time: "0001-01-01T00:00:00Z".into(),
+                    complete_time: "0001-01-01T00:00:00Z".into(),
+                })
+            }
             CwmpMessage::ScheduleInform(s) => {
                 self.after.schedule_inform = Some((s.delay_seconds, s.command_key.clone()));
                 CwmpMessage::ScheduleInformResponse(ScheduleInformResponse)

@@ -328,6 +328,37 @@ impl SimDevice {
             events.push(("7 TRANSFER COMPLETE".into(), String::new()));
             events.push(("M Download".into(), download.command_key.clone()));
         }
+        for upload in after.uploads {
+            let start = radar_core::Timestamp::now().to_rfc3339();
+            let config: String = {
+                let state = self.lock();
+                state
+                    .model
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}\n", v.value))
+                    .collect()
+            };
+            let fault = match http::put(&upload.url, config.into_bytes()).await {
+                Ok(status) if (200..300).contains(&status) => TransferFault::default(),
+                Ok(status) => TransferFault {
+                    code: 9011,
+                    message: format!("Upload failure: HTTP {status}"),
+                },
+                Err(e) => TransferFault {
+                    code: 9011,
+                    message: format!("Upload failure: {e}"),
+                },
+            };
+            transfers.push(TransferComplete {
+                command_key: upload.command_key.clone(),
+                fault,
+                start_time: start,
+                complete_time: radar_core::Timestamp::now().to_rfc3339(),
+            });
+            events.push(("7 TRANSFER COMPLETE".into(), String::new()));
+            events.push(("M Upload".into(), upload.command_key.clone()));
+        }
         if after.factory_reset {
             self.lock().reset_to_defaults();
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -182,3 +182,25 @@ pub async fn get(url: &str) -> Result<(u16, usize), HttpError> {
     let body = response.into_body().collect().await?.to_bytes();
     Ok((status, body.len()))
 }
+
+/// A one-shot PUT of `body`, as a CPE uploads a configuration or log file. Returns the status.
+pub async fn put(url: &str, body: Vec<u8>) -> Result<u16, HttpError> {
+    let url = Url::parse(url)?;
+    let stream = TcpStream::connect(&url.authority)
+        .await
+        .map_err(|source| HttpError::Connect {
+            addr: url.authority.clone(),
+            source,
+        })?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let request = hyper::Request::put(url.path.as_str())
+        .header(hyper::header::HOST, url.authority.as_str())
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid request");
+    let response = sender.send_request(request).await?;
+    Ok(response.status().as_u16())
+}

@@ -275,7 +275,8 @@ impl AcsServer {
                     if let SessionEvent::Inform { device, inform } = &event {
                         let codes: Vec<&str> =
                             inform.events.iter().map(|e| e.code.as_str()).collect();
-                        info!(device = %device, events = ?codes, "inform");
+                        // Debug, not info: a carrier fleet informs millions of times a day.
+                        tracing::debug!(device = %device, events = ?codes, "inform");
                     }
                     if let SessionEvent::RpcResult {
                         result: radar_cwmp::session::RpcResult::Fault(f),

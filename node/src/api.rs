@@ -187,7 +187,7 @@ async fn device_summary(
                     "pending_operations": twin.pending_operations().count(),
                 },
                 "pending_operations": twin.pending_operations().map(operation_json).collect::<Vec<_>>(),
-                "events": twin.events.iter().map(|e| json!({"at": e.at.to_rfc3339(), "kind": e.kind, "detail": e.detail})).collect::<Vec<_>>(),
+                "events": twin.events.iter().map(|e| json!({"at": e.at.to_rfc3339(), "kind": e.kind, "detail": e.detail, "count": e.repeated, "first_at": e.first_at.to_rfc3339()})).collect::<Vec<_>>(),
             })
         })
         .map(Json)

@@ -48,9 +48,13 @@ pub struct Meta {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TwinEvent {
+    /// When it last happened.
     pub at: Timestamp,
     pub kind: String,
     pub detail: String,
+    /// How many times in a row it happened (periodic informs repeat), with `first_at` the first.
+    pub repeated: u32,
+    pub first_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,14 +156,27 @@ impl Twin {
         self.retain_params(|id| !dict.render(id).starts_with(prefix))
     }
 
+    /// Appends to the bounded event log. An event identical to the previous one (a run of
+    /// periodic informs) is counted on that entry instead, so routine traffic never pushes
+    /// boots, faults and operator changes out of the log.
     pub fn log(&mut self, at: Timestamp, kind: &str, detail: impl Into<String>) {
+        let detail = detail.into();
+        if let Some(last) = self.events.back_mut() {
+            if last.kind == kind && last.detail == detail {
+                last.repeated = last.repeated.saturating_add(1);
+                last.at = at;
+                return;
+            }
+        }
         if self.events.len() >= EVENT_LOG_CAPACITY {
             self.events.pop_front();
         }
         self.events.push_back(TwinEvent {
             at,
             kind: kind.to_owned(),
-            detail: detail.into(),
+            detail,
+            repeated: 1,
+            first_at: at,
         });
     }
 

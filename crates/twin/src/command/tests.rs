@@ -379,10 +379,20 @@ fn bootstrap_resets_discovery() {
 }
 
 #[test]
-fn event_log_is_bounded() {
+fn event_log_is_bounded_and_counts_repeats() {
     let mut s = ShardState::default();
     for i in 0..200 {
         apply(&mut s, &inform(i, &[("2 PERIODIC", "")], vec![])).unwrap();
+    }
+    let events = &s.twins[&key()].events;
+    assert_eq!(events.len(), 1, "a run of periodic informs is one entry");
+    assert_eq!(
+        (events[0].repeated, events[0].first_at, events[0].at),
+        (200, Timestamp(0), Timestamp(199))
+    );
+    for i in 0..200 {
+        let code = if i % 2 == 0 { "1 BOOT" } else { "2 PERIODIC" };
+        apply(&mut s, &inform(1000 + i, &[(code, "")], vec![])).unwrap();
     }
     assert_eq!(
         s.twins[&key()].events.len(),

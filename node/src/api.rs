@@ -411,17 +411,21 @@ pub fn operation_json(op: &Operation) -> Value {
     {
         *p = json!("***");
     }
+    let status = op.effective_status(Timestamp::now());
     let mut v = json!({
         "id": op.id,
         "kind": op.kind.name(),
         "request": request,
-        "status": op.status.name(),
+        "status": status.name(),
         "created_at": op.created_at.to_rfc3339(),
         "requested_by": op.requested_by,
         "attempts": op.attempts,
         "expires_at": op.expires_at.map(|t| t.to_rfc3339()),
     });
-    match &op.status {
+    match &status {
+        OperationStatus::Expired { at } | OperationStatus::Cancelled { at } => {
+            v["finished_at"] = json!(at.to_rfc3339());
+        }
         OperationStatus::Failed { at, code, message } => {
             v["fault"] = json!({"code": code, "message": message});
             v["finished_at"] = json!(at.to_rfc3339());

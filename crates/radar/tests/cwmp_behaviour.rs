@@ -274,3 +274,80 @@ async fn rpc_methods_attributes_and_scheduled_informs_as_operations() {
             > sessions
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_expire_after_their_ttl_and_queued_ones_can_be_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        count: 1,
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let device = "os::00D09E-SIM000001";
+    discovered(&radar, device).await;
+    let sim = fleet.device("SIM000001").unwrap();
+    sim.set_online(false);
+    let ops = format!("{}/operations", device_path(device));
+    let (status, op) = radar
+        .send(
+            reqwest::Method::POST,
+            &ops,
+            serde_json::json!({"kind": "reboot", "ttl": "1s"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    assert!(op["expires_at"].is_string());
+    let expiring = op["id"].as_u64().unwrap();
+    let (_, op) = radar
+        .send(
+            reqwest::Method::POST,
+            &ops,
+            serde_json::json!({"kind": "factory_reset"}),
+        )
+        .await;
+    let cancelled = op["id"].as_u64().unwrap();
+    // Cancel the queued one; a second cancel conflicts.
+    let r = reqwest::Client::new()
+        .delete(radar.api_url(&format!("{ops}/{cancelled}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "cancelled");
+    let r = reqwest::Client::new()
+        .delete(radar.api_url(&format!("{ops}/{cancelled}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    // The TTL passes while the device is offline.
+    eventually("expiry", WAIT, || async {
+        let v = radar.get(&format!("{ops}/{expiring}")).await.1;
+        (v["status"] == "expired").then_some(())
+    })
+    .await;
+    // Back online: neither the expired nor the cancelled operation is delivered.
+    let boots = sim.sessions.load(std::sync::atomic::Ordering::Relaxed);
+    sim.set_online(true);
+    assert!(sim.trigger(radar_sim::device::Trigger::Periodic));
+    eventually("the next session", WAIT, || async {
+        (sim.sessions.load(std::sync::atomic::Ordering::Relaxed) > boots).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let twin = radar.get(&device_path(device)).await.1;
+    let events = twin["last_inform_events"].as_array().unwrap();
+    assert!(
+        !events.iter().any(|e| e == "M Reboot" || e == "0 BOOTSTRAP"),
+        "{twin}"
+    );
+    assert_eq!(
+        radar.get(&format!("{ops}/{expiring}")).await.1["status"],
+        "expired"
+    );
+}

@@ -185,6 +185,15 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// The status as of `now`: a queued operation past its TTL reads as expired even before a
+    /// command has recorded it (expiry is applied lazily, in log order, by `apply`).
+    pub fn effective_status(&self, now: Timestamp) -> OperationStatus {
+        match (&self.status, self.expires_at) {
+            (OperationStatus::Queued, Some(at)) if at <= now => OperationStatus::Expired { at },
+            (status, _) => status.clone(),
+        }
+    }
+
     /// The CWMP CommandKey / ParameterKey that ties a device's later report (M Reboot,
     /// TransferComplete) back to this operation.
     pub fn command_key(&self) -> String {

@@ -140,12 +140,20 @@ async fn list_devices(
                 .collect()
         })
         .unwrap_or_default();
+    let cursor = match p.get("cursor").filter(|c| !c.is_empty()) {
+        Some(c) => Some(
+            DeviceKey::parse(c)
+                .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cursor: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
     let answer = core
         .fleet
         .devices(DeviceQuery {
             expr,
             limit,
-            cursor: p.get("cursor").cloned(),
+            cursor,
             fields,
         })
         .await;

@@ -281,6 +281,35 @@ async fn cwmp_devices_are_managed_end_to_end() {
         "{err}"
     );
 
+    // Pages: limit and cursor walk the fleet in id order.
+    let (_, page1) = radar.get("/api/v1/devices?limit=2").await;
+    let ids: Vec<&str> = page1["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [a, b]);
+    let cursor = page1["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page2) = radar
+        .get(&format!("/api/v1/devices?limit=2&cursor={cursor}"))
+        .await;
+    let ids: Vec<&str> = page2["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [c]);
+    assert!(page2["next_cursor"].is_null());
+    let (_, projected) = radar
+        .get("/api/v1/devices?q=serial%20%3D%20SIM000003&fields=Device.WiFi.SSID.1.SSID")
+        .await;
+    assert_eq!(
+        projected["devices"][0]["fields"]["Device.WiFi.SSID.1.SSID"],
+        "Radar-SIM000003-2.4GHz"
+    );
+
     // Restart on the same data dir: nothing lost.
     fleet.stop();
     let before = radar.get(&format!("{}/operations", device_path(b))).await.1;

@@ -97,6 +97,17 @@ pub struct CwmpConfig {
     /// A device seen within this window counts as online.
     #[serde(with = "humantime_serde")]
     pub online_window: Duration,
+    /// Serve the ACS over HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for CwmpConfig {
@@ -112,6 +123,7 @@ impl Default for CwmpConfig {
             shared_credentials: None,
             device_credentials: Vec::new(),
             online_window: Duration::from_secs(3600),
+            tls: None,
         }
     }
 }

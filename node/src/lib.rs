@@ -8,6 +8,7 @@
 //! - [`cwmp`]: the TR-069 ACS driver.
 //! - [`api`]: the REST API.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`tls`]: TLS for the ACS endpoint.
 
 pub mod api;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod cwmp;
 pub mod fleet;
 pub mod metrics;
 pub mod shard;
+pub mod tls;
 
 use crate::config::NodeConfig;
 use crate::core::NodeCore;
@@ -37,6 +39,8 @@ pub enum NodeError {
     Config(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Listeners bound by the caller, so tests can bind port 0 (as mini-redis does).
@@ -94,7 +98,11 @@ pub async fn start(
         config,
     });
     let ready = Arc::new(AtomicBool::new(true));
-    let acs = cwmp::server::AcsServer::new(core.clone());
+    let tls = match &core.config.cwmp.tls {
+        Some(files) => Some(tls::server_config(&files.cert, &files.key)?),
+        None => None,
+    };
+    let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
     let app = api::router(core.clone(), ready);

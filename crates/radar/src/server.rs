@@ -94,6 +94,9 @@ pub struct SimArgs {
     /// Spread first informs over this window.
     #[arg(long, default_value = "0s", value_parser = humantime_duration)]
     spread: Duration,
+    /// PEM file of CA certificates to trust for an https ACS URL.
+    #[arg(long)]
+    acs_ca: Option<PathBuf>,
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -265,6 +268,12 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         echo_cookies: !args.no_cookies,
         refuse_active_notification: args.refuse_active_notification,
         start_spread: args.spread,
+        acs_ca_pem: match &args.acs_ca {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+            }
+            None => None,
+        },
         ..Default::default()
     };
     let fleet = radar_sim::SimFleet::start(config)

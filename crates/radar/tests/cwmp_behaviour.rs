@@ -351,3 +351,42 @@ async fn operations_expire_after_their_ttl_and_queued_ones_can_be_cancelled() {
         "expired"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acs_serves_https_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert_pem = certified.cert.pem();
+    std::fs::write(dir.path().join("acs.crt"), &cert_pem).unwrap();
+    std::fs::write(
+        dir.path().join("acs.key"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let config = format!(
+        "[cwmp]\nallow_anonymous = true\ntls = {{ cert = {:?}, key = {:?} }}\n",
+        dir.path().join("acs.crt"),
+        dir.path().join("acs.key")
+    );
+    let radar = Radar::start(dir.path(), Some(&config));
+    let _fleet = SimFleet::start(SimConfig {
+        acs_url: format!("https://{}/", radar.cwmp),
+        acs_ca_pem: Some(cert_pem.into_bytes()),
+        count: 1,
+        periodic_interval: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let twin = discovered(&radar, "os::00D09E-SIM000001").await;
+    assert!(twin["counts"]["params"].as_u64().unwrap() > 200);
+    // Plain HTTP to the TLS port gets no CWMP answer.
+    let plain = reqwest::Client::new()
+        .post(format!("http://{}/", radar.cwmp))
+        .body("<x/>")
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}

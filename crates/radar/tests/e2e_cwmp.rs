@@ -201,7 +201,13 @@ async fn cwmp_devices_are_managed_end_to_end() {
     assert_eq!(status, 202);
     let done = wait_status(&radar, b, op["id"].as_u64().unwrap(), "done").await;
     assert_eq!(done["detail"], "device rebooted");
-    assert!(device_b.sessions.load(std::sync::atomic::Ordering::Relaxed) >= sessions_before + 2);
+    // The operation closes when the boot Inform commits; the device counts the session once it
+    // ends, a moment later.
+    eventually("the reboot session to end", WAIT, || async {
+        (device_b.sessions.load(std::sync::atomic::Ordering::Relaxed) >= sessions_before + 2)
+            .then_some(())
+    })
+    .await;
     let summary = radar.get(&device_path(b)).await.1;
     assert!(
         summary["last_inform_events"]

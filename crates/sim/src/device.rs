@@ -27,6 +27,8 @@ pub struct DeviceSettings {
     pub acs_credentials: Option<(String, String)>,
     pub echo_cookies: bool,
     pub periodic_interval: Duration,
+    /// Trusted CAs for an `https` ACS URL.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 pub struct SimDevice {
@@ -243,7 +245,12 @@ impl SimDevice {
         transfers: &[TransferComplete],
     ) -> Result<(), http::HttpError> {
         let url = Url::parse(&settings.acs_url)?;
-        let mut client = Client::new(url, settings.echo_cookies, settings.acs_credentials.clone());
+        let mut client = Client::new(
+            url,
+            settings.echo_cookies,
+            settings.acs_credentials.clone(),
+            settings.tls.clone(),
+        );
         let inform = Envelope::new(
             CwmpVersion::V1_0,
             Some(format!("inform-{}", rand::random::<u32>())),

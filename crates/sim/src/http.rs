@@ -21,19 +21,28 @@ pub enum HttpError {
     BadUrl(String),
     #[error("server refused our credentials")]
     Unauthorized,
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Url {
+    /// `host:port`, with the scheme's default port filled in.
     pub authority: String,
+    pub host: String,
     pub path: String,
+    pub tls: bool,
 }
 
 impl Url {
     pub fn parse(url: &str) -> Result<Self, HttpError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| HttpError::BadUrl(url.into()))?;
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(HttpError::BadUrl(url.into()));
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -41,11 +50,74 @@ impl Url {
         if authority.is_empty() {
             return Err(HttpError::BadUrl(url.into()));
         }
+        let (host, authority) = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => {
+                (host.to_owned(), authority.to_owned())
+            }
+            _ => (
+                authority.to_owned(),
+                format!("{authority}:{}", if tls { 443 } else { 80 }),
+            ),
+        };
         Ok(Self {
-            authority: authority.into(),
+            authority,
+            host,
             path: path.into(),
+            tls,
         })
     }
+}
+
+/// Opens a connection to the URL's server, with TLS for `https` URLs.
+async fn connect(
+    url: &Url,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<SendRequest<Full<Bytes>>, HttpError> {
+    let stream = TcpStream::connect(&url.authority)
+        .await
+        .map_err(|source| HttpError::Connect {
+            addr: url.authority.clone(),
+            source,
+        })?;
+    if !url.tls {
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        return Ok(sender);
+    }
+    let config =
+        tls.ok_or_else(|| HttpError::Tls("https url but no trusted ca configured".into()))?;
+    let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+        .map_err(|e| HttpError::Tls(e.to_string()))?;
+    let stream = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| HttpError::Tls(e.to_string()))?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// A client configuration trusting exactly the CA certificates in `pem`.
+pub fn client_config(pem: &[u8]) -> Result<std::sync::Arc<rustls::ClientConfig>, HttpError> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| HttpError::Tls(e.to_string()))?;
+        roots.add(cert).map_err(|e| HttpError::Tls(e.to_string()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 pub struct Response {
@@ -59,16 +131,23 @@ pub struct Client {
     cookie: Option<String>,
     echo_cookies: bool,
     credentials: Option<(String, String)>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
-    pub fn new(url: Url, echo_cookies: bool, credentials: Option<(String, String)>) -> Self {
+    pub fn new(
+        url: Url,
+        echo_cookies: bool,
+        credentials: Option<(String, String)>,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
         Self {
             url,
             sender: None,
             cookie: None,
             echo_cookies,
             credentials,
+            tls,
         }
     }
 
@@ -78,18 +157,7 @@ impl Client {
             None => false,
         };
         if !reusable {
-            let stream = TcpStream::connect(&self.url.authority)
-                .await
-                .map_err(|source| HttpError::Connect {
-                    addr: self.url.authority.clone(),
-                    source,
-                })?;
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            self.sender = Some(sender);
+            self.sender = Some(connect(&self.url, self.tls.as_ref()).await?);
         }
         Ok(self.sender.as_mut().expect("connected above"))
     }
@@ -162,17 +230,7 @@ impl Client {
 /// A one-shot GET, as a CPE performs a firmware download. Returns the status and body size.
 pub async fn get(url: &str) -> Result<(u16, usize), HttpError> {
     let url = Url::parse(url)?;
-    let stream = TcpStream::connect(&url.authority)
-        .await
-        .map_err(|source| HttpError::Connect {
-            addr: url.authority.clone(),
-            source,
-        })?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut sender = connect(&url, None).await?;
     let request = hyper::Request::get(url.path.as_str())
         .header(hyper::header::HOST, url.authority.as_str())
         .body(Full::new(Bytes::new()))
@@ -186,17 +244,7 @@ pub async fn get(url: &str) -> Result<(u16, usize), HttpError> {
 /// A one-shot PUT of `body`, as a CPE uploads a configuration or log file. Returns the status.
 pub async fn put(url: &str, body: Vec<u8>) -> Result<u16, HttpError> {
     let url = Url::parse(url)?;
-    let stream = TcpStream::connect(&url.authority)
-        .await
-        .map_err(|source| HttpError::Connect {
-            addr: url.authority.clone(),
-            source,
-        })?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut sender = connect(&url, None).await?;
     let request = hyper::Request::put(url.path.as_str())
         .header(hyper::header::HOST, url.authority.as_str())
         .body(Full::new(Bytes::from(body)))

@@ -45,6 +45,8 @@ pub struct SimConfig {
     pub refuse_active_notification: bool,
     /// Spread first informs over this window, so a large fleet does not arrive at once.
     pub start_spread: Duration,
+    /// PEM CA certificates trusted for an `https` ACS URL.
+    pub acs_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for SimConfig {
@@ -64,6 +66,7 @@ impl Default for SimConfig {
             echo_cookies: true,
             refuse_active_notification: false,
             start_spread: Duration::ZERO,
+            acs_ca_pem: None,
         }
     }
 }
@@ -76,6 +79,10 @@ pub struct SimFleet {
 
 impl SimFleet {
     pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        let tls = match &config.acs_ca_pem {
+            Some(pem) => Some(http::client_config(pem).map_err(std::io::Error::other)?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.connection_request_listen).await?;
         let addr = listener.local_addr()?;
         let mut devices = BTreeMap::new();
@@ -114,6 +121,7 @@ impl SimFleet {
                 acs_credentials: config.acs_credentials.clone(),
                 echo_cookies: config.echo_cookies,
                 periodic_interval: config.periodic_interval,
+                tls: tls.clone(),
             };
             let delay = config.start_spread * i as u32 / count;
             tasks.push(tokio::spawn(async move {

@@ -39,6 +39,7 @@ pub struct AcsServer {
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     active: AtomicUsize,
     session_config: SessionConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Per TCP connection: the session last used on it, for CPEs that do not echo cookies.
@@ -50,7 +51,7 @@ struct Connection {
 type Reply = Response<Full<Bytes>>;
 
 impl AcsServer {
-    pub fn new(core: Arc<NodeCore>) -> Arc<Self> {
+    pub fn new(core: Arc<NodeCore>, tls: Option<Arc<rustls::ServerConfig>>) -> Arc<Self> {
         let cfg = &core.config.cwmp;
         let session_config = SessionConfig {
             idle_timeout: cfg.session_idle_timeout,
@@ -63,6 +64,7 @@ impl AcsServer {
             sessions: Mutex::new(HashMap::new()),
             active: AtomicUsize::new(0),
             session_config,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
         })
     }
 
@@ -85,23 +87,42 @@ impl AcsServer {
                 _ = shutdown.changed() => break,
             };
             let server = self.clone();
-            let connection = Arc::new(Connection::default());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    let connection = connection.clone();
-                    async move { Ok::<_, Infallible>(server.handle(req, &connection).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    debug!(peer = %peer, error = %e, "cwmp connection ended with an error");
+                match server.tls.clone() {
+                    None => server.serve_connection(stream, peer).await,
+                    Some(acceptor) => {
+                        // A handshake that stalls must not hold a task forever.
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => server.serve_connection(tls, peer).await,
+                            Ok(Err(e)) => debug!(peer = %peer, error = %e, "tls handshake failed"),
+                            Err(_) => debug!(peer = %peer, "tls handshake timed out"),
+                        }
+                    }
                 }
             });
         }
         reaper.abort();
+    }
+
+    async fn serve_connection<I>(self: Arc<Self>, io: I, peer: std::net::SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let connection = Arc::new(Connection::default());
+        let service = hyper::service::service_fn(move |req| {
+            let server = self.clone();
+            let connection = connection.clone();
+            async move { Ok::<_, Infallible>(server.handle(req, &connection).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        if let Err(e) = conn.await {
+            debug!(peer = %peer, error = %e, "cwmp connection ended with an error");
+        }
     }
 
     async fn handle(&self, req: Request<Incoming>, connection: &Connection) -> Reply {

@@ -69,6 +69,14 @@ fn informs_yield_device_keys_and_parameters() {
             inform.parameters.iter().all(|p| !p.name.is_empty()),
             "{file}"
         );
+        // Every ParameterValueStruct in the raw message is decoded, none dropped or invented.
+        let raw = std::fs::read(fixture_dir().join(file)).unwrap();
+        let raw = String::from_utf8_lossy(&raw);
+        assert_eq!(
+            inform.parameters.len(),
+            raw.matches("<ParameterValueStruct>").count(),
+            "{file}"
+        );
     }
 }
 

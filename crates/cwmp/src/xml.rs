@@ -7,6 +7,7 @@
 //! only the five predefined entities and character references are resolved, which makes
 //! entity-expansion bombs impossible.
 
+use compact_str::CompactString;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -32,13 +33,15 @@ pub enum XmlError {
 }
 
 /// One element with its resolved namespace URI, local name, attributes (by local name) and text.
+/// Names and most values are short, so they are held inline (`CompactString`, up to 24 bytes):
+/// decoding an Inform allocates for the tree's vectors, not for every name and value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    pub namespace: Option<String>,
-    pub name: String,
-    pub attributes: Vec<(String, String)>,
+    pub namespace: Option<CompactString>,
+    pub name: CompactString,
+    pub attributes: Vec<(CompactString, CompactString)>,
     pub children: Vec<Element>,
-    pub text: String,
+    pub text: CompactString,
 }
 
 impl Element {
@@ -87,10 +90,6 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
             message: e.to_string(),
         };
         let (ns, event) = reader.read_resolved_event().map_err(|e| malformed(&e))?;
-        let namespace = match ns {
-            ResolveResult::Bound(n) => Some(n.0.to_owned()),
-            _ => None,
-        };
         match event {
             Event::Start(start) | Event::Empty(start) if root.is_some() && stack.is_empty() => {
                 let _ = start;
@@ -104,19 +103,23 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
+                let namespace = match ns {
+                    ResolveResult::Bound(n) => Some(CompactString::from(n.0)),
+                    _ => None,
+                };
                 let mut element = Element {
                     namespace,
-                    name: start.local_name().as_ref().to_owned(),
+                    name: CompactString::from(start.local_name().as_ref()),
                     ..Default::default()
                 };
                 for attr in start.attributes().with_checks(false) {
                     let attr = attr.map_err(|e| malformed(&e))?;
-                    let key = attr.key.local_name().as_ref().to_owned();
+                    let key = CompactString::from(attr.key.local_name().as_ref());
                     if attr.key.as_ref().starts_with("xmlns") {
                         continue;
                     }
                     let value = unescape(&attr.value)?;
-                    element.attributes.push((key, value));
+                    element.attributes.push((key, value.into()));
                 }
                 if matches!(event, Event::Empty(_)) {
                     attach(&mut stack, &mut root, element);

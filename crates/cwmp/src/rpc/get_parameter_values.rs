@@ -38,7 +38,7 @@ impl ParameterValue {
                 Ok(ParameterValue {
                     name: name.to_owned(),
                     // Values keep their inner whitespace; only a value made purely of layout is empty.
-                    value: value.map(|v| v.text.clone()).unwrap_or_default(),
+                    value: value.map(|v| v.text.to_string()).unwrap_or_default(),
                     xsd_type: value.and_then(|v| v.attribute("type")).map(str::to_owned),
                 })
             })

@@ -11,7 +11,7 @@ use radar_twin::datamodel::DataModel;
 use radar_twin::planner::{self, PlanConfig, PlannedTask};
 use radar_twin::{ApplyOutcome, Operation, OperationKind, TwinCommand};
 use std::sync::Arc;
-use tracing::info;
+use tracing::debug;
 
 pub struct NodeCore {
     pub config: NodeConfig,
@@ -88,7 +88,7 @@ impl NodeCore {
             let device = device.clone();
             tokio::spawn(async move {
                 let result = core.requester.request(&device, &url, creds).await;
-                info!(device = %device, result = ?result, "connection request");
+                debug!(device = %device, result = ?result, "connection request");
             });
         }
         operation.ok_or(ProposeError::Storage(

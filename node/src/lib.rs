@@ -8,6 +8,7 @@
 //! - [`cwmp`]: the TR-069 ACS driver.
 //! - [`api`]: the REST API.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`log_limit`]: per-device rate limiting of warnings.
 //! - [`tls`]: TLS for the ACS endpoint.
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod core;
 pub mod cwmp;
 pub mod fleet;
+pub mod log_limit;
 pub mod metrics;
 pub mod shard;
 pub mod tls;

@@ -39,6 +39,7 @@ pub struct ConnectionRequester {
     deferred: Mutex<std::collections::HashSet<DeviceKey>>,
     bucket: Mutex<(f64, Instant)>,
     metrics: Arc<Metrics>,
+    warnings: crate::log_limit::LogLimiter,
 }
 
 impl ConnectionRequester {
@@ -57,6 +58,7 @@ impl ConnectionRequester {
             deferred: Mutex::new(Default::default()),
             bucket: Mutex::new((burst, Instant::now())),
             metrics,
+            warnings: crate::log_limit::LogLimiter::new(Duration::from_secs(300)),
         }
     }
 
@@ -128,7 +130,7 @@ impl ConnectionRequester {
             .with_label_values(&[result.label()])
             .inc();
         match &result {
-            RequestResult::Failed(e) => {
+            RequestResult::Failed(e) if self.warnings.allow(device, "connection_request") => {
                 warn!(device = %device, error = %e, "connection request failed")
             }
             other => debug!(device = %device, result = ?other, "connection request"),

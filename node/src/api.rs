@@ -336,13 +336,19 @@ fn requested_by(headers: &axum::http::HeaderMap) -> String {
         .unwrap_or_else(|| "api".into())
 }
 
+/// A TTL such as `10m` in milliseconds; `what` names where it came from in the error.
+fn parse_ttl(text: &str, what: &str) -> ApiResult<u64> {
+    humantime::parse_duration(text)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{what}: {e}")))
+}
+
 fn ttl_from(headers: &axum::http::HeaderMap) -> ApiResult<Option<u64>> {
-    match headers.get("x-radar-ttl").and_then(|v| v.to_str().ok()) {
-        None => Ok(None),
-        Some(v) => humantime::parse_duration(v)
-            .map(|d| Some(d.as_millis() as u64))
-            .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("x-radar-ttl: {e}"))),
-    }
+    headers
+        .get("x-radar-ttl")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| parse_ttl(v, "x-radar-ttl"))
+        .transpose()
 }
 
 async fn post_operation(
@@ -397,11 +403,7 @@ async fn post_operation(
         ));
     }
     let ttl = match ttl_field.as_ref().and_then(Value::as_str) {
-        Some(t) => Some(
-            humantime::parse_duration(t)
-                .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("ttl: {e}")))?
-                .as_millis() as u64,
-        ),
+        Some(t) => Some(parse_ttl(t, "ttl")?),
         None => ttl_from(&headers)?,
     };
     let op = core

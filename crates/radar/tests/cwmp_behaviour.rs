@@ -9,6 +9,17 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// One simulated gateway (or `count`) against `radar`, informing hourly unless triggered.
+async fn fleet(radar: &Radar, config: SimConfig) -> SimFleet {
+    SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        periodic_interval: Duration::from_secs(3600),
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
 async fn discovered(radar: &Radar, device: &str) -> serde_json::Value {
     eventually(&format!("discovery of {device}"), WAIT, || async {
         let (status, v) = radar.get(&device_path(device)).await;
@@ -22,15 +33,15 @@ async fn discovered(radar: &Radar, device: &str) -> serde_json::Value {
 async fn devices_that_never_echo_cookies_keep_their_session_on_the_connection() {
     let dir = tempfile::tempdir().unwrap();
     let radar = Radar::start(dir.path(), None);
-    let _fleet = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 2,
-        echo_cookies: false,
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let _fleet = fleet(
+        &radar,
+        SimConfig {
+            count: 2,
+            echo_cookies: false,
+            ..Default::default()
+        },
+    )
+    .await;
     // Discovery takes several RPCs in one session, so it only completes if the session follows
     // the TCP connection.
     let twin = discovered(&radar, "os::00D09E-SIM000001").await;
@@ -46,25 +57,25 @@ allow_anonymous = false
 shared_credentials = { username = "cpe", password = "s3cret" }
 "#;
     let radar = Radar::start(dir.path(), Some(config));
-    let _good = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 1,
-        acs_credentials: Some(("cpe".into(), "s3cret".into())),
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let _bad = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 1,
-        first_serial: 2,
-        acs_credentials: Some(("cpe".into(), "wrong".into())),
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let _good = fleet(
+        &radar,
+        SimConfig {
+            count: 1,
+            acs_credentials: Some(("cpe".into(), "s3cret".into())),
+            ..Default::default()
+        },
+    )
+    .await;
+    let _bad = fleet(
+        &radar,
+        SimConfig {
+            count: 1,
+            first_serial: 2,
+            acs_credentials: Some(("cpe".into(), "wrong".into())),
+            ..Default::default()
+        },
+    )
+    .await;
     discovered(&radar, "os::00D09E-SIM000001").await;
     let metrics = eventually("an unauthorized attempt", WAIT, || async {
         let m = reqwest::get(radar.api_url("/metrics"))
@@ -151,14 +162,14 @@ session_idle_timeout = "30s"
 async fn active_notification_updates_the_twin_without_polling() {
     let dir = tempfile::tempdir().unwrap();
     let radar = Radar::start(dir.path(), None);
-    let fleet = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 1,
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fleet = fleet(
+        &radar,
+        SimConfig {
+            count: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let device = "os::00D09E-SIM000001";
     discovered(&radar, device).await;
     let sim = fleet.device("SIM000001").unwrap();
@@ -192,15 +203,15 @@ async fn active_notification_updates_the_twin_without_polling() {
 async fn refused_active_notification_is_recorded_and_refreshed_instead() {
     let dir = tempfile::tempdir().unwrap();
     let radar = Radar::start(dir.path(), None);
-    let _fleet = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 1,
-        refuse_active_notification: true,
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let _fleet = fleet(
+        &radar,
+        SimConfig {
+            count: 1,
+            refuse_active_notification: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let twin = discovered(&radar, "os::00D09E-SIM000001").await;
     let refused = twin["notification_refused"].as_array().unwrap();
     assert!(
@@ -215,14 +226,14 @@ async fn refused_active_notification_is_recorded_and_refreshed_instead() {
 async fn rpc_methods_attributes_and_scheduled_informs_as_operations() {
     let dir = tempfile::tempdir().unwrap();
     let radar = Radar::start(dir.path(), None);
-    let fleet = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 1,
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fleet = fleet(
+        &radar,
+        SimConfig {
+            count: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let device = "os::00D09E-SIM000001";
     discovered(&radar, device).await;
     let ops = format!("{}/operations", device_path(device));
@@ -279,14 +290,14 @@ async fn rpc_methods_attributes_and_scheduled_informs_as_operations() {
 async fn operations_expire_after_their_ttl_and_queued_ones_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let radar = Radar::start(dir.path(), None);
-    let fleet = SimFleet::start(SimConfig {
-        acs_url: radar.acs_url(),
-        count: 1,
-        periodic_interval: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fleet = fleet(
+        &radar,
+        SimConfig {
+            count: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let device = "os::00D09E-SIM000001";
     discovered(&radar, device).await;
     let sim = fleet.device("SIM000001").unwrap();

@@ -1,0 +1,22 @@
+//! Sans-IO USP (TR-369): the Broadband Forum protobufs (USP 1.4, wire-compatible with agents that
+//! speak 1.3), Record and Msg helpers for the controller role, and request correlation.
+//!
+//! Modules:
+//! - [`proto`]: the generated `usp_record` and `usp` types.
+//! - [`record`]: decoding inbound Records (size cap, `to_id` check, record kinds) and encoding ours.
+//! - [`correlation`]: msg-id correlation with per-request deadlines.
+
+pub mod correlation;
+pub mod record;
+
+/// Generated from `protos/` by `build.rs`.
+pub mod proto {
+    #[allow(clippy::all, missing_docs)]
+    pub mod record {
+        include!(concat!(env!("OUT_DIR"), "/usp_record.rs"));
+    }
+    #[allow(clippy::all, missing_docs)]
+    pub mod msg {
+        include!(concat!(env!("OUT_DIR"), "/usp.rs"));
+    }
+}

@@ -5,8 +5,12 @@
 //! - [`proto`]: the generated `usp_record` and `usp` types.
 //! - [`record`]: decoding inbound Records (size cap, `to_id` check, record kinds) and encoding ours.
 //! - [`correlation`]: msg-id correlation with per-request deadlines.
+//! - [`msg`]: builders for the Msgs a controller sends.
+//! - [`inbound`]: classifying agent Msgs; flattening GetResp into full paths.
 
 pub mod correlation;
+pub mod inbound;
+pub mod msg;
 pub mod record;
 
 /// Generated from `protos/` by `build.rs`.

@@ -7,11 +7,13 @@
 //! - [`correlation`]: msg-id correlation with per-request deadlines.
 //! - [`msg`]: builders for the Msgs a controller sends.
 //! - [`inbound`]: classifying agent Msgs; flattening GetResp into full paths.
+//! - [`subscriptions`]: the subscriptions Radar owns on each agent, and their reconciliation.
 
 pub mod correlation;
 pub mod inbound;
 pub mod msg;
 pub mod record;
+pub mod subscriptions;
 
 /// Generated from `protos/` by `build.rs`.
 pub mod proto {

@@ -8,12 +8,14 @@
 //! - [`msg`]: builders for the Msgs a controller sends.
 //! - [`inbound`]: classifying agent Msgs; flattening GetResp into full paths.
 //! - [`subscriptions`]: the subscriptions Radar owns on each agent, and their reconciliation.
+//! - [`websocket`]: WebSocket MTP handshake rules (eid, `v1.usp`).
 
 pub mod correlation;
 pub mod inbound;
 pub mod msg;
 pub mod record;
 pub mod subscriptions;
+pub mod websocket;
 
 /// Generated from `protos/` by `build.rs`.
 pub mod proto {

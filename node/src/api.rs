@@ -140,14 +140,14 @@ async fn list_devices(
                 .collect()
         })
         .unwrap_or_default();
-    let cursor = match p.get("cursor").filter(|c| !c.is_empty()) {
-        Some(c) => Some(
+    let cursor = p
+        .get("cursor")
+        .filter(|c| !c.is_empty())
+        .map(|c| {
             DeviceKey::parse(c)
-                .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cursor: {e}")))?
-                .to_string(),
-        ),
-        None => None,
-    };
+                .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cursor: {e}")))
+        })
+        .transpose()?;
     let answer = core
         .fleet
         .devices(DeviceQuery {

@@ -226,15 +226,19 @@ impl SimDevice {
         }
     }
 
+    /// The fleet's interval (which may be sub-second, for tests) until the ACS changes
+    /// `PeriodicInformInterval`; from then on the device follows the parameter, in seconds.
     fn periodic_interval(&self, settings: &DeviceSettings) -> Duration {
-        let configured = self
-            .param("Device.ManagementServer.PeriodicInformInterval")
+        const PATH: &str = "Device.ManagementServer.PeriodicInformInterval";
+        let state = self.lock();
+        let current = state.model.get(PATH).map(|p| p.value.as_str());
+        let factory = state.defaults.get(PATH).map(|p| p.value.as_str());
+        match current
+            .filter(|c| Some(*c) != factory)
             .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_secs);
-        match configured {
-            // The fleet's setting wins over the model default unless the ACS changed it.
-            Some(d) if d != Duration::from_secs(300) => d,
-            _ => settings.periodic_interval,
+        {
+            Some(seconds) => Duration::from_secs(seconds.max(1)),
+            None => settings.periodic_interval,
         }
     }
 

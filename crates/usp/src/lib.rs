@@ -8,13 +8,21 @@
 //! - [`msg`]: builders for the Msgs a controller sends.
 //! - [`inbound`]: classifying agent Msgs; flattening GetResp into full paths.
 //! - [`subscriptions`]: the subscriptions Radar owns on each agent, and their reconciliation.
+//! - [`errors`]: the TR-369 error codes Radar uses.
+//! - [`request`]: operation requests (Get/Set/Add/Delete/Operate) and what their answers mean.
+//! - [`supported_dm`]: the agent's schema from GetSupportedDM.
+//! - [`session`]: the controller side of one agent connection, sans-IO.
 //! - [`websocket`]: WebSocket MTP handshake rules (eid, `v1.usp`).
 
 pub mod correlation;
+pub mod errors;
 pub mod inbound;
 pub mod msg;
 pub mod record;
+pub mod request;
+pub mod session;
 pub mod subscriptions;
+pub mod supported_dm;
 pub mod websocket;
 
 /// Generated from `protos/` by `build.rs`.

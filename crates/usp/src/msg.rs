@@ -91,6 +91,18 @@ pub fn add(
     )
 }
 
+/// An Add of several objects in one Msg (e.g. subscriptions, with `allow_partial`).
+pub fn add_many(msg_id: &str, allow_partial: bool, create_objs: Vec<add::CreateObject>) -> Msg {
+    request(
+        msg_id,
+        header::MsgType::Add,
+        request::ReqType::Add(Add {
+            allow_partial,
+            create_objs,
+        }),
+    )
+}
+
 pub fn delete(msg_id: &str, allow_partial: bool, obj_paths: &[String]) -> Msg {
     request(
         msg_id,

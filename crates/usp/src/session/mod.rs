@@ -1,0 +1,691 @@
+//! The controller's side of one agent's connection, sans-IO: no sockets, no clock. The driver
+//! feeds it inputs (the agent connected, a Msg arrived, queued work, a timer fired) and carries
+//! out its outputs (send a Msg, apply an event to the twin, acknowledge a Notify after commit).
+//!
+//! On every connect (TR-369 §6: a Connect record, an OnBoardRequest, a Boot! or just a first
+//! message):
+//! 1. ask GetSupportedProtocol;
+//! 2. read `Device.LocalAgent.Controller.` and `Device.LocalAgent.Subscription.` and reconcile
+//!    Radar's own subscriptions (never another controller's);
+//! 3. read the data model: on first contact GetSupportedDM for types and writability, then Get in
+//!    chunks (one per top-level object); on later connects one Get of the root;
+//! 4. then deliver queued operations one at a time, in order, asking the driver for each.
+
+mod notify;
+#[cfg(test)]
+mod tests;
+
+use crate::correlation::{Correlation, Correlator};
+use crate::inbound::{classify, flatten_get_resp, Inbound, PathValue};
+use crate::proto::msg::{add, body, header, response, Msg};
+use crate::request::{interpret, Failure, Reply, Request};
+use crate::subscriptions::{self, Desired, SUBSCRIPTION_TABLE};
+use crate::supported_dm::{ParamSchema, Schema};
+use crate::{errors, msg};
+use radar_core::Timestamp;
+use std::collections::BTreeMap;
+
+const CONTROLLER_TABLE: &str = "Device.LocalAgent.Controller.";
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// This controller's endpoint id, as the agent knows it in `Device.LocalAgent.Controller.{i}.EndpointID`.
+    pub controller_id: String,
+    /// Per-request deadline.
+    pub request_timeout_ms: u64,
+    /// The subscriptions Radar keeps on every agent.
+    pub subscriptions: Vec<Desired>,
+    /// The data model root.
+    pub root: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            controller_id: "self::radar".into(),
+            request_timeout_ms: 30_000,
+            subscriptions: subscriptions::default_desired(),
+            root: "Device.".into(),
+        }
+    }
+}
+
+/// A queued operation to deliver, already translated to a USP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingOperation {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// The agent is reachable. `discover`: also read its schema (first contact).
+    Connected {
+        discover: bool,
+    },
+    Msg(Msg),
+    /// The driver's answer to `Output::NeedWork`: the next queued operation, if any.
+    Work(Option<OutgoingOperation>),
+    /// Operations were queued while connected.
+    Wake,
+    /// The connection is gone.
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueSource {
+    /// The connect-time read of the data model.
+    Sync,
+    /// A ValueChange Notify.
+    Notify,
+    /// A Get (a refresh, or the read of a created object).
+    Get,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedValue {
+    pub path: String,
+    pub value: String,
+    pub schema: Option<ParamSchema>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Everything under this prefix was read: parameters the twin has there and the agent did
+    /// not return are gone.
+    pub prefix: String,
+    /// The last chunk of the connect-time read.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    AgentProtocol {
+        versions: String,
+    },
+    Values {
+        source: ValueSource,
+        values: Vec<TypedValue>,
+        snapshot: Option<Snapshot>,
+    },
+    ObjectCreated {
+        path: String,
+        unique_keys: BTreeMap<String, String>,
+    },
+    ObjectDeleted {
+        path: String,
+    },
+    /// An Event Notify, e.g. `Device.Boot!` with `CommandKey`, `Cause`, `FirmwareUpdated`.
+    Event {
+        path: String,
+        args: BTreeMap<String, String>,
+    },
+    OperationComplete {
+        command: String,
+        command_key: String,
+        result: Result<BTreeMap<String, String>, Failure>,
+    },
+    OnBoardRequest {
+        oui: String,
+        product_class: String,
+        serial: String,
+        versions: String,
+    },
+    /// An operation's response (or Error).
+    Completed {
+        id: u64,
+        request: Request,
+        result: Result<Reply, Failure>,
+    },
+    /// The operation was sent and its answer will never come on this connection.
+    Requeue {
+        id: u64,
+    },
+    Subscriptions {
+        added: Vec<String>,
+        removed: usize,
+        failed: Vec<(String, Failure)>,
+    },
+    /// A request Radar made for itself failed (schema, sync, subscriptions): logged on the twin.
+    RequestFailed {
+        what: &'static str,
+        failure: Failure,
+    },
+    /// Not understood or not expected; the driver logs it.
+    Ignored {
+        reason: String,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    Send(Msg),
+    Event(SessionEvent),
+    /// Apply the event; once it is durable, send `respond` (the NotifyResp, when `send_resp`).
+    Notification {
+        event: SessionEvent,
+        respond: Option<Msg>,
+    },
+    /// Mark operation `id` sent (durably), then send `msg`.
+    SendOperation {
+        id: u64,
+        msg: Msg,
+    },
+    /// Ask the planner for the next queued operation (answer with `Input::Work`).
+    NeedWork,
+    /// Close the connection (e.g. the agent stopped answering).
+    Close {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Tag {
+    Protocol,
+    SubscriptionTable,
+    SubscriptionChange { added: Vec<Desired> },
+    SupportedDm,
+    Sync { prefix: String },
+    ObjectRead,
+    Operation { id: u64, request: Request },
+}
+
+pub struct AgentSession {
+    config: SessionConfig,
+    correlator: Correlator<Tag>,
+    outputs: std::collections::VecDeque<Output>,
+    connected: bool,
+    schema: Option<Schema>,
+    sync_pending: usize,
+    sync_done: bool,
+    subscriptions_pending: usize,
+    subscriptions_done: bool,
+    subscription_report: (Vec<String>, usize, Vec<(String, Failure)>),
+    awaiting_work: bool,
+    operation_in_flight: Option<u64>,
+}
+
+impl AgentSession {
+    /// `id_prefix` keeps msg ids unique across connections and restarts.
+    pub fn new(config: SessionConfig, id_prefix: impl Into<String>) -> Self {
+        Self {
+            config,
+            correlator: Correlator::new(id_prefix),
+            outputs: Default::default(),
+            connected: false,
+            schema: None,
+            sync_pending: 0,
+            sync_done: false,
+            subscriptions_pending: 0,
+            subscriptions_done: false,
+            subscription_report: Default::default(),
+            awaiting_work: false,
+            operation_in_flight: None,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether connect-time work is finished and operations flow.
+    pub fn is_ready(&self) -> bool {
+        self.sync_done && self.subscriptions_done
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.correlator.poll_timeout()
+    }
+
+    pub fn handle(&mut self, now: Timestamp, input: Input) {
+        match input {
+            Input::Connected { discover } => self.on_connected(now, discover),
+            Input::Msg(m) => self.on_msg(now, m),
+            Input::Work(op) => self.on_work(now, op),
+            Input::Wake => self.maybe_need_work(),
+            Input::Disconnected => {
+                self.connected = false;
+                if let Some(id) = self.operation_in_flight.take() {
+                    self.emit(SessionEvent::Requeue { id });
+                }
+            }
+        }
+    }
+
+    /// Expires requests whose deadline passed.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        for (msg_id, tag) in self.correlator.expire(now) {
+            let failure = Failure::new(
+                errors::RADAR_TIMEOUT,
+                format!("no answer to {msg_id} within the timeout"),
+            );
+            match tag {
+                Tag::Operation { id, .. } => {
+                    // The agent may still act on it; redeliver on the next connection rather
+                    // than guess, and reset this one (it stopped answering).
+                    self.operation_in_flight = None;
+                    self.emit(SessionEvent::Requeue { id });
+                    self.outputs.push_back(Output::Close {
+                        reason: format!("operation {id} timed out"),
+                    });
+                }
+                other => self.internal_failure(now, other, failure),
+            }
+        }
+    }
+
+    fn emit(&mut self, event: SessionEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn send(&mut self, now: Timestamp, tag: Tag, build: impl FnOnce(&str) -> Msg) {
+        let msg_id = self.correlator.next_msg_id();
+        let msg = build(&msg_id);
+        let ty = msg
+            .header
+            .as_ref()
+            .and_then(|h| header::MsgType::try_from(h.msg_type).ok())
+            .and_then(crate::inbound::expected_response)
+            .unwrap_or(header::MsgType::Error);
+        let deadline = Timestamp(now.0.saturating_add(self.config.request_timeout_ms));
+        let operation = match &tag {
+            Tag::Operation { id, .. } => Some(*id),
+            _ => None,
+        };
+        self.correlator.register(msg_id, ty, deadline, tag);
+        self.outputs.push_back(match operation {
+            Some(id) => Output::SendOperation { id, msg },
+            None => Output::Send(msg),
+        });
+    }
+
+    fn on_connected(&mut self, now: Timestamp, discover: bool) {
+        if self.connected {
+            return;
+        }
+        self.connected = true;
+        self.send(now, Tag::Protocol, msg::get_supported_protocol);
+        let tables = vec![CONTROLLER_TABLE.to_owned(), SUBSCRIPTION_TABLE.to_owned()];
+        self.send(now, Tag::SubscriptionTable, |id| msg::get(id, &tables, 0));
+        let root = vec![self.config.root.clone()];
+        if discover {
+            self.send(now, Tag::SupportedDm, |id| {
+                msg::get_supported_dm(id, &root, false)
+            });
+        } else {
+            self.sync_pending = 1;
+            let prefix = self.config.root.clone();
+            self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &root, 0));
+        }
+    }
+
+    fn on_msg(&mut self, now: Timestamp, m: Msg) {
+        match classify(m) {
+            Inbound::Notify {
+                msg_id,
+                subscription_id,
+                send_resp,
+                notification,
+            } => {
+                let respond = send_resp.then(|| msg::notify_resp(&msg_id, &subscription_id));
+                let Some(notification) = notification else {
+                    self.emit(SessionEvent::Ignored {
+                        reason: format!("notify {msg_id} carries no notification"),
+                    });
+                    if let Some(r) = respond {
+                        self.outputs.push_back(Output::Send(r));
+                    }
+                    return;
+                };
+                let event = notify::event_of(&notification);
+                let read = match &event {
+                    SessionEvent::ObjectCreated { path, .. } => Some(path.clone()),
+                    _ => None,
+                };
+                self.outputs
+                    .push_back(Output::Notification { event, respond });
+                // A created object arrives without its parameters: read them (TR-369 §7.6.2).
+                if let Some(path) = read {
+                    self.send(now, Tag::ObjectRead, |id| msg::get(id, &[path], 0));
+                }
+            }
+            Inbound::Response(m) => self.on_response(now, *m),
+            Inbound::UnsupportedRequest { msg_id, msg_type } => {
+                // Radar offers no data model to agents (TR-369 §7.7: 7001 message not supported).
+                self.outputs.push_back(Output::Send(msg::error(
+                    &msg_id,
+                    errors::MESSAGE_NOT_SUPPORTED,
+                    "this controller does not serve this request",
+                )));
+                self.emit(SessionEvent::Ignored {
+                    reason: format!("request of type {msg_id}/{msg_type} answered with 7001"),
+                });
+            }
+            Inbound::Malformed { reason } => self.emit(SessionEvent::Ignored {
+                reason: reason.into(),
+            }),
+        }
+    }
+
+    fn on_response(&mut self, now: Timestamp, m: Msg) {
+        let (tag, result) = match self.correlator.on_response(m) {
+            Correlation::Unknown { msg_id } => {
+                self.emit(SessionEvent::Ignored {
+                    reason: format!("unsolicited or late response {msg_id:?}"),
+                });
+                return;
+            }
+            Correlation::Mismatched { tag, expected, got } => (
+                tag,
+                Err(Failure::new(
+                    errors::MESSAGE_FAILED,
+                    format!("expected {expected:?}, got message type {got}"),
+                )),
+            ),
+            Correlation::Error { tag, code, message } => (tag, Err(Failure::new(code, message))),
+            Correlation::Response { tag, msg } => (tag, Ok(*msg)),
+        };
+        match (tag, result) {
+            (Tag::Operation { id, request }, result) => {
+                let result = result.and_then(|m| interpret(&request, &m));
+                self.operation_in_flight = None;
+                self.emit(SessionEvent::Completed {
+                    id,
+                    request,
+                    result,
+                });
+                self.maybe_need_work();
+            }
+            (tag, Err(failure)) => self.internal_failure(now, tag, failure),
+            (tag, Ok(m)) => self.on_internal_response(now, tag, m),
+        }
+    }
+
+    fn on_internal_response(&mut self, now: Timestamp, tag: Tag, m: Msg) {
+        let resp = match m.body.and_then(|b| b.msg_body) {
+            Some(body::MsgBody::Response(r)) => r.resp_type,
+            _ => None,
+        };
+        match (tag, resp) {
+            (Tag::Protocol, Some(response::RespType::GetSupportedProtocolResp(r))) => {
+                self.emit(SessionEvent::AgentProtocol {
+                    versions: r.agent_supported_protocol_versions,
+                })
+            }
+            (Tag::SubscriptionTable, Some(response::RespType::GetResp(r))) => {
+                let (values, _) = flatten_get_resp(&r);
+                self.reconcile_subscriptions(now, &values);
+            }
+            (Tag::SubscriptionChange { added }, Some(resp)) => {
+                self.on_subscription_change(added, resp);
+            }
+            (Tag::SupportedDm, Some(response::RespType::GetSupportedDmResp(r))) => {
+                let schema = Schema::from_response(&r);
+                let chunks = if schema.top_level.is_empty() {
+                    vec![self.config.root.clone()]
+                } else {
+                    schema.top_level.clone()
+                };
+                self.schema = Some(schema);
+                self.sync_pending = chunks.len();
+                for prefix in chunks {
+                    let paths = vec![prefix.clone()];
+                    self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &paths, 0));
+                }
+            }
+            (Tag::Sync { prefix }, Some(response::RespType::GetResp(r))) => {
+                let (values, errors) = flatten_get_resp(&r);
+                if let Some(e) = errors.first() {
+                    self.emit(SessionEvent::RequestFailed {
+                        what: "data model read",
+                        failure: Failure::new(
+                            e.code,
+                            format!("{}: {}", e.requested_path, e.message),
+                        ),
+                    });
+                }
+                self.sync_pending = self.sync_pending.saturating_sub(1);
+                let complete = self.sync_pending == 0;
+                let values = self.typed(values);
+                self.emit(SessionEvent::Values {
+                    source: ValueSource::Sync,
+                    values,
+                    snapshot: errors.is_empty().then_some(Snapshot { prefix, complete }),
+                });
+                if complete {
+                    self.finish_sync();
+                }
+            }
+            (Tag::ObjectRead, Some(response::RespType::GetResp(r))) => {
+                let (values, _) = flatten_get_resp(&r);
+                let values = self.typed(values);
+                self.emit(SessionEvent::Values {
+                    source: ValueSource::Get,
+                    values,
+                    snapshot: None,
+                });
+            }
+            (tag, _) => self.internal_failure(
+                now,
+                tag,
+                Failure::new(errors::MESSAGE_FAILED, "unexpected response body"),
+            ),
+        }
+    }
+
+    fn typed(&self, values: Vec<PathValue>) -> Vec<TypedValue> {
+        values
+            .into_iter()
+            .map(|v| TypedValue {
+                schema: self.schema.as_ref().and_then(|s| s.lookup(&v.path)),
+                path: v.path,
+                value: v.value,
+            })
+            .collect()
+    }
+
+    fn finish_sync(&mut self) {
+        self.sync_done = true;
+        // The schema was only needed to type the first read; an idle connection stays small.
+        self.schema = None;
+        self.maybe_need_work();
+    }
+
+    fn internal_failure(&mut self, now: Timestamp, tag: Tag, failure: Failure) {
+        let what = match &tag {
+            Tag::Protocol => "GetSupportedProtocol",
+            Tag::SubscriptionTable | Tag::SubscriptionChange { .. } => "subscriptions",
+            Tag::SupportedDm => "GetSupportedDM",
+            Tag::Sync { .. } => "data model read",
+            Tag::ObjectRead => "created object read",
+            Tag::Operation { .. } => "operation",
+        };
+        self.emit(SessionEvent::RequestFailed {
+            what,
+            failure: failure.clone(),
+        });
+        match tag {
+            Tag::SupportedDm => {
+                // Untyped values are still worth having: read the data model without a schema.
+                self.sync_pending = 1;
+                let root = vec![self.config.root.clone()];
+                let prefix = self.config.root.clone();
+                self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &root, 0));
+            }
+            Tag::Sync { .. } => {
+                self.sync_pending = self.sync_pending.saturating_sub(1);
+                if self.sync_pending == 0 {
+                    self.finish_sync();
+                }
+            }
+            Tag::SubscriptionTable => {
+                self.subscriptions_done = true;
+                self.maybe_need_work();
+            }
+            Tag::SubscriptionChange { added } => {
+                let failed = added.iter().map(|d| (d.id(), failure.clone())).collect();
+                self.subscription_step_done(Vec::new(), 0, failed);
+            }
+            _ => {}
+        }
+    }
+
+    fn reconcile_subscriptions(&mut self, now: Timestamp, values: &[PathValue]) {
+        // Radar's entry in the agent's controller table is the Recipient of its subscriptions.
+        let recipient = values.iter().find_map(|v| {
+            let rest = v.path.strip_prefix(CONTROLLER_TABLE)?;
+            let (n, field) = rest.split_once('.')?;
+            (field == "EndpointID" && v.value == self.config.controller_id)
+                .then(|| format!("{CONTROLLER_TABLE}{n}"))
+        });
+        let Some(recipient) = recipient else {
+            self.emit(SessionEvent::RequestFailed {
+                what: "subscriptions",
+                failure: Failure::new(
+                    errors::REQUEST_DENIED,
+                    format!(
+                        "agent has no Device.LocalAgent.Controller entry for {}",
+                        self.config.controller_id
+                    ),
+                ),
+            });
+            self.subscriptions_done = true;
+            self.maybe_need_work();
+            return;
+        };
+        let table = subscriptions::parse_table(values);
+        let plan = subscriptions::reconcile(&table, &self.config.subscriptions, &recipient);
+        if !plan.delete.is_empty() {
+            self.subscriptions_pending += 1;
+            let paths = plan.delete.clone();
+            self.send(now, Tag::SubscriptionChange { added: vec![] }, |id| {
+                msg::delete(id, true, &paths)
+            });
+        }
+        if !plan.enable.is_empty() {
+            self.subscriptions_pending += 1;
+            let objects: Vec<msg::SetObject> = plan
+                .enable
+                .iter()
+                .map(|p| (p.clone(), vec![("Enable".into(), "true".into(), true)]))
+                .collect();
+            self.send(now, Tag::SubscriptionChange { added: vec![] }, |id| {
+                msg::set(id, true, &objects)
+            });
+        }
+        if !plan.add.is_empty() {
+            self.subscriptions_pending += 1;
+            let create_objs = plan
+                .add
+                .iter()
+                .map(|d| add::CreateObject {
+                    obj_path: SUBSCRIPTION_TABLE.into(),
+                    param_settings: subscriptions::add_params(d, &recipient)
+                        .into_iter()
+                        .map(|(param, value, required)| add::CreateParamSetting {
+                            param,
+                            value,
+                            required,
+                        })
+                        .collect(),
+                })
+                .collect();
+            // allow_partial: one refused subscription (7005, 7018) must not sink the others.
+            self.send(
+                now,
+                Tag::SubscriptionChange {
+                    added: plan.add.clone(),
+                },
+                |id| msg::add_many(id, true, create_objs),
+            );
+        }
+        if self.subscriptions_pending == 0 {
+            self.subscription_step_done(Vec::new(), 0, Vec::new());
+        }
+    }
+
+    fn on_subscription_change(&mut self, added: Vec<Desired>, resp: response::RespType) {
+        use crate::proto::msg::add_resp::created_object_result::operation_status::OperStatus;
+        match resp {
+            response::RespType::AddResp(r) => {
+                let mut ok = Vec::new();
+                let mut failed = Vec::new();
+                for (d, result) in added.iter().zip(r.created_obj_results.iter()) {
+                    match result
+                        .oper_status
+                        .as_ref()
+                        .and_then(|s| s.oper_status.as_ref())
+                    {
+                        Some(OperStatus::OperSuccess(_)) => ok.push(d.id()),
+                        Some(OperStatus::OperFailure(f)) => failed.push((
+                            format!("{} {}", d.notif_type.as_str(), d.reference),
+                            Failure::new(f.err_code, f.err_msg.clone()),
+                        )),
+                        None => {}
+                    }
+                }
+                self.subscription_step_done(ok, 0, failed);
+            }
+            response::RespType::DeleteResp(r) => {
+                self.subscription_step_done(Vec::new(), r.deleted_obj_results.len(), Vec::new())
+            }
+            _ => self.subscription_step_done(Vec::new(), 0, Vec::new()),
+        }
+    }
+
+    fn subscription_step_done(
+        &mut self,
+        added: Vec<String>,
+        removed: usize,
+        failed: Vec<(String, Failure)>,
+    ) {
+        let report = &mut self.subscription_report;
+        report.0.extend(added);
+        report.1 += removed;
+        report.2.extend(failed);
+        self.subscriptions_pending = self.subscriptions_pending.saturating_sub(1);
+        if self.subscriptions_pending == 0 && !self.subscriptions_done {
+            let (added, removed, failed) = std::mem::take(&mut self.subscription_report);
+            self.subscriptions_done = true;
+            self.emit(SessionEvent::Subscriptions {
+                added,
+                removed,
+                failed,
+            });
+            self.maybe_need_work();
+        }
+    }
+
+    fn maybe_need_work(&mut self) {
+        if self.connected
+            && self.is_ready()
+            && self.operation_in_flight.is_none()
+            && !self.awaiting_work
+        {
+            self.awaiting_work = true;
+            self.outputs.push_back(Output::NeedWork);
+        }
+    }
+
+    fn on_work(&mut self, now: Timestamp, op: Option<OutgoingOperation>) {
+        self.awaiting_work = false;
+        let Some(op) = op else { return };
+        if !self.connected || self.operation_in_flight.is_some() {
+            return;
+        }
+        self.operation_in_flight = Some(op.id);
+        let request = op.request.clone();
+        self.send(
+            now,
+            Tag::Operation {
+                id: op.id,
+                request: op.request,
+            },
+            |id| request.to_msg(id),
+        );
+    }
+}

@@ -266,7 +266,7 @@ mod tests {
         let want = Desired::new(NotifType::ValueChange, "Device.WiFi.");
         let mut changed = row(4, &want, ME, true);
         changed.reference_list = "Device.WiFi.Radio.".into();
-        let plan = reconcile(&[changed], &[want.clone()], ME);
+        let plan = reconcile(&[changed], std::slice::from_ref(&want), ME);
         assert_eq!(plan.delete, vec![format!("{SUBSCRIPTION_TABLE}4.")]);
         assert_eq!(plan.add, vec![want]);
     }

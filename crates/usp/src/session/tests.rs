@@ -248,7 +248,7 @@ fn first_contact_reads_the_schema_and_types_the_values() {
                 radar_core::ParamType::UnsignedInt
             );
             assert!(!values[0].schema.unwrap().writable);
-            assert_eq!(snapshot.as_ref().unwrap().complete, false);
+            assert!(!snapshot.as_ref().unwrap().complete);
         }
         other => panic!("{other:?}"),
     }

@@ -23,6 +23,7 @@ pub struct NodeConfig {
     pub connection_request: ConnectionRequestConfig,
     pub planner: PlannerConfig,
     pub twin: TwinConfig,
+    pub usp: UspConfig,
 }
 
 impl Default for NodeConfig {
@@ -37,6 +38,7 @@ impl Default for NodeConfig {
             connection_request: ConnectionRequestConfig::default(),
             planner: PlannerConfig::default(),
             twin: TwinConfig::default(),
+            usp: UspConfig::default(),
         }
     }
 }
@@ -232,6 +234,127 @@ impl Default for TwinConfig {
             max_batch: 256,
             default_operation_ttl: None,
             shard_query_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UspConfig {
+    /// This controller's USP endpoint id (agents list it in `Device.LocalAgent.Controller.{i}.EndpointID`).
+    pub controller_id: String,
+    /// Largest Record accepted from an agent; larger frames close the connection (1009).
+    pub max_record_bytes: usize,
+    /// How long Radar waits for an agent's answer to one request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// WebSocket ping interval; a peer silent for two intervals is dropped.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// WebSocket read buffer per connection (tokio-tungstenite's 128 KiB default is too much
+    /// for 100k idle agents).
+    pub ws_read_buffer_bytes: usize,
+    /// Most agents connected over WebSocket at once; more are refused with 503.
+    pub max_connections: usize,
+    /// Parameters and objects watched with ValueChange subscriptions (narrow paths: agents
+    /// refuse `Device.` as a whole with 7005).
+    pub value_change: Vec<String>,
+    /// Multi-instance tables watched with ObjectCreation and ObjectDeletion subscriptions.
+    pub object_tables: Vec<String>,
+    /// Events subscribed to.
+    pub events: Vec<String>,
+    /// The MQTT MTP; off when absent.
+    pub mqtt: Option<MqttConfig>,
+}
+
+impl Default for UspConfig {
+    fn default() -> Self {
+        use radar_usp::subscriptions::{default_desired, NotifType};
+        let desired = default_desired();
+        let of = |t: NotifType| {
+            let mut v: Vec<String> = desired
+                .iter()
+                .filter(|d| d.notif_type == t)
+                .map(|d| d.reference.clone())
+                .collect();
+            v.dedup();
+            v
+        };
+        Self {
+            controller_id: "self::radar".into(),
+            max_record_bytes: radar_usp::record::DEFAULT_MAX_RECORD_BYTES,
+            request_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            ws_read_buffer_bytes: 4096,
+            max_connections: 200_000,
+            value_change: of(NotifType::ValueChange),
+            object_tables: of(NotifType::ObjectCreation),
+            events: of(NotifType::Event),
+            mqtt: None,
+        }
+    }
+}
+
+impl UspConfig {
+    /// The subscriptions Radar keeps on every agent.
+    pub fn desired_subscriptions(&self) -> Vec<radar_usp::subscriptions::Desired> {
+        use radar_usp::subscriptions::{Desired, NotifType};
+        let mut out: Vec<Desired> = Vec::new();
+        out.extend(
+            self.value_change
+                .iter()
+                .map(|p| Desired::new(NotifType::ValueChange, p)),
+        );
+        for table in &self.object_tables {
+            out.push(Desired::new(NotifType::ObjectCreation, table));
+            out.push(Desired::new(NotifType::ObjectDeletion, table));
+        }
+        out.extend(
+            self.events
+                .iter()
+                .map(|p| Desired::new(NotifType::Event, p)),
+        );
+        out.push(Desired::new(NotifType::OperationComplete, "Device."));
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MqttProtocol {
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Broker, `mqtt://HOST:PORT`.
+    pub url: String,
+    /// `5` (default) or `3.1.1`.
+    pub protocol: MqttProtocol,
+    /// MQTT client id; empty means `radar-<node id>`.
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Longest wait between reconnect attempts (backoff doubles up to it).
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_backoff: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: "mqtt://127.0.0.1:1883".into(),
+            protocol: MqttProtocol::V5,
+            client_id: String::new(),
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(30),
+            max_reconnect_backoff: Duration::from_secs(30),
         }
     }
 }

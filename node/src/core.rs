@@ -20,6 +20,12 @@ pub struct NodeCore {
     pub requester: ConnectionRequester,
     pub model: &'static DataModel,
     pub plan_config: PlanConfig,
+    /// What every USP agent session shares (controller id, subscriptions, timeouts).
+    pub usp_session: Arc<radar_usp::session::SessionConfig>,
+    /// USP agents with a live link on this node.
+    pub usp_agents: crate::usp::registry::AgentRegistry,
+    /// Per-device rate limit for protocol warnings.
+    pub log_limit: crate::log_limit::LogLimiter,
 }
 
 impl NodeCore {
@@ -76,6 +82,10 @@ impl NodeCore {
                         username: twin.meta.connection_request_username.clone(),
                         password: twin.meta.connection_request_password.clone(),
                     });
+                if twin.meta.protocol == "usp" {
+                    // A connected agent gets it now; an offline one at its next connect.
+                    self.usp_agents.wake(device);
+                }
                 (
                     op,
                     (recent && twin.meta.protocol == "cwmp")

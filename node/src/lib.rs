@@ -1,4 +1,4 @@
-//! radar-node: the drivers (CWMP now; USP next), the shards, the REST API and metrics.
+//! radar-node: the drivers (CWMP, USP), the shards, the REST API and metrics.
 //!
 //! Modules:
 //! - [`config`]: the node's serde configuration.
@@ -6,6 +6,7 @@
 //! - [`fleet`]: local shards and fleet queries (fan-out with deadlines, merge).
 //! - [`core`]: what drivers and the API share.
 //! - [`cwmp`]: the TR-069 ACS driver.
+//! - [`usp`]: the TR-369 controller driver (WebSocket and MQTT MTPs).
 //! - [`api`]: the REST API.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`log_limit`]: per-device rate limiting of warnings.
@@ -20,6 +21,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod shard;
 pub mod tls;
+pub mod usp;
 
 use crate::config::NodeConfig;
 use crate::core::NodeCore;
@@ -49,6 +51,8 @@ pub enum NodeError {
 pub struct Listeners {
     pub cwmp: TcpListener,
     pub api: TcpListener,
+    /// The USP WebSocket MTP; none serves no WebSocket agents.
+    pub usp: Option<TcpListener>,
 }
 
 /// A started node.
@@ -94,6 +98,14 @@ pub async fn start(
     let core = Arc::new(NodeCore {
         requester: ConnectionRequester::new(config.connection_request.clone(), metrics.clone()),
         plan_config: config.planner.to_plan_config(),
+        usp_session: Arc::new(radar_usp::session::SessionConfig {
+            controller_id: config.usp.controller_id.clone(),
+            request_timeout_ms: config.usp.request_timeout.as_millis() as u64,
+            subscriptions: config.usp.desired_subscriptions(),
+            root: "Device.".into(),
+        }),
+        usp_agents: Default::default(),
+        log_limit: log_limit::LogLimiter::new(std::time::Duration::from_secs(60)),
         model: radar_twin::datamodel::DataModel::tr181(),
         fleet,
         metrics,
@@ -104,9 +116,14 @@ pub async fn start(
         Some(files) => Some(tls::server_config(&files.cert, &files.key)?),
         None => None,
     };
+    mark_usp_agents_offline(&core).await;
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
+    if let Some(usp) = listeners.usp {
+        let server = usp::websocket::UspWebSocketServer::new(core.clone());
+        tasks.push(tokio::spawn(server.serve(usp, shutdown.clone())));
+    }
     let app = api::router(core.clone(), ready);
     let mut api_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -118,4 +135,26 @@ pub async fn start(
         }
     }));
     Ok(RunningNode { core, tasks })
+}
+
+/// After a restart no agent link survives: agents marked connected are offline until they
+/// reconnect.
+async fn mark_usp_agents_offline(core: &Arc<NodeCore>) {
+    let mut commands = Vec::new();
+    let now = radar_core::Timestamp::now();
+    for shard in core.fleet.shards() {
+        let state = shard.read();
+        for twin in state.twins.values().filter(|t| t.meta.connected) {
+            commands.push(radar_twin::TwinCommand::UspDisconnected {
+                device: twin.key.clone(),
+                at: now,
+                reason: "controller restarted".into(),
+            });
+        }
+    }
+    for command in commands {
+        if let Err(e) = core.propose(command).await {
+            tracing::warn!(error = %e, "could not mark a usp agent offline after restart");
+        }
+    }
 }

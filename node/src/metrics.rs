@@ -16,6 +16,12 @@ pub struct Metrics {
     pub twins: IntGauge,
     pub connection_requests: IntCounterVec,
     pub api_requests: IntCounterVec,
+    pub usp_connections: IntGauge,
+    pub usp_records: IntCounterVec,
+    pub usp_rejected: IntCounterVec,
+    pub usp_notifies: IntCounterVec,
+    pub usp_requests: IntCounterVec,
+    pub usp_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -50,6 +56,35 @@ impl Metrics {
             .register(Box::new(twin_commits.clone()))
             .expect("unique metric");
         Self {
+            usp_connections: gauge(
+                "radar_usp_connections",
+                "USP agents connected (WebSocket connections and MQTT agents)",
+            ),
+            usp_records: counter_vec(
+                "radar_usp_records_total",
+                "USP records by direction and MTP",
+                &["direction", "mtp"],
+            ),
+            usp_rejected: counter_vec(
+                "radar_usp_rejected_total",
+                "USP handshakes, frames and records refused, by reason",
+                &["reason"],
+            ),
+            usp_notifies: counter_vec(
+                "radar_usp_notifies_total",
+                "USP Notify messages received, by type",
+                &["type"],
+            ),
+            usp_requests: counter_vec(
+                "radar_usp_requests_total",
+                "USP requests sent to agents, by message type",
+                &["msg"],
+            ),
+            usp_errors: counter_vec(
+                "radar_usp_errors_total",
+                "USP Errors and failures received from agents, by code",
+                &["code"],
+            ),
             cwmp_sessions: counter_vec(
                 "radar_cwmp_sessions_total",
                 "CWMP sessions by how they ended",

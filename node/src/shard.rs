@@ -214,5 +214,11 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::NotificationsConfigured { .. } => "notifications_configured",
         TwinCommand::ConnectionRequestCredentials { .. } => "connection_request_credentials",
         TwinCommand::RecordEvent { .. } => "record_event",
+        TwinCommand::UspConnected { .. } => "usp_connected",
+        TwinCommand::UspDisconnected { .. } => "usp_disconnected",
+        TwinCommand::UspProtocol { .. } => "usp_protocol",
+        TwinCommand::ReportSnapshot { .. } => "report_snapshot",
+        TwinCommand::RemoveObject { .. } => "remove_object",
+        TwinCommand::DeviceEvent { .. } => "device_event",
     }
 }

@@ -196,6 +196,7 @@ fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
         let listeners = radar_node::Listeners {
             cwmp: tokio::net::TcpListener::from_std(cwmp).expect("cwmp"),
             api: tokio::net::TcpListener::from_std(api).expect("api"),
+            usp: None,
         };
         let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let node = radar_node::start(config, listeners, shutdown)

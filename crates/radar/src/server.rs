@@ -23,6 +23,12 @@ pub struct ListenArgs {
     /// Cluster gRPC listener.
     #[arg(long, env = "RADAR_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
+    /// MQTT broker for the USP MQTT MTP, e.g. mqtt://127.0.0.1:1883 (off when absent).
+    #[arg(long, env = "RADAR_MQTT_URL")]
+    mqtt_url: Option<String>,
+    /// The controller's USP endpoint id.
+    #[arg(long, env = "RADAR_CONTROLLER_ID")]
+    controller_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -140,6 +146,12 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
     if let Some(a) = listen.grpc_listen {
         config.listen.grpc = a;
     }
+    if let Some(url) = &listen.mqtt_url {
+        config.usp.mqtt.get_or_insert_with(Default::default).url = url.clone();
+    }
+    if let Some(id) = &listen.controller_id {
+        config.usp.controller_id = id.clone();
+    }
 }
 
 async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
@@ -149,21 +161,31 @@ async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
     let api = TcpListener::bind(config.listen.api)
         .await
         .with_context(|| format!("binding api {}", config.listen.api))?;
+    let usp = TcpListener::bind(config.listen.usp)
+        .await
+        .with_context(|| format!("binding usp {}", config.listen.usp))?;
     let cwmp_addr = cwmp.local_addr()?;
     let api_addr = api.local_addr()?;
+    let usp_addr = usp.local_addr()?;
     config.listen.cwmp = cwmp_addr;
     config.listen.api = api_addr;
+    config.listen.usp = usp_addr;
     if config.cwmp.allow_anonymous {
         tracing::warn!(
             "cwmp endpoint accepts devices without credentials (allow_anonymous = true)"
         );
     }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let node = radar_node::start(config, radar_node::Listeners { cwmp, api }, shutdown_rx)
+    let listeners = radar_node::Listeners {
+        cwmp,
+        api,
+        usp: Some(usp),
+    };
+    let node = radar_node::start(config, listeners, shutdown_rx)
         .await
         .context("starting the node")?;
-    // USP and gRPC listeners arrive with the USP and cluster work; only live listeners are printed.
-    println!("listening cwmp={cwmp_addr} api={api_addr}");
+    // The gRPC listener arrives with the cluster work; only live listeners are printed.
+    println!("listening cwmp={cwmp_addr} usp={usp_addr} api={api_addr}");
     let _fleet = if demo > 0 {
         let host = if cwmp_addr.ip().is_unspecified() {
             "127.0.0.1".to_string()

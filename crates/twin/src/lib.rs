@@ -10,6 +10,7 @@
 //! - [`planner`]: what to send a device in its next session.
 //! - [`query`]: the fleet query language: parse and evaluate.
 //! - [`datamodel`]: the TR-181 model for validation of desired values.
+//! - `usp`: what USP connects and events do to a twin.
 
 pub mod command;
 pub mod datamodel;
@@ -18,6 +19,7 @@ pub mod operation;
 pub mod paths;
 pub mod planner;
 pub mod query;
+mod usp;
 
 pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};
 pub use model::{Meta, Param, ParamChanges, ShardState, Twin, TwinEvent};

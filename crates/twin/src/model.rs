@@ -30,7 +30,17 @@ pub struct Meta {
     pub serial: String,
     pub manufacturer: String,
     pub software_version: String,
+    /// The protocol of the latest contact: `cwmp` or `usp`.
     pub protocol: String,
+    /// How a USP agent is reached: `websocket` or `mqtt` (empty for CWMP).
+    pub mtp: String,
+    /// A USP agent's MTP connection is up (set on connect, cleared on disconnect and at startup).
+    pub connected: bool,
+    /// Where a USP agent over MQTT receives records (from its MQTTConnect record or the
+    /// Response Topic of its messages).
+    pub usp_reply_to: String,
+    /// USP versions the agent supports (GetSupportedProtocol).
+    pub usp_versions: String,
     /// Data model root as the device reports it: `Device.` (TR-181) or `InternetGatewayDevice.` (TR-098).
     pub root: String,
     pub first_contact: Timestamp,

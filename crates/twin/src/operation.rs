@@ -56,6 +56,12 @@ pub enum OperationKind {
     GetAttributes {
         paths: Vec<String>,
     },
+    /// Run a data-model command (USP Operate, e.g. `Device.WiFi.NeighboringWiFiDiagnostic()`).
+    Operate {
+        command: String,
+        #[serde(default)]
+        input_args: BTreeMap<String, String>,
+    },
 }
 
 fn default_file_type() -> String {
@@ -120,6 +126,20 @@ impl OperationKind {
             OperationKind::ScheduleInform { .. } => "schedule_inform",
             OperationKind::GetRpcMethods => "get_rpc_methods",
             OperationKind::GetAttributes { .. } => "get_attributes",
+            OperationKind::Operate { .. } => "operate",
+        }
+    }
+
+    /// Whether a device speaking `protocol` (`cwmp` or `usp`) can carry out this operation.
+    /// TR-069 has no Operate; TR-369 has no Upload, ScheduleInform, GetRPCMethods or attributes.
+    pub fn supported_by(&self, protocol: &str) -> bool {
+        match self {
+            OperationKind::Operate { .. } => protocol != "cwmp",
+            OperationKind::Upload { .. }
+            | OperationKind::ScheduleInform { .. }
+            | OperationKind::GetRpcMethods
+            | OperationKind::GetAttributes { .. } => protocol != "usp",
+            _ => true,
         }
     }
 }

@@ -179,7 +179,7 @@ mod tests {
         let restored = PathDict::from_templates(dict.templates().to_vec());
         assert_eq!(
             restored.lookup("Device.Hosts.Host.3.IPAddress"),
-            Some(id.clone())
+            Some(id)
         );
         assert_eq!(restored.render(&id), "Device.Hosts.Host.3.IPAddress");
     }

@@ -63,6 +63,7 @@ pub struct QueryError {
 pub const META_FIELDS: &[&str] = &[
     "id",
     "protocol",
+    "mtp",
     "online",
     "last_contact",
     "oui",
@@ -383,6 +384,10 @@ impl FieldValue {
 }
 
 pub fn is_online(twin: &Twin, ctx: &EvalContext) -> bool {
+    // A USP agent is online while its MTP connection is up; a CWMP device within the window.
+    if twin.meta.protocol == "usp" {
+        return twin.meta.connected;
+    }
     twin.meta.last_contact.0 > 0
         && ctx.now.duration_since(twin.meta.last_contact) <= ctx.online_window
 }
@@ -393,6 +398,7 @@ pub fn field(twin: &Twin, dict: &PathDict, ctx: &EvalContext, name: &str) -> Opt
     Some(match name {
         "id" => FieldValue::Str(twin.key.to_string()),
         "protocol" => FieldValue::Str(meta.protocol.clone()),
+        "mtp" => FieldValue::Str(meta.mtp.clone()),
         "online" => FieldValue::Bool(is_online(twin, ctx)),
         "last_contact" => FieldValue::Time(meta.last_contact),
         "oui" => FieldValue::Str(meta.oui.clone()),

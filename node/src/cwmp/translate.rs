@@ -332,140 +332,145 @@ pub fn session_tasks(
 ) -> Vec<Task> {
     planned
         .into_iter()
-        .map(|task| match task {
-            PlannedTask::SetConnectionRequestCredentials {
-                username_path,
-                password_path,
-            } => {
-                let username = format!(
-                    "radar-{}",
-                    twin.meta
-                        .serial
-                        .chars()
-                        .filter(char::is_ascii_alphanumeric)
-                        .take(32)
-                        .collect::<String>()
-                );
-                let password = hex::encode(rand::random::<[u8; 12]>());
-                memory.credentials = Some((username.clone(), password.clone()));
-                Task::Rpc {
-                    origin: CREDENTIALS_ORIGIN,
-                    message: CwmpMessage::SetParameterValues(SetParameterValues {
-                        parameters: vec![
-                            ParameterValue::new(username_path, username, "xsd:string"),
-                            ParameterValue::new(password_path, password, "xsd:string"),
-                        ],
-                        parameter_key: String::new(),
-                    }),
-                }
-            }
-            PlannedTask::Discover { prefix } => Task::Discover { prefix },
-            PlannedTask::Refresh { prefix } => Task::Refresh {
-                names: vec![prefix],
-            },
-            PlannedTask::ConfigureNotifications { active, passive } => {
-                memory.notify_active = active.clone();
-                let entry = |name: String, notification: u8| SetParameterAttributesStruct {
-                    name,
-                    notification_change: true,
-                    notification,
-                    access_list_change: false,
-                    access_list: vec![],
-                };
-                let parameters: Vec<_> = active
-                    .into_iter()
-                    .map(|n| entry(n, 2))
-                    .chain(passive.into_iter().map(|n| entry(n, 1)))
-                    .collect();
-                Task::Rpc {
-                    origin: NOTIFICATION_ORIGIN,
-                    message: CwmpMessage::SetParameterAttributes(SetParameterAttributes {
-                        parameters,
-                    }),
-                }
-            }
-            PlannedTask::Operation(op) => {
-                let key = op.command_key();
-                let message = match &op.kind {
-                    OperationKind::SetParams { params } => {
-                        CwmpMessage::SetParameterValues(SetParameterValues {
-                            parameters: params
-                                .iter()
-                                .map(|(path, value)| {
-                                    let ty = twin
-                                        .param_by_path(dict, path)
-                                        .map(|p| p.ty)
-                                        .or_else(|| model.spec(path).map(|s| s.ty))
-                                        .unwrap_or_default();
-                                    ParameterValue::new(path.clone(), value.clone(), ty.xsd())
-                                })
-                                .collect(),
-                            parameter_key: key,
-                        })
+        .filter_map(|task| {
+            Some(match task {
+                PlannedTask::SetConnectionRequestCredentials {
+                    username_path,
+                    password_path,
+                } => {
+                    let username = format!(
+                        "radar-{}",
+                        twin.meta
+                            .serial
+                            .chars()
+                            .filter(char::is_ascii_alphanumeric)
+                            .take(32)
+                            .collect::<String>()
+                    );
+                    let password = hex::encode(rand::random::<[u8; 12]>());
+                    memory.credentials = Some((username.clone(), password.clone()));
+                    Task::Rpc {
+                        origin: CREDENTIALS_ORIGIN,
+                        message: CwmpMessage::SetParameterValues(SetParameterValues {
+                            parameters: vec![
+                                ParameterValue::new(username_path, username, "xsd:string"),
+                                ParameterValue::new(password_path, password, "xsd:string"),
+                            ],
+                            parameter_key: String::new(),
+                        }),
                     }
-                    OperationKind::Reboot => CwmpMessage::Reboot(Reboot { command_key: key }),
-                    OperationKind::FactoryReset => CwmpMessage::FactoryReset(FactoryReset),
-                    OperationKind::Download {
-                        url,
-                        file_type,
-                        file_size,
-                        target_file_name,
-                        username,
-                        password,
-                    } => CwmpMessage::Download(Download {
-                        command_key: key,
-                        file_type: file_type.clone(),
-                        url: url.clone(),
-                        username: username.clone(),
-                        password: password.clone(),
-                        file_size: *file_size,
-                        target_file_name: target_file_name.clone(),
-                        ..Default::default()
-                    }),
-                    OperationKind::Upload { url, file_type } => CwmpMessage::Upload(Upload {
-                        command_key: key,
-                        file_type: file_type.clone(),
-                        url: url.clone(),
-                        ..Default::default()
-                    }),
-                    OperationKind::AddObject { path } => CwmpMessage::AddObject(AddObject {
-                        object_name: path.clone(),
-                        parameter_key: key,
-                    }),
-                    OperationKind::DeleteObject { path } => {
-                        CwmpMessage::DeleteObject(DeleteObject {
+                }
+                PlannedTask::Discover { prefix } => Task::Discover { prefix },
+                PlannedTask::Refresh { prefix } => Task::Refresh {
+                    names: vec![prefix],
+                },
+                PlannedTask::ConfigureNotifications { active, passive } => {
+                    memory.notify_active = active.clone();
+                    let entry = |name: String, notification: u8| SetParameterAttributesStruct {
+                        name,
+                        notification_change: true,
+                        notification,
+                        access_list_change: false,
+                        access_list: vec![],
+                    };
+                    let parameters: Vec<_> = active
+                        .into_iter()
+                        .map(|n| entry(n, 2))
+                        .chain(passive.into_iter().map(|n| entry(n, 1)))
+                        .collect();
+                    Task::Rpc {
+                        origin: NOTIFICATION_ORIGIN,
+                        message: CwmpMessage::SetParameterAttributes(SetParameterAttributes {
+                            parameters,
+                        }),
+                    }
+                }
+                PlannedTask::Operation(op) => {
+                    let key = op.command_key();
+                    let message = match &op.kind {
+                        OperationKind::SetParams { params } => {
+                            CwmpMessage::SetParameterValues(SetParameterValues {
+                                parameters: params
+                                    .iter()
+                                    .map(|(path, value)| {
+                                        let ty = twin
+                                            .param_by_path(dict, path)
+                                            .map(|p| p.ty)
+                                            .or_else(|| model.spec(path).map(|s| s.ty))
+                                            .unwrap_or_default();
+                                        ParameterValue::new(path.clone(), value.clone(), ty.xsd())
+                                    })
+                                    .collect(),
+                                parameter_key: key,
+                            })
+                        }
+                        OperationKind::Reboot => CwmpMessage::Reboot(Reboot { command_key: key }),
+                        OperationKind::FactoryReset => CwmpMessage::FactoryReset(FactoryReset),
+                        OperationKind::Download {
+                            url,
+                            file_type,
+                            file_size,
+                            target_file_name,
+                            username,
+                            password,
+                        } => CwmpMessage::Download(Download {
+                            command_key: key,
+                            file_type: file_type.clone(),
+                            url: url.clone(),
+                            username: username.clone(),
+                            password: password.clone(),
+                            file_size: *file_size,
+                            target_file_name: target_file_name.clone(),
+                            ..Default::default()
+                        }),
+                        OperationKind::Upload { url, file_type } => CwmpMessage::Upload(Upload {
+                            command_key: key,
+                            file_type: file_type.clone(),
+                            url: url.clone(),
+                            ..Default::default()
+                        }),
+                        OperationKind::AddObject { path } => CwmpMessage::AddObject(AddObject {
                             object_name: path.clone(),
                             parameter_key: key,
-                        })
+                        }),
+                        OperationKind::DeleteObject { path } => {
+                            CwmpMessage::DeleteObject(DeleteObject {
+                                object_name: path.clone(),
+                                parameter_key: key,
+                            })
+                        }
+                        OperationKind::ScheduleInform { delay_seconds } => {
+                            CwmpMessage::ScheduleInform(ScheduleInform {
+                                delay_seconds: *delay_seconds,
+                                command_key: key,
+                            })
+                        }
+                        OperationKind::GetRpcMethods => CwmpMessage::GetRpcMethods(GetRpcMethods),
+                        OperationKind::GetAttributes { paths } => {
+                            CwmpMessage::GetParameterAttributes(GetParameterAttributes {
+                                names: paths.clone(),
+                            })
+                        }
+                        // TR-069 has no Operate; the API refuses it for CWMP twins, so one can only
+                        // be here if the device changed protocol. It waits for a USP connect.
+                        OperationKind::Operate { .. } => return None,
+                        OperationKind::Refresh { prefix } => {
+                            let prefix = if prefix.is_empty() {
+                                twin.meta.root.clone()
+                            } else {
+                                prefix.clone()
+                            };
+                            CwmpMessage::GetParameterValues(GetParameterValues {
+                                names: vec![prefix],
+                            })
+                        }
+                    };
+                    Task::Rpc {
+                        origin: Origin::Operation(op.id),
+                        message,
                     }
-                    OperationKind::ScheduleInform { delay_seconds } => {
-                        CwmpMessage::ScheduleInform(ScheduleInform {
-                            delay_seconds: *delay_seconds,
-                            command_key: key,
-                        })
-                    }
-                    OperationKind::GetRpcMethods => CwmpMessage::GetRpcMethods(GetRpcMethods),
-                    OperationKind::GetAttributes { paths } => {
-                        CwmpMessage::GetParameterAttributes(GetParameterAttributes {
-                            names: paths.clone(),
-                        })
-                    }
-                    OperationKind::Refresh { prefix } => {
-                        let prefix = if prefix.is_empty() {
-                            twin.meta.root.clone()
-                        } else {
-                            prefix.clone()
-                        };
-                        CwmpMessage::GetParameterValues(GetParameterValues {
-                            names: vec![prefix],
-                        })
-                    }
-                };
-                Task::Rpc {
-                    origin: Origin::Operation(op.id),
-                    message,
                 }
-            }
+            })
         })
         .collect()
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub struct Radar {
     pub child: Child,
     pub cwmp: SocketAddr,
+    pub usp: SocketAddr,
     pub api: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
@@ -39,6 +40,8 @@ impl Radar {
             "--cwmp-listen",
             "127.0.0.1:0",
             "--api-listen",
+            "127.0.0.1:0",
+            "--usp-listen",
             "127.0.0.1:0",
         ]);
         if let Some(text) = config {
@@ -70,6 +73,7 @@ impl Radar {
         };
         Radar {
             cwmp: field("cwmp"),
+            usp: field("usp"),
             api: field("api"),
             child,
             data_dir: data_dir.to_owned(),

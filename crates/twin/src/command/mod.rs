@@ -149,6 +149,50 @@ pub enum TwinCommand {
         kind: String,
         detail: String,
     },
+    /// A USP agent became reachable (TR-369 §6: its Connect record, or its first message).
+    /// Creates the twin on first contact.
+    UspConnected {
+        device: DeviceKey,
+        at: Timestamp,
+        /// `websocket` or `mqtt`.
+        mtp: String,
+        /// The agent's MQTT topic, when known.
+        reply_to: String,
+    },
+    UspDisconnected {
+        device: DeviceKey,
+        at: Timestamp,
+        reason: String,
+    },
+    /// The agent's USP versions (GetSupportedProtocolResp).
+    UspProtocol {
+        device: DeviceKey,
+        at: Timestamp,
+        versions: String,
+    },
+    /// Everything under `prefix` as just read: parameters the twin holds there and the device did
+    /// not return are gone. `complete` marks the end of a whole-model read (discovery).
+    ReportSnapshot {
+        device: DeviceKey,
+        at: Timestamp,
+        source: Source,
+        prefix: String,
+        params: Vec<ReportedParam>,
+        complete: bool,
+    },
+    /// An object instance was deleted on the device (USP ObjectDeletion).
+    RemoveObject {
+        device: DeviceKey,
+        at: Timestamp,
+        path: String,
+    },
+    /// A data-model event (USP Event Notify), e.g. `Device.Boot!` with its arguments.
+    DeviceEvent {
+        device: DeviceKey,
+        at: Timestamp,
+        path: String,
+        args: Vec<(String, String)>,
+    },
 }
 
 impl TwinCommand {
@@ -165,7 +209,13 @@ impl TwinCommand {
             | TwinCommand::TransferComplete { device, .. }
             | TwinCommand::NotificationsConfigured { device, .. }
             | TwinCommand::ConnectionRequestCredentials { device, .. }
-            | TwinCommand::RecordEvent { device, .. } => device,
+            | TwinCommand::RecordEvent { device, .. }
+            | TwinCommand::UspConnected { device, .. }
+            | TwinCommand::UspDisconnected { device, .. }
+            | TwinCommand::UspProtocol { device, .. }
+            | TwinCommand::ReportSnapshot { device, .. }
+            | TwinCommand::RemoveObject { device, .. }
+            | TwinCommand::DeviceEvent { device, .. } => device,
         }
     }
 
@@ -182,7 +232,13 @@ impl TwinCommand {
             | TwinCommand::TransferComplete { at, .. }
             | TwinCommand::NotificationsConfigured { at, .. }
             | TwinCommand::ConnectionRequestCredentials { at, .. }
-            | TwinCommand::RecordEvent { at, .. } => *at,
+            | TwinCommand::RecordEvent { at, .. }
+            | TwinCommand::UspConnected { at, .. }
+            | TwinCommand::UspDisconnected { at, .. }
+            | TwinCommand::UspProtocol { at, .. }
+            | TwinCommand::ReportSnapshot { at, .. }
+            | TwinCommand::RemoveObject { at, .. }
+            | TwinCommand::DeviceEvent { at, .. } => *at,
         }
     }
 }
@@ -223,6 +279,16 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         apply_inform(twin, &mut state.dict, at, identity, events, params);
         return Ok(ApplyOutcome::default());
     }
+    if let TwinCommand::UspConnected { mtp, reply_to, .. } = command {
+        let twin = state.twins.entry(device.clone()).or_insert_with(|| {
+            let mut twin = Twin::new(device.clone());
+            twin.meta.first_contact = at;
+            twin
+        });
+        expire_operations(twin, at);
+        crate::usp::apply_connected(twin, at, mtp, reply_to);
+        return Ok(ApplyOutcome::default());
+    }
     let ShardState { dict, twins } = state;
     let twin = twins
         .get_mut(&device)
@@ -230,7 +296,42 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
     expire_operations(twin, at);
     let mut outcome = ApplyOutcome::default();
     match command {
-        TwinCommand::Inform { .. } => unreachable!("handled above"),
+        TwinCommand::Inform { .. } | TwinCommand::UspConnected { .. } => {
+            unreachable!("handled above")
+        }
+        TwinCommand::UspDisconnected { reason, .. } => {
+            twin.meta.connected = false;
+            twin.log(at, "disconnect", reason.clone());
+        }
+        TwinCommand::UspProtocol { versions, .. } => {
+            twin.meta.usp_versions = versions.chars().take(64).collect();
+        }
+        TwinCommand::ReportSnapshot {
+            source,
+            prefix,
+            params,
+            complete,
+            ..
+        } => {
+            let listed: std::collections::HashSet<&str> =
+                params.iter().map(|p| p.path.as_str()).collect();
+            twin.retain_params(|id| {
+                let path = dict.render(id);
+                !path.starts_with(prefix.as_str()) || listed.contains(path.as_str())
+            });
+            report_values(twin, dict, at, *source, params);
+            if *complete {
+                twin.meta.discovered_at = Some(at);
+                twin.log(at, "discovery", format!("{} parameters", twin.params.len()));
+            }
+        }
+        TwinCommand::RemoveObject { path, .. } => {
+            twin.remove_subtree(dict, path);
+            twin.log(at, "object", format!("{path} deleted"));
+        }
+        TwinCommand::DeviceEvent { path, args, .. } => {
+            crate::usp::apply_event(twin, at, path, args);
+        }
         TwinCommand::ReportValues { source, params, .. } => {
             report_values(twin, dict, at, *source, params)
         }
@@ -465,7 +566,7 @@ fn apply_inform(
     }
 }
 
-fn report_values(
+pub(crate) fn report_values(
     twin: &mut Twin,
     dict: &mut crate::paths::PathDict,
     at: Timestamp,
@@ -486,6 +587,9 @@ fn report_values(
             twin.meta.software_version = p.value.clone();
         } else if lower.ends_with(".ManagementServer.ConnectionRequestURL") {
             twin.meta.connection_request_url = p.value.clone();
+        } else if twin.meta.protocol == "usp" {
+            // A USP agent has no Inform: its identity comes from its data model.
+            crate::usp::identity_from_param(&mut twin.meta, lower, &p.value);
         }
         let id = dict.intern(&p.path);
         twin.upsert_param(id, |existing| match existing {

@@ -444,3 +444,162 @@ proptest! {
         prop_assert_eq!(a.dict.templates(), b.dict.templates());
     }
 }
+
+fn usp_connect(at: u64) -> TwinCommand {
+    TwinCommand::UspConnected {
+        device: key(),
+        at: Timestamp(at),
+        mtp: "websocket".into(),
+        reply_to: String::new(),
+    }
+}
+
+#[test]
+fn usp_connect_creates_an_online_twin_named_by_its_endpoint_id() {
+    let mut s = ShardState::default();
+    apply(&mut s, &usp_connect(5)).unwrap();
+    let meta = &s.twins[&key()].meta;
+    assert_eq!(
+        (meta.protocol.as_str(), meta.mtp.as_str(), meta.connected),
+        ("usp", "websocket", true)
+    );
+    assert_eq!((meta.oui.as_str(), meta.serial.as_str()), ("00D09E", "SN1"));
+    apply(
+        &mut s,
+        &TwinCommand::ReportValues {
+            device: key(),
+            at: Timestamp(6),
+            source: Source::UspGet,
+            params: vec![p("Device.DeviceInfo.ProductClass", "HG-USP")],
+        },
+    )
+    .unwrap();
+    assert_eq!(s.twins[&key()].meta.product_class, "HG-USP");
+    apply(
+        &mut s,
+        &TwinCommand::UspDisconnected {
+            device: key(),
+            at: Timestamp(7),
+            reason: "closed".into(),
+        },
+    )
+    .unwrap();
+    assert!(!s.twins[&key()].meta.connected);
+}
+
+#[test]
+fn a_snapshot_replaces_its_subtree_and_completes_discovery() {
+    let mut s = ShardState::default();
+    apply(&mut s, &usp_connect(1)).unwrap();
+    let snapshot = |at, params, complete| TwinCommand::ReportSnapshot {
+        device: key(),
+        at: Timestamp(at),
+        source: Source::UspGet,
+        prefix: "Device.Hosts.".into(),
+        params,
+        complete,
+    };
+    apply(
+        &mut s,
+        &snapshot(
+            2,
+            vec![
+                p("Device.Hosts.Host.1.HostName", "a"),
+                p("Device.Hosts.Host.2.HostName", "b"),
+            ],
+            false,
+        ),
+    )
+    .unwrap();
+    assert_eq!(s.twins[&key()].meta.discovered_at, None);
+    apply(
+        &mut s,
+        &snapshot(3, vec![p("Device.Hosts.Host.2.HostName", "b")], true),
+    )
+    .unwrap();
+    let twin = &s.twins[&key()];
+    assert!(twin
+        .param_by_path(&s.dict, "Device.Hosts.Host.1.HostName")
+        .is_none());
+    assert!(twin
+        .param_by_path(&s.dict, "Device.Hosts.Host.2.HostName")
+        .is_some());
+    assert_eq!(twin.meta.discovered_at, Some(Timestamp(3)));
+    apply(
+        &mut s,
+        &TwinCommand::RemoveObject {
+            device: key(),
+            at: Timestamp(4),
+            path: "Device.Hosts.Host.2.".into(),
+        },
+    )
+    .unwrap();
+    assert!(s.twins[&key()].params.is_empty());
+}
+
+#[test]
+fn boot_event_completes_the_reboot_named_by_its_command_key() {
+    let mut s = ShardState::default();
+    apply(&mut s, &usp_connect(1)).unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::EnqueueOperation {
+            device: key(),
+            at: Timestamp(2),
+            kind: OperationKind::FactoryReset,
+            requested_by: "t".into(),
+            ttl_ms: None,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::MarkSent {
+            device: key(),
+            at: Timestamp(3),
+            operation: 1,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::ReportSnapshot {
+            device: key(),
+            at: Timestamp(3),
+            source: Source::UspGet,
+            prefix: "Device.".into(),
+            params: vec![],
+            complete: true,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::DeviceEvent {
+            device: key(),
+            at: Timestamp(4),
+            path: "Device.Boot!".into(),
+            args: vec![
+                ("Cause".into(), "RemoteFactoryReset".into()),
+                ("CommandKey".into(), "radar-op-1".into()),
+            ],
+        },
+    )
+    .unwrap();
+    assert!(
+        matches!(status(&s, 1), OperationStatus::Done { detail, .. } if detail.contains("RemoteFactoryReset"))
+    );
+    // A factory reset wiped the agent's model: it is read again at the next connect.
+    assert_eq!(s.twins[&key()].meta.discovered_at, None);
+    assert!(OperationKind::Operate {
+        command: "Device.X()".into(),
+        input_args: Default::default()
+    }
+    .supported_by("usp"));
+    assert!(!OperationKind::GetRpcMethods.supported_by("usp"));
+    assert!(!OperationKind::Operate {
+        command: "Device.X()".into(),
+        input_args: Default::default()
+    }
+    .supported_by("cwmp"));
+}

@@ -24,6 +24,7 @@ use crate::supported_dm::{ParamSchema, Schema};
 use crate::{errors, msg};
 use radar_core::Timestamp;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const CONTROLLER_TABLE: &str = "Device.LocalAgent.Controller.";
 
@@ -191,7 +192,8 @@ enum Tag {
 }
 
 pub struct AgentSession {
-    config: SessionConfig,
+    /// Shared by every session: an idle connection should cost little memory (B5).
+    config: Arc<SessionConfig>,
     correlator: Correlator<Tag>,
     outputs: std::collections::VecDeque<Output>,
     connected: bool,
@@ -207,7 +209,7 @@ pub struct AgentSession {
 
 impl AgentSession {
     /// `id_prefix` keeps msg ids unique across connections and restarts.
-    pub fn new(config: SessionConfig, id_prefix: impl Into<String>) -> Self {
+    pub fn new(config: Arc<SessionConfig>, id_prefix: impl Into<String>) -> Self {
         Self {
             config,
             correlator: Correlator::new(id_prefix),

@@ -11,7 +11,7 @@ const ME: &str = "self::radar";
 
 fn session() -> AgentSession {
     AgentSession::new(
-        SessionConfig {
+        Arc::new(SessionConfig {
             controller_id: ME.into(),
             request_timeout_ms: 1_000,
             subscriptions: vec![
@@ -19,7 +19,7 @@ fn session() -> AgentSession {
                 Desired::new(subscriptions::NotifType::Event, "Device.Boot!"),
             ],
             root: "Device.".into(),
-        },
+        }),
         "t",
     )
 }

@@ -1,0 +1,104 @@
+//! What USP contacts do to a twin: connects, identity from the data model, and events
+//! (`Device.Boot!` closes reboots and factory resets, TR-181 `Device.Boot!` arguments).
+
+use crate::model::{Meta, Twin};
+use crate::operation::{Operation, OperationKind, OperationStatus};
+use radar_core::Timestamp;
+
+/// Longest event argument kept in the event log.
+const MAX_LOGGED_ARG: usize = 128;
+
+pub(crate) fn apply_connected(twin: &mut Twin, at: Timestamp, mtp: &str, reply_to: &str) {
+    let meta = &mut twin.meta;
+    meta.protocol = "usp".into();
+    meta.mtp = mtp.into();
+    meta.connected = true;
+    meta.last_contact = at;
+    meta.sessions += 1;
+    if meta.root.is_empty() {
+        meta.root = "Device.".into();
+    }
+    if !reply_to.is_empty() {
+        meta.usp_reply_to = reply_to.into();
+    }
+    // TR-369 R-ARC.3: `os::<OUI>-<SerialNumber>` names its OUI and serial.
+    if meta.oui.is_empty() {
+        if let Some((oui, serial)) = twin
+            .key
+            .as_str()
+            .strip_prefix("os::")
+            .and_then(|rest| rest.split_once('-'))
+        {
+            meta.oui = oui.to_ascii_uppercase();
+            meta.serial = serial.into();
+        }
+    }
+    twin.log(at, "connect", format!("usp over {mtp}"));
+}
+
+pub(crate) fn identity_from_param(meta: &mut Meta, path: &str, value: &str) {
+    let Some((_, field)) = path.rsplit_once(".DeviceInfo.") else {
+        return;
+    };
+    match field {
+        "ManufacturerOUI" => meta.oui = value.trim().to_ascii_uppercase(),
+        "ProductClass" => meta.product_class = value.into(),
+        "SerialNumber" => meta.serial = value.into(),
+        "Manufacturer" => meta.manufacturer = value.into(),
+        _ => {}
+    }
+}
+
+pub(crate) fn apply_event(twin: &mut Twin, at: Timestamp, path: &str, args: &[(String, String)]) {
+    let arg = |name: &str| {
+        args.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let summary: Vec<String> = args
+        .iter()
+        .filter(|(k, _)| k != "ParameterMap")
+        .map(|(k, v)| format!("{k}={}", v.chars().take(MAX_LOGGED_ARG).collect::<String>()))
+        .collect();
+    twin.log(
+        at,
+        "event",
+        format!("{path} {}", summary.join(" "))
+            .trim_end()
+            .to_owned(),
+    );
+    twin.meta.last_contact = twin.meta.last_contact.max(at);
+    if !path.ends_with(".Boot!") {
+        return;
+    }
+    let cause = arg("Cause");
+    // TR-181 Device.Boot! Cause: LocalReboot, RemoteReboot, LocalFactoryReset,
+    // RemoteFactoryReset. A factory reset wiped the agent's data model: read it again.
+    if cause.contains("FactoryReset") {
+        twin.meta.discovered_at = None;
+    }
+    let detail = format!("device rebooted ({cause})");
+    if let Some(op) =
+        Operation::id_from_command_key(arg("CommandKey")).and_then(|id| twin.operation_mut(id))
+    {
+        if op.status.is_pending() {
+            op.status = OperationStatus::Done {
+                at,
+                detail: detail.clone(),
+            };
+        }
+    }
+    // A boot also closes a reboot or reset that was sent and not yet confirmed (the agent may
+    // lose the CommandKey, e.g. after a factory reset).
+    for op in twin.operations.iter_mut() {
+        if matches!(op.kind, OperationKind::Reboot | OperationKind::FactoryReset)
+            && matches!(op.status, OperationStatus::Sent { .. })
+        {
+            op.status = OperationStatus::Done {
+                at,
+                detail: detail.clone(),
+            };
+        }
+    }
+}

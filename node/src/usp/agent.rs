@@ -1,0 +1,362 @@
+//! One agent's link, MTP-independent: feeds records to the sans-IO session, commits what it
+//! reports, and yields the records to send. The WebSocket and MQTT drivers own the sockets.
+//!
+//! Ordering rules (DESIGN §2, §7):
+//! - a Notify is acknowledged (NotifyResp) only after its twin change is durable;
+//! - an operation is marked sent durably before its request leaves, so a crash redelivers rather
+//!   than loses it, and one that was in flight when the link died is requeued.
+
+use super::translate::{event_commands, operation_request};
+use crate::core::NodeCore;
+use crate::shard::ProposeError;
+use radar_core::{DeviceKey, Timestamp};
+use radar_twin::command::Outcome;
+use radar_twin::{OperationStatus, TwinCommand};
+use radar_usp::errors;
+use radar_usp::proto::msg::{body, header, request, Msg};
+use radar_usp::record::{self, InboundRecord, RecordKind};
+use radar_usp::session::{AgentSession, Input, OutgoingOperation, Output};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// What the MTP driver should do after a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close(String),
+}
+
+pub struct AgentLink {
+    core: Arc<NodeCore>,
+    pub device: DeviceKey,
+    session: AgentSession,
+    mtp: &'static str,
+    /// Where MQTT replies go (the agent's topic); empty on WebSocket.
+    pub reply_to: String,
+    connected: bool,
+}
+
+impl AgentLink {
+    pub fn new(core: Arc<NodeCore>, device: DeviceKey, mtp: &'static str) -> Self {
+        let prefix = format!(
+            "{}-{:x}",
+            core.config.node_id,
+            Timestamp::now().0 ^ u64::from(rand::random::<u16>())
+        );
+        Self {
+            session: AgentSession::new(core.usp_session.clone(), prefix),
+            core,
+            device,
+            mtp,
+            reply_to: String::new(),
+            connected: false,
+        }
+    }
+
+    /// When the session next needs `on_timeout`.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        let at = self.session.poll_timeout()?;
+        Some(Duration::from_millis(
+            at.0.saturating_sub(Timestamp::now().0),
+        ))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    fn encode(&self, msg: &Msg) -> Vec<u8> {
+        self.core
+            .metrics
+            .usp_records
+            .with_label_values(&["out", self.mtp])
+            .inc();
+        record::encode_message(
+            self.device.as_str(),
+            &self.core.config.usp.controller_id,
+            msg,
+        )
+    }
+
+    async fn propose(&self, command: TwinCommand) -> Result<(), ProposeError> {
+        match self.core.propose(command).await {
+            Ok(_) => Ok(()),
+            // A twin change that no longer applies (e.g. a late result for an operation that
+            // was cancelled or trimmed) is logged, not fatal.
+            Err(ProposeError::Apply(e)) => {
+                debug!(device = %self.device, error = %e, "usp twin change not applied");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The agent is reachable: record it and start the connect-time work.
+    async fn connect(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
+        let command = TwinCommand::UspConnected {
+            device: self.device.clone(),
+            at: Timestamp::now(),
+            mtp: self.mtp.into(),
+            reply_to: self.reply_to.clone(),
+        };
+        if let Err(e) = self.propose(command).await {
+            return Flow::Close(format!("twin unavailable: {e}"));
+        }
+        self.connected = true;
+        self.core.metrics.usp_connections.inc();
+        let discover = self
+            .core
+            .fleet
+            .shard_for(&self.device)
+            .with_twin(&self.device, |twin, _| twin.meta.discovered_at.is_none())
+            .unwrap_or(true);
+        info!(device = %self.device, proto = "usp", mtp = self.mtp, discover, "agent connected");
+        self.session
+            .handle(Timestamp::now(), Input::Connected { discover });
+        self.pump(out).await
+    }
+
+    /// A Record from the agent (already checked for size, `to_id` and payload security).
+    pub async fn on_record(&mut self, record: InboundRecord, out: &mut Vec<Vec<u8>>) -> Flow {
+        self.core
+            .metrics
+            .usp_records
+            .with_label_values(&["in", self.mtp])
+            .inc();
+        match record.kind {
+            RecordKind::Message(msg) => {
+                count_notify(&self.core, &msg);
+                if !self.connected {
+                    // TR-369 §6: an agent's first message also announces it.
+                    if let Flow::Close(reason) = self.connect(out).await {
+                        return Flow::Close(reason);
+                    }
+                }
+                self.session.handle(Timestamp::now(), Input::Msg(*msg));
+                self.pump(out).await
+            }
+            RecordKind::WebSocketConnect | RecordKind::MqttConnect { .. } => {
+                if let RecordKind::MqttConnect {
+                    subscribed_topic, ..
+                } = &record.kind
+                {
+                    if !subscribed_topic.is_empty() {
+                        self.reply_to = subscribed_topic.clone();
+                    }
+                }
+                if self.connected {
+                    // The agent re-established its MTP: start over with a fresh session.
+                    self.disconnected("agent reconnected").await;
+                }
+                self.connect(out).await
+            }
+            RecordKind::Disconnect {
+                reason,
+                reason_code,
+            } => {
+                // TR-369 §6.1: a Disconnect clears what was cached about the agent's MTP.
+                self.disconnected(&format!("agent disconnect {reason_code}: {reason}"))
+                    .await;
+                if self.mtp == "mqtt" {
+                    self.reply_to.clear();
+                }
+                Flow::Continue
+            }
+            RecordKind::SessionContext { session_id } => {
+                // TR-369 R-E2E.4: a controller that does not support session context answers
+                // with a Disconnect record.
+                debug!(device = %self.device, session_id, "session context refused");
+                out.push(record::encode_disconnect(
+                    self.device.as_str(),
+                    &self.core.config.usp.controller_id,
+                    "session context is not supported",
+                    errors::SESSION_CONTEXT_NOT_ALLOWED,
+                ));
+                Flow::Continue
+            }
+            RecordKind::StompConnect { .. } | RecordKind::UdsConnect => {
+                debug!(device = %self.device, "connect record of another mtp ignored");
+                Flow::Continue
+            }
+        }
+    }
+
+    pub async fn on_wake(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
+        if !self.connected {
+            return Flow::Continue;
+        }
+        self.session.handle(Timestamp::now(), Input::Wake);
+        self.pump(out).await
+    }
+
+    pub async fn on_timeout(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
+        self.session.handle_timeout(Timestamp::now());
+        self.pump(out).await
+    }
+
+    /// The link is gone: requeue what was in flight and mark the agent offline.
+    pub async fn disconnected(&mut self, reason: &str) {
+        if !self.connected {
+            return;
+        }
+        self.connected = false;
+        self.core.metrics.usp_connections.dec();
+        self.session.handle(Timestamp::now(), Input::Disconnected);
+        let mut discard = Vec::new();
+        let _ = self.pump(&mut discard).await;
+        let _ = self
+            .propose(TwinCommand::UspDisconnected {
+                device: self.device.clone(),
+                at: Timestamp::now(),
+                reason: reason.into(),
+            })
+            .await;
+        info!(device = %self.device, proto = "usp", reason, "agent disconnected");
+        // A fresh session for a later connect on the same link (e.g. MQTT).
+        self.session = AgentSession::new(
+            self.core.usp_session.clone(),
+            format!("{}-{:x}", self.core.config.node_id, Timestamp::now().0),
+        );
+    }
+
+    /// Carries out the session's outputs until it has none left.
+    async fn pump(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Send(msg) => {
+                    count_request(&self.core, &msg);
+                    out.push(self.encode(&msg));
+                }
+                Output::SendOperation { id, msg } => {
+                    let marked = self
+                        .propose(TwinCommand::MarkSent {
+                            device: self.device.clone(),
+                            at: Timestamp::now(),
+                            operation: id,
+                        })
+                        .await;
+                    if let Err(e) = marked {
+                        return Flow::Close(format!("twin unavailable: {e}"));
+                    }
+                    count_request(&self.core, &msg);
+                    out.push(self.encode(&msg));
+                }
+                Output::Event(event) => {
+                    if let radar_usp::session::SessionEvent::Ignored { reason } = &event {
+                        if self.core.log_limit.allow(&self.device, "usp_ignored") {
+                            warn!(device = %self.device, proto = "usp", reason, "usp message ignored");
+                        }
+                    }
+                    self.count_failure(&event);
+                    for command in event_commands(&self.device, Timestamp::now(), event) {
+                        if let Err(e) = self.propose(command).await {
+                            return Flow::Close(format!("twin unavailable: {e}"));
+                        }
+                    }
+                }
+                Output::Notification { event, respond } => {
+                    for command in event_commands(&self.device, Timestamp::now(), event) {
+                        if let Err(e) = self.propose(command).await {
+                            // Not durable, so not acknowledged: the agent retries the Notify.
+                            return Flow::Close(format!("twin unavailable: {e}"));
+                        }
+                    }
+                    if let Some(resp) = respond {
+                        out.push(self.encode(&resp));
+                    }
+                }
+                Output::NeedWork => {
+                    let work = self.next_operation().await;
+                    self.session.handle(Timestamp::now(), Input::Work(work));
+                }
+                Output::Close { reason } => return Flow::Close(reason),
+            }
+        }
+        Flow::Continue
+    }
+
+    fn count_failure(&self, event: &radar_usp::session::SessionEvent) {
+        use radar_usp::session::SessionEvent;
+        let code = match event {
+            SessionEvent::Completed { result: Err(f), .. }
+            | SessionEvent::RequestFailed { failure: f, .. } => f.code,
+            _ => return,
+        };
+        self.core
+            .metrics
+            .usp_errors
+            .with_label_values(&[&code.to_string()])
+            .inc();
+    }
+
+    /// The oldest queued operation, translated; operations USP cannot carry are failed here.
+    async fn next_operation(&mut self) -> Option<OutgoingOperation> {
+        loop {
+            let now = Timestamp::now();
+            let next = self
+                .core
+                .fleet
+                .shard_for(&self.device)
+                .with_twin(&self.device, |twin, dict| {
+                    let op = twin.operations.iter().find(|op| {
+                        op.status == OperationStatus::Queued
+                            && op.expires_at.is_none_or(|e| e > now)
+                    })?;
+                    Some((op.id, operation_request(op, twin, dict)))
+                })
+                .flatten();
+            match next {
+                None => return None,
+                Some((id, Ok(request))) => return Some(OutgoingOperation { id, request }),
+                Some((id, Err(failure))) => {
+                    let failed = self
+                        .propose(TwinCommand::CompleteOperation {
+                            device: self.device.clone(),
+                            at: now,
+                            operation: id,
+                            outcome: Outcome::Failed {
+                                code: failure.code,
+                                message: failure.message,
+                            },
+                        })
+                        .await;
+                    if failed.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn count_request(core: &NodeCore, msg: &Msg) {
+    let ty = msg
+        .header
+        .as_ref()
+        .and_then(|h| header::MsgType::try_from(h.msg_type).ok())
+        .map(|t| t.as_str_name())
+        .unwrap_or("UNKNOWN");
+    core.metrics.usp_requests.with_label_values(&[ty]).inc();
+}
+
+fn count_notify(core: &NodeCore, msg: &Msg) {
+    use radar_usp::proto::msg::notify::Notification;
+    let Some(body::MsgBody::Request(req)) = msg.body.as_ref().and_then(|b| b.msg_body.as_ref())
+    else {
+        return;
+    };
+    let Some(request::ReqType::Notify(n)) = &req.req_type else {
+        return;
+    };
+    let ty = match &n.notification {
+        Some(Notification::ValueChange(_)) => "value_change",
+        Some(Notification::Event(_)) => "event",
+        Some(Notification::ObjCreation(_)) => "object_creation",
+        Some(Notification::ObjDeletion(_)) => "object_deletion",
+        Some(Notification::OperComplete(_)) => "operation_complete",
+        Some(Notification::OnBoardReq(_)) => "on_board_request",
+        None => "empty",
+    };
+    core.metrics.usp_notifies.with_label_values(&[ty]).inc();
+}

@@ -1,0 +1,288 @@
+//! The USP WebSocket MTP (TR-369 §6.4): `GET /usp?eid=…` with subprotocol `v1.usp`, binary
+//! frames carrying one Record each, pings answered and sent, one live connection per endpoint id.
+
+use super::agent::{AgentLink, Flow};
+use super::registry::Signal;
+use crate::core::NodeCore;
+use futures_util::{SinkExt, StreamExt};
+use radar_core::DeviceKey;
+use radar_usp::record::{self, RecordError};
+use radar_usp::websocket::{endpoint_id, offers_usp, HandshakeError, SUBPROTOCOL};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, warn};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct UspWebSocketServer {
+    core: Arc<NodeCore>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl UspWebSocketServer {
+    pub fn new(core: Arc<NodeCore>) -> Self {
+        Self {
+            core,
+            connections: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "usp accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            let core = self.core.clone();
+            let connections = self.connections.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                connections.fetch_add(1, Ordering::Relaxed);
+                serve_connection(core, stream, peer, shutdown, &connections).await;
+                connections.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+}
+
+fn refuse(status: StatusCode, message: &str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(format!(
+        "{{\"error\":{{\"code\":\"usp_handshake\",\"message\":{}}}}}",
+        serde_json::Value::String(message.into())
+    )));
+    *response.status_mut() = status;
+    response
+}
+
+/// The TR-369 handshake checks, in the tungstenite callback.
+// The error type is tungstenite's callback signature, not ours to shrink.
+#[allow(clippy::result_large_err)]
+fn check_handshake(
+    request: &Request,
+    mut response: Response,
+    full: bool,
+    eid: &mut Option<String>,
+) -> Result<Response, ErrorResponse> {
+    if full {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many usp connections",
+        ));
+    }
+    let header_values = |name: &str| -> Vec<&str> {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    };
+    let bad = |e: HandshakeError| refuse(StatusCode::BAD_REQUEST, &e.to_string());
+    offers_usp(&header_values("sec-websocket-protocol")).map_err(bad)?;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let id = endpoint_id(target, &header_values("sec-websocket-extensions")).map_err(bad)?;
+    DeviceKey::parse(&id).map_err(|e| refuse(StatusCode::BAD_REQUEST, &format!("bad eid: {e}")))?;
+    *eid = Some(id);
+    // Echo the subprotocol, or real agents drop the connection (TR-369 R-WS.3).
+    response.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    Ok(response)
+}
+
+async fn serve_connection(
+    core: Arc<NodeCore>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    connections: &AtomicUsize,
+) {
+    let _ = stream.set_nodelay(true);
+    let usp = &core.config.usp;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(usp.ws_read_buffer_bytes.max(256))
+        .write_buffer_size(0)
+        .max_message_size(Some(usp.max_record_bytes))
+        .max_frame_size(Some(usp.max_record_bytes));
+    let full = connections.load(Ordering::Relaxed) > usp.max_connections;
+    let mut eid = None;
+    #[allow(clippy::result_large_err)]
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        |req: &Request, resp: Response| check_handshake(req, resp, full, &mut eid),
+        Some(config),
+    );
+    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            core.metrics
+                .usp_rejected
+                .with_label_values(&["handshake"])
+                .inc();
+            debug!(%peer, error = %e, "usp websocket handshake refused");
+            return;
+        }
+        Err(_) => {
+            core.metrics
+                .usp_rejected
+                .with_label_values(&["handshake_timeout"])
+                .inc();
+            return;
+        }
+    };
+    let Some(device) = eid.and_then(|e| DeviceKey::parse(&e).ok()) else {
+        return;
+    };
+    run_link(core, ws, device, shutdown).await;
+}
+
+async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.chars().take(120).collect::<String>().into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+}
+
+async fn run_link(
+    core: Arc<NodeCore>,
+    mut ws: WebSocketStream<TcpStream>,
+    device: DeviceKey,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (signals_tx, mut signals) = mpsc::channel(4);
+    let generation = core.usp_agents.register(&device, signals_tx);
+    let mut link = AgentLink::new(core.clone(), device.clone(), "websocket");
+    let ping_interval = core.config.usp.ping_interval;
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    let mut last_heard = Instant::now();
+    let controller_id = core.config.usp.controller_id.clone();
+    let max = core.config.usp.max_record_bytes;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let reason = loop {
+        let timeout = link.next_timeout();
+        let flow = tokio::select! {
+            frame = ws.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    None => break "connection closed".to_string(),
+                    Some(Err(e)) => {
+                        let (reason, code) = match &e {
+                            tokio_tungstenite::tungstenite::Error::Capacity(_) => ("oversize", CloseCode::Size),
+                            tokio_tungstenite::tungstenite::Error::Protocol(_) => ("protocol", CloseCode::Protocol),
+                            _ => ("io", CloseCode::Abnormal),
+                        };
+                        core.metrics.usp_rejected.with_label_values(&[reason]).inc();
+                        if code != CloseCode::Abnormal {
+                            close(&mut ws, code, &e.to_string()).await;
+                        }
+                        break format!("websocket error: {e}");
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        match record::decode(&bytes, &controller_id, max) {
+                            Ok(record) if record.from_id != device.as_str() => {
+                                core.metrics.usp_rejected.with_label_values(&["from_id"]).inc();
+                                if core.log_limit.allow(&device, "usp_from_id") {
+                                    warn!(device = %device, from_id = %record.from_id.chars().take(64).collect::<String>(), "record from another endpoint on this connection ignored");
+                                }
+                                Flow::Continue
+                            }
+                            Ok(record) => link.on_record(record, &mut out).await,
+                            Err(RecordError::WrongRecipient { to_id }) => {
+                                // Not for us: ignored, as agents ignore records not for them.
+                                core.metrics.usp_rejected.with_label_values(&["to_id"]).inc();
+                                if core.log_limit.allow(&device, "usp_to_id") {
+                                    warn!(device = %device, %to_id, "record for another controller ignored");
+                                }
+                                Flow::Continue
+                            }
+                            Err(e) => {
+                                core.metrics.usp_rejected.with_label_values(&["record"]).inc();
+                                warn!(device = %device, error = %e, "undecodable usp record; closing");
+                                close(&mut ws, CloseCode::Invalid, &e.to_string()).await;
+                                break format!("bad record: {e}");
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Text(_))) => {
+                        core.metrics.usp_rejected.with_label_values(&["text_frame"]).inc();
+                        close(&mut ws, CloseCode::Unsupported, "usp records travel in binary frames").await;
+                        break "text frame".to_string();
+                    }
+                    Some(Ok(Message::Close(_))) => break "agent closed".to_string(),
+                    // Pings are answered by tungstenite on the next read or write.
+                    Some(Ok(_)) => Flow::Continue,
+                }
+            }
+            signal = signals.recv() => match signal {
+                Some(Signal::Wake) => link.on_wake(&mut out).await,
+                Some(Signal::Record(record)) => link.on_record(*record, &mut out).await,
+                Some(Signal::Replaced) | None => {
+                    close(&mut ws, CloseCode::Policy, "replaced by a newer connection").await;
+                    break "replaced by a newer connection".to_string();
+                }
+            },
+            _ = sleep_opt(timeout) => link.on_timeout(&mut out).await,
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_interval * 2 {
+                    core.metrics.usp_rejected.with_label_values(&["dead_peer"]).inc();
+                    break "no traffic for two ping intervals".to_string();
+                }
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break "ping failed".to_string();
+                }
+                Flow::Continue
+            }
+            _ = shutdown.changed() => {
+                close(&mut ws, CloseCode::Away, "controller shutting down").await;
+                break "controller shutting down".to_string();
+            }
+        };
+        let mut failed = false;
+        for bytes in out.drain(..) {
+            if ws.feed(Message::Binary(bytes.into())).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if failed || ws.flush().await.is_err() {
+            break "write failed".to_string();
+        }
+        if let Flow::Close(reason) = flow {
+            close(&mut ws, CloseCode::Normal, &reason).await;
+            break reason;
+        }
+    };
+    link.disconnected(&reason).await;
+    core.usp_agents.unregister(&device, generation);
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

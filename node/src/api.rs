@@ -174,7 +174,9 @@ async fn device_summary(
             json!({
                 "id": summary.id,
                 "protocol": summary.protocol,
+                "mtp": m.mtp,
                 "online": summary.online,
+                "usp_versions": m.usp_versions,
                 "last_contact": summary.last_contact,
                 "first_contact": m.first_contact.to_rfc3339(),
                 "oui": m.oui,
@@ -391,16 +393,24 @@ async fn post_operation(
         }
         _ => {}
     }
-    if core
+    let protocol = core
         .fleet
         .shard_for(&key)
-        .with_twin(&key, |_, _| ())
-        .is_none()
-    {
+        .with_twin(&key, |twin, _| twin.meta.protocol.clone())
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))?;
+    if !kind.supported_by(&protocol) {
         return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no device {key}"),
+            ErrorCode::BadRequest,
+            format!("{} is not available over {protocol}", kind.name()),
         ));
+    }
+    if let OperationKind::Operate { command, .. } = &kind {
+        if !command.starts_with("Device.") || !command.ends_with("()") {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPath,
+                format!("{command:?} is not a command path such as Device.Reboot()"),
+            ));
+        }
     }
     let ttl = match ttl_field.as_ref().and_then(Value::as_str) {
         Some(t) => Some(parse_ttl(t, "ttl")?),

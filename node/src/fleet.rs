@@ -24,6 +24,8 @@ pub struct Fleet {
 pub struct DeviceSummary {
     pub id: String,
     pub protocol: String,
+    /// `websocket` or `mqtt` for USP agents; empty for CWMP.
+    pub mtp: String,
     pub online: bool,
     pub last_contact: String,
     pub oui: String,
@@ -239,6 +241,7 @@ pub fn summarize(
     DeviceSummary {
         id: twin.key.to_string(),
         protocol: twin.meta.protocol.clone(),
+        mtp: twin.meta.mtp.clone(),
         online: query::is_online(twin, ctx),
         last_contact: twin.meta.last_contact.to_rfc3339(),
         oui: twin.meta.oui.clone(),

@@ -8,12 +8,14 @@
 //! - [`device`]: one device's life: sessions, reboots, downloads, notifications.
 //! - [`http`]: the device's HTTP client.
 //! - [`connection_request`]: the connection-request listener.
+//! - [`usp_agent`]: simulated USP agents (WebSocket and MQTT MTPs) that behave like obuspa.
 
 pub mod connection_request;
 pub mod cpe;
 pub mod device;
 pub mod http;
 pub mod model;
+pub mod usp_agent;
 
 use device::{DeviceSettings, SimDevice};
 use std::collections::BTreeMap;

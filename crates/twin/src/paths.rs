@@ -177,10 +177,7 @@ mod tests {
         let mut dict = PathDict::default();
         let id = dict.intern("Device.Hosts.Host.3.IPAddress");
         let restored = PathDict::from_templates(dict.templates().to_vec());
-        assert_eq!(
-            restored.lookup("Device.Hosts.Host.3.IPAddress"),
-            Some(id)
-        );
+        assert_eq!(restored.lookup("Device.Hosts.Host.3.IPAddress"), Some(id));
         assert_eq!(restored.render(&id), "Device.Hosts.Host.3.IPAddress");
     }
 }

@@ -11,8 +11,12 @@ use std::collections::HashMap;
 pub enum Correlation<T> {
     /// The awaited response.
     Response { tag: T, msg: Box<Msg> },
-    /// The agent answered the request with an Error (TR-369 §7.7 error codes).
-    Error { tag: T, code: u32, message: String },
+    /// The agent answered the request with an Error (TR-369 §7.7 error codes), kept whole:
+    /// the per-parameter errors of a failed Set or Add say which parameter was refused.
+    Error {
+        tag: T,
+        error: crate::proto::msg::Error,
+    },
     /// A response of another type than the request calls for.
     Mismatched {
         tag: T,
@@ -86,8 +90,7 @@ impl<T> Correlator<T> {
         if let Some(body::MsgBody::Error(e)) = msg.body.as_ref().and_then(|b| b.msg_body.as_ref()) {
             return Correlation::Error {
                 tag: pending.tag,
-                code: e.err_code,
-                message: e.err_msg.clone(),
+                error: e.clone(),
             };
         }
         if got != pending.expects as i32 {
@@ -174,14 +177,13 @@ mod tests {
             c.on_response(response(&a, header::MsgType::GetResp)),
             Correlation::Response { tag: "get", .. }
         ));
-        assert_eq!(
+        assert!(matches!(
             c.on_response(error(&b, 7002)),
             Correlation::Error {
                 tag: "set",
-                code: 7002,
-                message: "no".into()
+                error: Error { err_code: 7002, .. }
             }
-        );
+        ));
         assert!(matches!(
             c.on_response(response(&d, header::MsgType::GetResp)),
             Correlation::Mismatched { tag: "set2", .. }

@@ -191,6 +191,10 @@ pub fn add_params(d: &Desired, recipient: &str) -> Vec<(String, String, bool)> {
         ("ReferenceList".into(), d.reference.clone(), true),
         // Without Persistent the agent drops the subscription at every reboot (DESIGN §5).
         ("Persistent".into(), "true".into(), true),
+        // Retry until acknowledged: Radar answers with NotifyResp only once the change is
+        // durable, so no notification is lost to a controller crash. Not every agent supports
+        // it, hence not required.
+        ("NotifRetry".into(), "true".into(), false),
     ]
 }
 

@@ -36,14 +36,12 @@ impl Radar {
         ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
         cmd.arg("up").arg("--data-dir").arg(data_dir.join("data"));
-        cmd.args([
-            "--cwmp-listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--usp-listen",
-            "127.0.0.1:0",
-        ]);
+        // Free ports unless the caller pins a listener (e.g. to restart on the same address).
+        for flag in ["--cwmp-listen", "--api-listen", "--usp-listen"] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
         if let Some(text) = config {
             let path = data_dir.join("radar.toml");
             std::fs::write(&path, text).unwrap();

@@ -388,7 +388,9 @@ impl AgentSession {
                     format!("expected {expected:?}, got message type {got}"),
                 )),
             ),
-            Correlation::Error { tag, code, message } => (tag, Err(Failure::new(code, message))),
+            Correlation::Error { tag, error } => {
+                (tag, Err(crate::request::failure_from_error(&error)))
+            }
             Correlation::Response { tag, msg } => (tag, Ok(*msg)),
         };
         match (tag, result) {

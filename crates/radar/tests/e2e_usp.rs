@@ -1,0 +1,301 @@
+//! End to end over the USP WebSocket MTP: `radar up` as a real process and simulated agents
+//! that behave on the wire like obuspa. Covers discovery with types, subscriptions (created,
+//! reconciled, foreign ones untouched), event-driven updates (ValueChange, ObjectCreation and
+//! ObjectDeletion), immediate and offline writes, USP errors on operations, an async Operate
+//! (firmware download), reboot, and a controller restart with nothing lost.
+
+mod common;
+
+use common::{device_path, eventually, file_server, Radar};
+use radar_sim::usp_agent::{self, agent::SimAgent, UspSimConfig};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn wait_status(radar: &Radar, device: &str, op: u64, want: &str) -> Value {
+    eventually(
+        &format!("operation {op} of {device} to be {want}"),
+        WAIT,
+        || async {
+            let v = radar
+                .get(&format!("{}/operations/{op}", device_path(device)))
+                .await
+                .1;
+            (v["status"] == want).then_some(v)
+        },
+    )
+    .await
+}
+
+async fn param(radar: &Radar, device: &str, path: &str) -> Value {
+    let (_, v) = radar
+        .get(&format!("{}/params?prefix={path}", device_path(device)))
+        .await;
+    v["params"][path].clone()
+}
+
+async fn wait_param(radar: &Radar, device: &str, path: &str, value: &str) -> Value {
+    eventually(&format!("{path} = {value:?} on {device}"), WAIT, || async {
+        let p = param(radar, device, path).await;
+        (p["value"] == value).then_some(p)
+    })
+    .await
+}
+
+async fn wait_online(radar: &Radar, device: &str, online: bool) -> Value {
+    eventually(&format!("{device} online={online}"), WAIT, || async {
+        let (status, v) = radar.get(&device_path(device)).await;
+        (status == 200 && v["online"] == online && (!online || !v["discovered_at"].is_null()))
+            .then_some(v)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_agents_over_websocket_are_managed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut radar = Radar::start(dir.path(), None);
+    // Agent B was provisioned with another controller's subscription and a stale one of Radar's.
+    let config = UspSimConfig {
+        count: 2,
+        ..Default::default()
+    };
+    let mut cores = config.cores();
+    cores[1].provision_subscription(
+        90,
+        "acme-vc",
+        "Device.LocalAgent.Controller.2",
+        "ValueChange",
+        "Device.WiFi.",
+    );
+    cores[1].provision_subscription(
+        91,
+        "radar-vc-0000000000000000",
+        "Device.LocalAgent.Controller.1",
+        "ValueChange",
+        "Device.Gone.",
+    );
+    let fleet: Vec<Arc<SimAgent>> = cores
+        .into_iter()
+        .map(|core| {
+            let url = usp_agent::ws::url(&radar.usp.to_string(), &core.endpoint_id);
+            let (agent, inputs) = SimAgent::new(core, config.reboot_delay);
+            tokio::spawn(usp_agent::ws::run(agent.clone(), url, inputs));
+            agent
+        })
+        .collect();
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let (ida, idb) = (a.endpoint_id.clone(), b.endpoint_id.clone());
+    assert_eq!(ida, "os::00D09E-USP000001");
+
+    // Discovery fills the twin, typed from GetSupportedDM.
+    let summary = wait_online(&radar, &ida, true).await;
+    assert_eq!(summary["protocol"], "usp", "{summary}");
+    assert_eq!(summary["mtp"], "websocket");
+    assert_eq!(summary["product_class"], "HG-USP");
+    assert!(summary["usp_versions"].as_str().unwrap().contains("1.3"));
+    assert!(
+        summary["counts"]["params"].as_u64().unwrap() > 200,
+        "{summary}"
+    );
+    let ssid = param(&radar, &ida, "Device.WiFi.SSID.1.SSID").await;
+    assert_eq!(
+        (ssid["writable"].clone(), ssid["source"].clone()),
+        (json!(true), json!("usp_get"))
+    );
+    let uptime = param(&radar, &ida, "Device.DeviceInfo.UpTime").await;
+    assert_eq!(
+        (uptime["type"].clone(), uptime["writable"].clone()),
+        (json!("unsignedInt"), json!(false)),
+        "{uptime}"
+    );
+
+    // Subscriptions are created with Radar-owned ids; B's foreign one stays, its stale one goes.
+    let ids = eventually("subscriptions on A", WAIT, || async {
+        let ids = a.subscription_ids();
+        (ids.len() >= 11).then_some(ids)
+    })
+    .await;
+    assert!(ids.iter().all(|id| id.starts_with("radar-")), "{ids:?}");
+    wait_online(&radar, &idb, true).await;
+    let ids_b = eventually("subscriptions on B reconciled", WAIT, || async {
+        let ids = b.subscription_ids();
+        (!ids.contains(&"radar-vc-0000000000000000".to_string()) && ids.len() >= 12).then_some(ids)
+    })
+    .await;
+    assert!(ids_b.contains(&"acme-vc".to_string()), "{ids_b:?}");
+    assert_eq!(
+        b.param("Device.LocalAgent.Subscription.90.ID").as_deref(),
+        Some("acme-vc")
+    );
+
+    // A local change shows in the twin without polling, and is acknowledged after commit.
+    let acks_before = a.notify_resps();
+    a.local_change("Device.WiFi.SSID.1.SSID", "changed-on-the-lan");
+    let p = wait_param(
+        &radar,
+        &ida,
+        "Device.WiFi.SSID.1.SSID",
+        "changed-on-the-lan",
+    )
+    .await;
+    assert_eq!(p["source"], "notify");
+    eventually("notify acknowledged", WAIT, || async {
+        (a.notify_resps() > acks_before).then_some(())
+    })
+    .await;
+
+    // Objects appear and disappear with ObjectCreation / ObjectDeletion.
+    a.add_host("laptop");
+    wait_param(&radar, &ida, "Device.Hosts.Host.9.HostName", "laptop").await;
+    a.remove_host(9);
+    eventually("host 9 removed from the twin", WAIT, || async {
+        param(&radar, &ida, "Device.Hosts.Host.9.HostName")
+            .await
+            .is_null()
+            .then_some(())
+    })
+    .await;
+
+    // A PATCH is delivered at once to a connected agent.
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&ida)),
+            json!({"Device.WiFi.SSID.1.SSID": "from-radar"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    wait_status(&radar, &ida, op["id"].as_u64().unwrap(), "done").await;
+    assert_eq!(
+        a.param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("from-radar")
+    );
+
+    // An agent's refusal fails the operation with the USP error code.
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&ida)),
+            json!({"Device.X_ACME_Missing": "1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    let failed = wait_status(&radar, &ida, op["id"].as_u64().unwrap(), "failed").await;
+    assert_eq!(failed["fault"]["code"], 7010, "{failed}");
+
+    // Offline: the write is queued and delivered, once, when the agent reconnects.
+    a.set_online(false);
+    wait_online(&radar, &ida, false).await;
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&ida)),
+            json!({"Device.WiFi.SSID.1.SSID": "while-away"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let offline_op = op["id"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        radar
+            .get(&format!("{}/operations/{offline_op}", device_path(&ida)))
+            .await
+            .1["status"],
+        "queued"
+    );
+    a.set_online(true);
+    let done = wait_status(&radar, &ida, offline_op, "done").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(
+        a.param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("while-away")
+    );
+
+    // An async Operate: firmware download into the inactive bank, completed by OperationComplete.
+    let files = file_server(b"firmware").await;
+    let (status, op) = radar
+        .send(
+            Method::POST,
+            &format!("{}/operations", device_path(&ida)),
+            json!({"kind": "download", "url": format!("http://{files}/fw-2.0.0.bin")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    wait_status(&radar, &ida, op["id"].as_u64().unwrap(), "done").await;
+    assert_eq!(
+        a.param("Device.DeviceInfo.FirmwareImage.2.Status")
+            .as_deref(),
+        Some("Active")
+    );
+    eventually("software version from ValueChange", WAIT, || async {
+        let v = radar.get(&device_path(&ida)).await.1;
+        (v["software_version"] == "fw-2.0.0").then_some(())
+    })
+    .await;
+
+    // Reboot: closed by the Boot! event that carries its CommandKey.
+    let boots = a.boots.load(std::sync::atomic::Ordering::Relaxed);
+    let (_, op) = radar
+        .send(
+            Method::POST,
+            &format!("{}/operations", device_path(&ida)),
+            json!({"kind": "reboot"}),
+        )
+        .await;
+    let done = wait_status(&radar, &ida, op["id"].as_u64().unwrap(), "done").await;
+    assert!(
+        done["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("RemoteReboot"),
+        "{done}"
+    );
+    assert_eq!(
+        a.boots.load(std::sync::atomic::Ordering::Relaxed),
+        boots + 1
+    );
+
+    // CWMP-only operations are refused for USP twins.
+    let (status, err) = radar
+        .send(
+            Method::POST,
+            &format!("{}/operations", device_path(&ida)),
+            json!({"kind": "get_rpc_methods"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+
+    // The query language filters on protocol and mtp.
+    let (_, q) = radar
+        .get("/api/v1/query?q=protocol%20%3D%20%22usp%22%20AND%20mtp%20%3D%20%22websocket%22")
+        .await;
+    assert_eq!(q["total"], 2, "{q}");
+
+    // Restart: twins survive, agents reconnect, writes flow again.
+    radar.terminate();
+    let radar = Radar::start_with(dir.path(), None, &["--usp-listen", &radar.usp.to_string()]);
+    let summary = wait_online(&radar, &ida, true).await;
+    assert!(summary["counts"]["params"].as_u64().unwrap() > 200);
+    assert_eq!(
+        param(&radar, &ida, "Device.WiFi.SSID.1.SSID").await["value"],
+        "while-away"
+    );
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&idb)),
+            json!({"Device.WiFi.SSID.1.SSID": "after-restart"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    wait_online(&radar, &idb, true).await;
+    wait_status(&radar, &idb, op["id"].as_u64().unwrap(), "done").await;
+    assert_eq!(
+        b.param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("after-restart")
+    );
+}

@@ -343,6 +343,10 @@ pub struct MqttConfig {
     /// Longest wait between reconnect attempts (backoff doubles up to it).
     #[serde(with = "humantime_serde")]
     pub max_reconnect_backoff: Duration,
+    /// How long the broker keeps Radar's session (subscription and queued records) while Radar
+    /// is away (MQTT 5 session expiry; 3.1.1 sessions persist until the broker forgets them).
+    #[serde(with = "humantime_serde")]
+    pub session_expiry: Duration,
 }
 
 impl Default for MqttConfig {
@@ -355,6 +359,7 @@ impl Default for MqttConfig {
             password: None,
             keep_alive: Duration::from_secs(30),
             max_reconnect_backoff: Duration::from_secs(30),
+            session_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct NodeCore {
     pub usp_session: Arc<radar_usp::session::SessionConfig>,
     /// USP agents with a live link on this node.
     pub usp_agents: crate::usp::registry::AgentRegistry,
+    /// The MQTT MTP's publisher, once it is started.
+    pub usp_mqtt: std::sync::OnceLock<Arc<crate::usp::mqtt::Publisher>>,
     /// Per-device rate limit for protocol warnings.
     pub log_limit: crate::log_limit::LogLimiter,
 }
@@ -82,9 +84,12 @@ impl NodeCore {
                         username: twin.meta.connection_request_username.clone(),
                         password: twin.meta.connection_request_password.clone(),
                     });
-                if twin.meta.protocol == "usp" {
-                    // A connected agent gets it now; an offline one at its next connect.
-                    self.usp_agents.wake(device);
+                if twin.meta.protocol == "usp"
+                    && !self.usp_agents.wake(device)
+                    && twin.meta.mtp == "mqtt"
+                {
+                    // An MQTT agent with no live link may still be on the broker: try it.
+                    crate::usp::mqtt::probe(self, device);
                 }
                 (
                     op,

@@ -105,6 +105,7 @@ pub async fn start(
             root: "Device.".into(),
         }),
         usp_agents: Default::default(),
+        usp_mqtt: Default::default(),
         log_limit: log_limit::LogLimiter::new(std::time::Duration::from_secs(60)),
         model: radar_twin::datamodel::DataModel::tr181(),
         fleet,
@@ -120,6 +121,12 @@ pub async fn start(
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
+    if let Some(mqtt) = core.config.usp.mqtt.clone() {
+        tasks.push(
+            usp::mqtt::start(core.clone(), mqtt, shutdown.clone())
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        );
+    }
     if let Some(usp) = listeners.usp {
         let server = usp::websocket::UspWebSocketServer::new(core.clone());
         tasks.push(tokio::spawn(server.serve(usp, shutdown.clone())));

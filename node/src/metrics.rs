@@ -17,6 +17,7 @@ pub struct Metrics {
     pub connection_requests: IntCounterVec,
     pub api_requests: IntCounterVec,
     pub usp_connections: IntGauge,
+    pub usp_mqtt_connected: IntGauge,
     pub usp_records: IntCounterVec,
     pub usp_rejected: IntCounterVec,
     pub usp_notifies: IntCounterVec,
@@ -59,6 +60,10 @@ impl Metrics {
             usp_connections: gauge(
                 "radar_usp_connections",
                 "USP agents connected (WebSocket connections and MQTT agents)",
+            ),
+            usp_mqtt_connected: gauge(
+                "radar_usp_mqtt_connected",
+                "1 while the MQTT MTP is connected to its broker",
             ),
             usp_records: counter_vec(
                 "radar_usp_records_total",

@@ -1,13 +1,14 @@
-//! End to end over the USP WebSocket MTP: `radar up` as a real process and simulated agents
-//! that behave on the wire like obuspa. Covers discovery with types, subscriptions (created,
+//! End to end over the USP MTPs, WebSocket and MQTT (a real mosquitto): `radar up` as a real
+//! process and simulated agents that behave on the wire like obuspa. Covers discovery with types, subscriptions (created,
 //! reconciled, foreign ones untouched), event-driven updates (ValueChange, ObjectCreation and
 //! ObjectDeletion), immediate and offline writes, USP errors on operations, an async Operate
 //! (firmware download), reboot, and a controller restart with nothing lost.
 
 mod common;
 
-use common::{device_path, eventually, file_server, Radar};
-use radar_sim::usp_agent::{self, agent::SimAgent, UspSimConfig};
+use common::{device_path, eventually, file_server, Mosquitto, Radar};
+use radar_sim::usp_agent::{self, agent::SimAgent, mqtt::Broker, Mtp, UspSimConfig};
+use radar_usp::record::MqttVersion;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -54,11 +55,9 @@ async fn wait_online(radar: &Radar, device: &str, online: bool) -> Value {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usp_agents_over_websocket_are_managed_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut radar = Radar::start(dir.path(), None);
-    // Agent B was provisioned with another controller's subscription and a stale one of Radar's.
+/// Two agents (B pre-provisioned with another controller's subscription and a stale one of
+/// Radar's) on `mtp`.
+fn start_agents(mtp: &Mtp) -> Vec<Arc<SimAgent>> {
     let config = UspSimConfig {
         count: 2,
         ..Default::default()
@@ -78,15 +77,90 @@ async fn usp_agents_over_websocket_are_managed_end_to_end() {
         "ValueChange",
         "Device.Gone.",
     );
-    let fleet: Vec<Arc<SimAgent>> = cores
+    cores
         .into_iter()
-        .map(|core| {
-            let url = usp_agent::ws::url(&radar.usp.to_string(), &core.endpoint_id);
-            let (agent, inputs) = SimAgent::new(core, config.reboot_delay);
-            tokio::spawn(usp_agent::ws::run(agent.clone(), url, inputs));
-            agent
-        })
-        .collect();
+        .map(|core| usp_agent::spawn(core, mtp, config.reboot_delay))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_agents_over_websocket_are_managed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let fleet = start_agents(&Mtp::WebSocket(radar.usp.to_string()));
+    let usp = radar.usp.to_string();
+    scenario(
+        radar,
+        &fleet,
+        "websocket",
+        dir.path(),
+        &["--usp-listen", &usp],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_agents_over_mqtt5_are_managed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let url = broker.url();
+    let radar = Radar::start_with(dir.path(), None, &["--mqtt-url", &url]);
+    radar.wait_mqtt_subscribed().await;
+    let fleet = start_agents(&Mtp::Mqtt(Broker {
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        version: MqttVersion::V5,
+    }));
+    scenario(radar, &fleet, "mqtt", dir.path(), &["--mqtt-url", &url]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_agents_over_mqtt311_reply_with_reply_to_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let config = format!(
+        "[usp.mqtt]\nurl = \"{}\"\nprotocol = \"3.1.1\"\n",
+        broker.url()
+    );
+    let radar = Radar::start(dir.path(), Some(&config));
+    radar.wait_mqtt_subscribed().await;
+    let fleet = usp_agent::start(
+        &UspSimConfig::default(),
+        &Mtp::Mqtt(Broker {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+            version: MqttVersion::V3_1_1,
+        }),
+    );
+    let id = fleet[0].endpoint_id.clone();
+    let summary = wait_online(&radar, &id, true).await;
+    assert_eq!(summary["mtp"], "mqtt");
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&id)),
+            json!({"Device.WiFi.SSID.1.SSID": "v311"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    wait_status(&radar, &id, op["id"].as_u64().unwrap(), "done").await;
+    assert_eq!(
+        fleet[0].param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("v311")
+    );
+    fleet[0].local_change("Device.WiFi.SSID.1.SSID", "v311-local");
+    wait_param(&radar, &id, "Device.WiFi.SSID.1.SSID", "v311-local").await;
+}
+
+/// Everything a USP twin must do, the same over every MTP. `restart_args` restart Radar on the
+/// same MTP endpoint.
+async fn scenario(
+    mut radar: Radar,
+    fleet: &[Arc<SimAgent>],
+    mtp: &str,
+    dir: &std::path::Path,
+    restart_args: &[&str],
+) {
     let (a, b) = (&fleet[0], &fleet[1]);
     let (ida, idb) = (a.endpoint_id.clone(), b.endpoint_id.clone());
     assert_eq!(ida, "os::00D09E-USP000001");
@@ -94,7 +168,7 @@ async fn usp_agents_over_websocket_are_managed_end_to_end() {
     // Discovery fills the twin, typed from GetSupportedDM.
     let summary = wait_online(&radar, &ida, true).await;
     assert_eq!(summary["protocol"], "usp", "{summary}");
-    assert_eq!(summary["mtp"], "websocket");
+    assert_eq!(summary["mtp"], mtp);
     assert_eq!(summary["product_class"], "HG-USP");
     assert!(summary["usp_versions"].as_str().unwrap().contains("1.3"));
     assert!(
@@ -271,19 +345,44 @@ async fn usp_agents_over_websocket_are_managed_end_to_end() {
 
     // The query language filters on protocol and mtp.
     let (_, q) = radar
-        .get("/api/v1/query?q=protocol%20%3D%20%22usp%22%20AND%20mtp%20%3D%20%22websocket%22")
+        .get(&format!(
+            "/api/v1/query?q=protocol%20%3D%20%22usp%22%20AND%20mtp%20%3D%20%22{mtp}%22"
+        ))
         .await;
     assert_eq!(q["total"], 2, "{q}");
 
     // Restart: twins survive, agents reconnect, writes flow again.
     radar.terminate();
-    let radar = Radar::start_with(dir.path(), None, &["--usp-listen", &radar.usp.to_string()]);
-    let summary = wait_online(&radar, &ida, true).await;
-    assert!(summary["counts"]["params"].as_u64().unwrap() > 200);
+    let radar = Radar::start_with(dir, None, restart_args);
+    // The twin and its operation history come back from disk, before any agent speaks.
+    let (status, summary) = radar.get(&device_path(&ida)).await;
+    assert_eq!(status, 200);
+    assert!(
+        summary["counts"]["params"].as_u64().unwrap() > 200,
+        "{summary}"
+    );
     assert_eq!(
         param(&radar, &ida, "Device.WiFi.SSID.1.SSID").await["value"],
         "while-away"
     );
+    let (_, ops) = radar
+        .get(&format!("{}/operations", device_path(&ida)))
+        .await;
+    assert!(
+        ops.to_string().contains("fw-2.0.0.bin"),
+        "download operation kept: {ops}"
+    );
+    // WebSocket agents reconnect by themselves; an MQTT agent stays on the broker and is back
+    // as soon as it speaks.
+    a.local_change("Device.WiFi.SSID.1.SSID", "after-restart-local");
+    wait_online(&radar, &ida, true).await;
+    wait_param(
+        &radar,
+        &ida,
+        "Device.WiFi.SSID.1.SSID",
+        "after-restart-local",
+    )
+    .await;
     let (status, op) = radar
         .send(
             Method::PATCH,

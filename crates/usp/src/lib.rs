@@ -5,6 +5,7 @@
 //! - [`proto`]: the generated `usp_record` and `usp` types.
 //! - [`record`]: decoding inbound Records (size cap, `to_id` check, record kinds) and encoding ours.
 //! - [`correlation`]: msg-id correlation with per-request deadlines.
+//! - [`mqtt`]: MQTT MTP topic conventions (controller topic, `/reply-to=` for 3.1.1).
 //! - [`msg`]: builders for the Msgs a controller sends.
 //! - [`inbound`]: classifying agent Msgs; flattening GetResp into full paths.
 //! - [`subscriptions`]: the subscriptions Radar owns on each agent, and their reconciliation.
@@ -17,6 +18,7 @@
 pub mod correlation;
 pub mod errors;
 pub mod inbound;
+pub mod mqtt;
 pub mod msg;
 pub mod record;
 pub mod request;

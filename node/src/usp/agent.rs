@@ -35,22 +35,21 @@ pub struct AgentLink {
     /// Where MQTT replies go (the agent's topic); empty on WebSocket.
     pub reply_to: String,
     connected: bool,
+    /// Requests went out to an agent not heard from since a restart (MQTT): it counts as
+    /// connected once it answers.
+    probing: bool,
 }
 
 impl AgentLink {
     pub fn new(core: Arc<NodeCore>, device: DeviceKey, mtp: &'static str) -> Self {
-        let prefix = format!(
-            "{}-{:x}",
-            core.config.node_id,
-            Timestamp::now().0 ^ u64::from(rand::random::<u16>())
-        );
         Self {
-            session: AgentSession::new(core.usp_session.clone(), prefix),
+            session: AgentSession::new(core.usp_session.clone(), msg_id_prefix(&core)),
             core,
             device,
             mtp,
             reply_to: String::new(),
             connected: false,
+            probing: false,
         }
     }
 
@@ -64,6 +63,34 @@ impl AgentLink {
 
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    /// Whether the link still has a reason to live: connected, or probing a silent agent.
+    pub fn is_active(&self) -> bool {
+        self.connected || self.probing
+    }
+
+    /// Starts the connect-time work with an agent that has not spoken since this process
+    /// started but may be reachable (MQTT agents stay on the broker across controller
+    /// restarts). It counts as connected when it answers; a timeout ends the probe.
+    pub async fn probe(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
+        if self.is_active() {
+            return Flow::Continue;
+        }
+        self.probing = true;
+        let discover = self.needs_discovery();
+        debug!(device = %self.device, proto = "usp", mtp = self.mtp, "probing agent");
+        self.session
+            .handle(Timestamp::now(), Input::Connected { discover });
+        self.pump(out).await
+    }
+
+    fn needs_discovery(&self) -> bool {
+        self.core
+            .fleet
+            .shard_for(&self.device)
+            .with_twin(&self.device, |twin, _| twin.meta.discovered_at.is_none())
+            .unwrap_or(true)
     }
 
     fn encode(&self, msg: &Msg) -> Vec<u8> {
@@ -92,7 +119,8 @@ impl AgentLink {
         }
     }
 
-    /// The agent is reachable: record it and start the connect-time work.
+    /// The agent is reachable: record it and start the connect-time work (unless a probe
+    /// already started it).
     async fn connect(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
         let command = TwinCommand::UspConnected {
             device: self.device.clone(),
@@ -105,12 +133,11 @@ impl AgentLink {
         }
         self.connected = true;
         self.core.metrics.usp_connections.inc();
-        let discover = self
-            .core
-            .fleet
-            .shard_for(&self.device)
-            .with_twin(&self.device, |twin, _| twin.meta.discovered_at.is_none())
-            .unwrap_or(true);
+        if std::mem::take(&mut self.probing) {
+            info!(device = %self.device, proto = "usp", mtp = self.mtp, "probed agent answered");
+            return Flow::Continue;
+        }
+        let discover = self.needs_discovery();
         info!(device = %self.device, proto = "usp", mtp = self.mtp, discover, "agent connected");
         self.session
             .handle(Timestamp::now(), Input::Connected { discover });
@@ -145,7 +172,7 @@ impl AgentLink {
                         self.reply_to = subscribed_topic.clone();
                     }
                 }
-                if self.connected {
+                if self.is_active() {
                     // The agent re-established its MTP: start over with a fresh session.
                     self.disconnected("agent reconnected").await;
                 }
@@ -183,7 +210,7 @@ impl AgentLink {
     }
 
     pub async fn on_wake(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
-        if !self.connected {
+        if !self.is_active() {
             return Flow::Continue;
         }
         self.session.handle(Timestamp::now(), Input::Wake);
@@ -197,14 +224,19 @@ impl AgentLink {
 
     /// The link is gone: requeue what was in flight and mark the agent offline.
     pub async fn disconnected(&mut self, reason: &str) {
-        if !self.connected {
+        if !self.is_active() {
+            return;
+        }
+        self.session.handle(Timestamp::now(), Input::Disconnected);
+        let mut discard = Vec::new();
+        let _ = self.pump(&mut discard).await;
+        self.fresh_session();
+        if std::mem::take(&mut self.probing) {
+            debug!(device = %self.device, proto = "usp", reason, "probe ended unanswered");
             return;
         }
         self.connected = false;
         self.core.metrics.usp_connections.dec();
-        self.session.handle(Timestamp::now(), Input::Disconnected);
-        let mut discard = Vec::new();
-        let _ = self.pump(&mut discard).await;
         let _ = self
             .propose(TwinCommand::UspDisconnected {
                 device: self.device.clone(),
@@ -213,11 +245,11 @@ impl AgentLink {
             })
             .await;
         info!(device = %self.device, proto = "usp", reason, "agent disconnected");
-        // A fresh session for a later connect on the same link (e.g. MQTT).
-        self.session = AgentSession::new(
-            self.core.usp_session.clone(),
-            format!("{}-{:x}", self.core.config.node_id, Timestamp::now().0),
-        );
+    }
+
+    /// A fresh session for a later connect on the same link (e.g. MQTT).
+    fn fresh_session(&mut self) {
+        self.session = AgentSession::new(self.core.usp_session.clone(), msg_id_prefix(&self.core));
     }
 
     /// Carries out the session's outputs until it has none left.
@@ -328,6 +360,16 @@ impl AgentLink {
             }
         }
     }
+}
+
+/// Msg ids unique across sessions and restarts: node, time and a random part.
+fn msg_id_prefix(core: &NodeCore) -> String {
+    format!(
+        "{}-{:x}-{:x}",
+        core.config.node_id,
+        Timestamp::now().0,
+        rand::random::<u16>()
+    )
 }
 
 fn count_request(core: &NodeCore, msg: &Msg) {

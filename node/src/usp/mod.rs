@@ -5,8 +5,10 @@
 //! - [`registry`]: live links by endpoint id (replacement, wake-ups).
 //! - [`translate`]: session events → twin commands; operations → USP requests.
 //! - [`websocket`]: the WebSocket MTP server.
+//! - [`mqtt`]: the MQTT MTP client.
 
 pub mod agent;
+pub mod mqtt;
 pub mod registry;
 pub mod translate;
 pub mod websocket;

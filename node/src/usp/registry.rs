@@ -15,8 +15,12 @@ pub enum Signal {
     Wake,
     /// A newer connection for the same endpoint id took over.
     Replaced,
-    /// A Record for this agent arrived on a shared MTP (MQTT).
-    Record(Box<InboundRecord>),
+    /// A Record for this agent arrived on a shared MTP (MQTT), with the topic to answer on
+    /// when the PUBLISH named one.
+    Record {
+        record: Box<InboundRecord>,
+        reply_to: Option<String>,
+    },
 }
 
 struct Entry {
@@ -77,6 +81,25 @@ impl AgentRegistry {
                 Err(mpsc::error::TrySendError::Closed(_))
             ),
             None => false,
+        }
+    }
+
+    /// Hands a signal to the agent's live link, or gives it back when there is none.
+    pub fn deliver(&self, device: &DeviceKey, signal: Signal) -> Result<(), Signal> {
+        let sender = self.links().get(device).map(|e| e.signals.clone());
+        match sender {
+            Some(s) => match s.try_send(signal) {
+                Ok(()) => Ok(()),
+                // A busy link still owns the agent: wait for room rather than start a second.
+                Err(mpsc::error::TrySendError::Full(signal)) => {
+                    tokio::spawn(async move {
+                        let _ = s.send(signal).await;
+                    });
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Closed(signal)) => Err(signal),
+            },
+            None => Err(signal),
         }
     }
 

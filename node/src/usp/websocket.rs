@@ -239,7 +239,7 @@ async fn run_link(
             }
             signal = signals.recv() => match signal {
                 Some(Signal::Wake) => link.on_wake(&mut out).await,
-                Some(Signal::Record(record)) => link.on_record(*record, &mut out).await,
+                Some(Signal::Record { record, .. }) => link.on_record(*record, &mut out).await,
                 Some(Signal::Replaced) | None => {
                     close(&mut ws, CloseCode::Policy, "replaced by a newer connection").await;
                     break "replaced by a newer connection".to_string();
@@ -280,7 +280,7 @@ async fn run_link(
     core.usp_agents.unregister(&device, generation);
 }
 
-async fn sleep_opt(d: Option<Duration>) {
+pub(crate) async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,

@@ -127,6 +127,27 @@ impl Radar {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits until the MQTT MTP has subscribed to the controller topic (records published
+    /// before that, with no subscriber, are dropped by the broker).
+    pub async fn wait_mqtt_subscribed(&self) {
+        eventually(
+            "radar subscribed on the mqtt broker",
+            Duration::from_secs(20),
+            || async {
+                let text = reqwest::get(self.api_url("/metrics"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                text.lines()
+                    .any(|l| l.trim() == "radar_usp_mqtt_connected 1")
+                    .then_some(())
+            },
+        )
+        .await
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -185,4 +206,61 @@ pub async fn file_server(body: &'static [u8]) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A real mosquitto broker on a free loopback port, stopped (by PID) when dropped.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &Path) -> Mosquitto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let binary = [
+            "/usr/sbin/mosquitto",
+            "/usr/local/sbin/mosquitto",
+            "mosquitto",
+        ]
+        .into_iter()
+        .find(|b| !b.starts_with('/') || Path::new(b).exists())
+        .unwrap();
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install mosquitto)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mosquitto { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

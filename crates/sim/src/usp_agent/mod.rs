@@ -10,9 +10,11 @@
 //! - [`notify`]: subscriptions and the Notify messages they produce.
 //! - [`agent`]: a running agent: its core, online switch, local events and counters.
 //! - [`ws`]: the WebSocket MTP client.
+//! - [`mqtt`]: the MQTT MTP client (MQTT 5 or 3.1.1).
 
 pub mod agent;
 pub mod handlers;
+pub mod mqtt;
 pub mod notify;
 pub mod ws;
 
@@ -178,6 +180,12 @@ impl AgentCore {
     /// Wraps a Msg for the controller.
     pub fn record(&self, msg: &Msg) -> Vec<u8> {
         record::encode_message(&self.controller_id, &self.endpoint_id, msg)
+    }
+
+    /// The Disconnect record an agent sends before it leaves an MTP (TR-369 §6.1), also used
+    /// as its MQTT will so the broker announces an unclean departure.
+    pub fn disconnect_record(&self, reason: &str) -> Vec<u8> {
+        record::encode_disconnect(&self.controller_id, &self.endpoint_id, reason, 0)
     }
 
     pub fn websocket_connect(&self) -> Vec<u8> {
@@ -419,19 +427,38 @@ impl UspSimConfig {
     }
 }
 
-/// Starts agents over the WebSocket MTP against `controller` (`HOST:PORT`).
-pub fn start_websocket(
-    config: &UspSimConfig,
-    controller: &str,
-) -> Vec<std::sync::Arc<agent::SimAgent>> {
+/// Where simulated agents connect.
+#[derive(Debug, Clone)]
+pub enum Mtp {
+    /// The controller's WebSocket listener, `HOST:PORT`.
+    WebSocket(String),
+    Mqtt(mqtt::Broker),
+}
+
+/// Starts one agent on `mtp`.
+pub fn spawn(
+    core: AgentCore,
+    mtp: &Mtp,
+    reboot_delay: std::time::Duration,
+) -> std::sync::Arc<agent::SimAgent> {
+    let (agent, inputs) = agent::SimAgent::new(core, reboot_delay);
+    match mtp {
+        Mtp::WebSocket(controller) => {
+            let url = ws::url(controller, &agent.endpoint_id);
+            tokio::spawn(ws::run(agent.clone(), url, inputs));
+        }
+        Mtp::Mqtt(broker) => {
+            tokio::spawn(mqtt::run(agent.clone(), broker.clone(), inputs));
+        }
+    }
+    agent
+}
+
+/// Starts a fleet of agents on `mtp`.
+pub fn start(config: &UspSimConfig, mtp: &Mtp) -> Vec<std::sync::Arc<agent::SimAgent>> {
     config
         .cores()
         .into_iter()
-        .map(|core| {
-            let url = ws::url(controller, &core.endpoint_id);
-            let (agent, inputs) = agent::SimAgent::new(core, config.reboot_delay);
-            tokio::spawn(ws::run(agent.clone(), url, inputs));
-            agent
-        })
+        .map(|core| spawn(core, mtp, config.reboot_delay))
         .collect()
 }

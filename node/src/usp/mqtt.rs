@@ -1,0 +1,456 @@
+//! The USP MQTT MTP (TR-369 §6.5): Radar is an MQTT client of the carrier's broker. It
+//! subscribes to `usp/controller/<controller id>` (and its `/reply-to=` children for 3.1.1),
+//! learns each agent's topic from the Response Topic of its PUBLISH (MQTT 5), the `/reply-to=`
+//! suffix (3.1.1) or its MQTTConnect record, and answers there. Broker outages are retried with
+//! backoff; operations live in the twins, so none is lost while the broker is away.
+
+use super::agent::{AgentLink, Flow};
+use super::registry::Signal;
+use crate::config::{MqttConfig, MqttProtocol};
+use crate::core::NodeCore;
+use bytes::Bytes;
+use radar_core::DeviceKey;
+use radar_twin::OperationStatus;
+use radar_usp::mqtt::{controller_topic, split_reply_to, with_reply_to};
+use radar_usp::record::{self, RecordError, RecordKind};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttSetupError {
+    #[error("mqtt url {0:?} is not mqtt://HOST:PORT")]
+    BadUrl(String),
+}
+
+/// `mqtt://HOST[:PORT]` → (host, port).
+pub fn parse_url(url: &str) -> Result<(String, u16), MqttSetupError> {
+    let bad = || MqttSetupError::BadUrl(url.chars().take(200).collect());
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Ok((
+            host.trim_matches(['[', ']']).to_owned(),
+            port.parse().map_err(|_| bad())?,
+        )),
+        _ if !rest.is_empty() && !rest.contains('/') => Ok((rest.to_owned(), 1883)),
+        _ => Err(bad()),
+    }
+}
+
+enum Client {
+    V5(rumqttc::v5::AsyncClient),
+    V3(rumqttc::AsyncClient),
+}
+
+/// Publishes records to agents; shared by every MQTT agent link.
+pub struct Publisher {
+    client: Client,
+    controller_topic: String,
+}
+
+impl Publisher {
+    /// Sends one Record to the agent listening on `agent_topic`.
+    pub async fn publish(&self, agent_topic: &str, record: Vec<u8>) -> Result<(), String> {
+        let qos_v5 = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+        match &self.client {
+            Client::V5(c) => {
+                // R-MQTT: the controller names its own topic as the Response Topic.
+                let properties = rumqttc::v5::mqttbytes::v5::PublishProperties {
+                    response_topic: Some(self.controller_topic.clone()),
+                    content_type: Some("application/vnd.bbf.usp.msg".into()),
+                    ..Default::default()
+                };
+                c.publish_with_properties(agent_topic, qos_v5, false, record, properties)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Client::V3(c) => c
+                .publish(
+                    with_reply_to(agent_topic, &self.controller_topic),
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    record,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+enum Loop {
+    V5(rumqttc::v5::EventLoop),
+    V3(rumqttc::EventLoop),
+}
+
+enum MqttEvent {
+    Connected,
+    Subscribed,
+    Message {
+        topic: String,
+        payload: Bytes,
+        response_topic: Option<String>,
+    },
+    Other,
+    Error(String),
+}
+
+impl Loop {
+    async fn next(&mut self) -> MqttEvent {
+        match self {
+            Loop::V5(l) => {
+                use rumqttc::v5::mqttbytes::v5::Packet;
+                use rumqttc::v5::Event;
+                match l.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => MqttEvent::Connected,
+                    Ok(Event::Incoming(Packet::SubAck(_))) => MqttEvent::Subscribed,
+                    Ok(Event::Incoming(Packet::Publish(p))) => MqttEvent::Message {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        response_topic: p.properties.and_then(|pr| pr.response_topic),
+                        payload: p.payload,
+                    },
+                    Ok(_) => MqttEvent::Other,
+                    Err(e) => MqttEvent::Error(e.to_string()),
+                }
+            }
+            Loop::V3(l) => {
+                use rumqttc::{Event, Packet};
+                match l.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => MqttEvent::Connected,
+                    Ok(Event::Incoming(Packet::SubAck(_))) => MqttEvent::Subscribed,
+                    Ok(Event::Incoming(Packet::Publish(p))) => MqttEvent::Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                        response_topic: None,
+                    },
+                    Ok(_) => MqttEvent::Other,
+                    Err(e) => MqttEvent::Error(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Connects to the broker and serves agents until shutdown.
+pub fn start(
+    core: Arc<NodeCore>,
+    config: MqttConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, MqttSetupError> {
+    let (host, port) = parse_url(&config.url)?;
+    let client_id = if config.client_id.is_empty() {
+        format!("radar-{}", core.config.node_id)
+    } else {
+        config.client_id.clone()
+    };
+    let max = core.config.usp.max_record_bytes;
+    let (client, event_loop) = match config.protocol {
+        MqttProtocol::V5 => {
+            let mut options = rumqttc::v5::MqttOptions::new(client_id, host, port);
+            options.set_keep_alive(config.keep_alive);
+            options.set_max_packet_size(Some(max as u32 + 1024));
+            // A persistent session: records agents publish while Radar restarts wait at the
+            // broker instead of being dropped for want of a subscriber.
+            options.set_clean_start(false);
+            options.set_session_expiry_interval(Some(config.session_expiry.as_secs() as u32));
+            if let (Some(u), Some(p)) = (&config.username, &config.password) {
+                options.set_credentials(u, p);
+            }
+            let (c, l) = rumqttc::v5::AsyncClient::new(options, 1024);
+            (Client::V5(c), Loop::V5(l))
+        }
+        MqttProtocol::V311 => {
+            let mut options = rumqttc::MqttOptions::new(client_id, host, port);
+            options.set_keep_alive(config.keep_alive);
+            options.set_max_packet_size(max + 1024, max + 1024);
+            options.set_clean_session(false);
+            if let (Some(u), Some(p)) = (&config.username, &config.password) {
+                options.set_credentials(u, p);
+            }
+            let (c, l) = rumqttc::AsyncClient::new(options, 1024);
+            (Client::V3(c), Loop::V3(l))
+        }
+    };
+    let publisher = Arc::new(Publisher {
+        client,
+        controller_topic: controller_topic(&core.config.usp.controller_id),
+    });
+    let _ = core.usp_mqtt.set(publisher.clone());
+    Ok(tokio::spawn(run(
+        core, config, publisher, event_loop, shutdown,
+    )))
+}
+
+async fn subscribe(publisher: &Publisher) -> Result<(), String> {
+    // `<topic>/#` also matches `<topic>` itself (MQTT 4.7.1.2), so one filter covers MQTT 5
+    // records and 3.1.1 records with a `/reply-to=` suffix.
+    let filter = format!("{}/#", publisher.controller_topic);
+    match &publisher.client {
+        Client::V5(c) => c
+            .subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+            .await
+            .map_err(|e| e.to_string()),
+        Client::V3(c) => c
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+async fn run(
+    core: Arc<NodeCore>,
+    config: MqttConfig,
+    publisher: Arc<Publisher>,
+    mut event_loop: Loop,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let mut probed = false;
+    loop {
+        let event = tokio::select! {
+            e = event_loop.next() => e,
+            _ = shutdown.changed() => {
+                if let Client::V5(c) = &publisher.client { let _ = c.try_disconnect(); }
+                if let Client::V3(c) = &publisher.client { let _ = c.try_disconnect(); }
+                return;
+            }
+        };
+        match event {
+            MqttEvent::Connected => {
+                backoff = Duration::from_millis(200);
+                info!(url = %config.url, topic = %publisher.controller_topic, "connected to the mqtt broker");
+                if let Err(e) = subscribe(&publisher).await {
+                    warn!(error = %e, "mqtt subscribe failed");
+                }
+            }
+            MqttEvent::Subscribed => {
+                core.metrics.usp_mqtt_connected.set(1);
+                if !probed {
+                    probed = true;
+                    probe_agents_with_work(&core);
+                }
+            }
+            MqttEvent::Message {
+                topic,
+                payload,
+                response_topic,
+            } => on_publish(
+                &core,
+                &publisher,
+                &topic,
+                &payload,
+                response_topic,
+                &shutdown,
+            ),
+            MqttEvent::Other => {}
+            MqttEvent::Error(e) => {
+                core.metrics.usp_mqtt_connected.set(0);
+                warn!(url = %config.url, error = %e, retry_in = ?backoff, "mqtt broker unavailable");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_reconnect_backoff);
+            }
+        }
+    }
+}
+
+fn on_publish(
+    core: &Arc<NodeCore>,
+    publisher: &Arc<Publisher>,
+    topic: &str,
+    payload: &[u8],
+    response_topic: Option<String>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let usp = &core.config.usp;
+    let record = match record::decode(payload, &usp.controller_id, usp.max_record_bytes) {
+        Ok(r) => r,
+        Err(RecordError::WrongRecipient { to_id }) => {
+            core.metrics
+                .usp_rejected
+                .with_label_values(&["to_id"])
+                .inc();
+            debug!(%to_id, "mqtt record for another controller ignored");
+            return;
+        }
+        Err(e) => {
+            // No reply is possible without a readable from_id and topic.
+            core.metrics
+                .usp_rejected
+                .with_label_values(&["record"])
+                .inc();
+            debug!(error = %e, "undecodable mqtt record ignored");
+            return;
+        }
+    };
+    let Ok(device) = DeviceKey::parse(&record.from_id) else {
+        core.metrics
+            .usp_rejected
+            .with_label_values(&["from_id"])
+            .inc();
+        return;
+    };
+    let mut reply_to = response_topic.or_else(|| split_reply_to(topic).1);
+    if let RecordKind::MqttConnect {
+        subscribed_topic, ..
+    } = &record.kind
+    {
+        if reply_to.is_none() && !subscribed_topic.is_empty() {
+            reply_to = Some(subscribed_topic.clone());
+        }
+    }
+    let signal = Signal::Record {
+        record: Box::new(record),
+        reply_to,
+    };
+    let signal = match core.usp_agents.deliver(&device, signal) {
+        Ok(()) => return,
+        Err(signal) => signal,
+    };
+    spawn_link(core, publisher, device, Some(signal), shutdown.clone());
+}
+
+/// Starts a link task for an agent on the broker and registers it.
+fn spawn_link(
+    core: &Arc<NodeCore>,
+    publisher: &Arc<Publisher>,
+    device: DeviceKey,
+    first: Option<Signal>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (tx, rx) = mpsc::channel(64);
+    let generation = core.usp_agents.register(&device, tx);
+    tokio::spawn(run_link(
+        core.clone(),
+        publisher.clone(),
+        device,
+        rx,
+        generation,
+        first,
+        shutdown,
+    ));
+}
+
+/// An operation was queued for an MQTT agent with no live link: it may well be on the broker
+/// (its broker connection does not depend on us), so try it.
+pub fn probe(core: &Arc<NodeCore>, device: &DeviceKey) {
+    let Some(publisher) = core.usp_mqtt.get() else {
+        return;
+    };
+    if core.usp_agents.is_connected(device) {
+        return;
+    }
+    let (_tx, rx) = watch::channel(false);
+    // The probe ends by itself (answer or timeout); shutdown of the process ends it too.
+    spawn_link(core, publisher, device.clone(), None, rx);
+}
+
+/// After a restart: agents with queued operations are probed once the broker is up.
+fn probe_agents_with_work(core: &Arc<NodeCore>) {
+    let mut devices = Vec::new();
+    for shard in core.fleet.shards() {
+        let state = shard.read();
+        devices.extend(
+            state
+                .twins
+                .values()
+                .filter(|t| t.meta.mtp == "mqtt" && !t.meta.usp_reply_to.is_empty())
+                .filter(|t| {
+                    t.operations
+                        .iter()
+                        .any(|o| o.status == OperationStatus::Queued)
+                })
+                .map(|t| t.key.clone()),
+        );
+    }
+    for device in devices {
+        probe(core, &device);
+    }
+}
+
+async fn run_link(
+    core: Arc<NodeCore>,
+    publisher: Arc<Publisher>,
+    device: DeviceKey,
+    mut signals: mpsc::Receiver<Signal>,
+    generation: u64,
+    first: Option<Signal>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut link = AgentLink::new(core.clone(), device.clone(), "mqtt");
+    link.reply_to = core
+        .fleet
+        .shard_for(&device)
+        .with_twin(&device, |t, _| t.meta.usp_reply_to.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    // Without a first record this link probes an agent queued work is waiting for.
+    let mut flow = match first {
+        Some(signal) => on_signal(&mut link, signal, &mut out).await,
+        None => link.probe(&mut out).await,
+    };
+    let reason = loop {
+        for r in out.drain(..) {
+            if link.reply_to.is_empty() {
+                warn!(device = %device, "no mqtt topic known for agent; record dropped");
+                break;
+            }
+            if let Err(e) = publisher.publish(&link.reply_to, r).await {
+                warn!(device = %device, error = %e, "mqtt publish failed");
+            }
+            core.metrics
+                .usp_records
+                .with_label_values(&["out", "mqtt"])
+                .inc();
+        }
+        if let Flow::Close(reason) = flow {
+            break reason;
+        }
+        if !link.is_active() {
+            break "agent disconnected".to_string();
+        }
+        let timeout = link.next_timeout();
+        flow = tokio::select! {
+            signal = signals.recv() => match signal {
+                Some(Signal::Replaced) | None => break "replaced".to_string(),
+                Some(signal) => on_signal(&mut link, signal, &mut out).await,
+            },
+            _ = super::websocket::sleep_opt(timeout) => link.on_timeout(&mut out).await,
+            _ = shutdown.changed() => break "controller shutting down".to_string(),
+        };
+    };
+    link.disconnected(&reason).await;
+    core.usp_agents.unregister(&device, generation);
+}
+
+async fn on_signal(link: &mut AgentLink, signal: Signal, out: &mut Vec<Vec<u8>>) -> Flow {
+    match signal {
+        Signal::Record { record, reply_to } => {
+            if let Some(topic) = reply_to {
+                link.reply_to = topic;
+            }
+            link.on_record(*record, out).await
+        }
+        Signal::Wake => link.on_wake(out).await,
+        Signal::Replaced => Flow::Close("replaced".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1883").unwrap(),
+            ("127.0.0.1".into(), 1883)
+        );
+        assert_eq!(parse_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
+        assert!(parse_url("http://x:1").is_err());
+        assert!(parse_url("mqtt://x:notaport").is_err());
+    }
+}

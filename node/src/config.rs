@@ -226,6 +226,8 @@ pub struct TwinConfig {
     /// How long a fleet query waits for each shard before answering `partial: true`.
     #[serde(with = "humantime_serde")]
     pub shard_query_deadline: Duration,
+    /// The storage engine's page cache (sled), in bytes.
+    pub storage_cache_bytes: u64,
 }
 
 impl Default for TwinConfig {
@@ -234,6 +236,7 @@ impl Default for TwinConfig {
             max_batch: 256,
             default_operation_ttl: None,
             shard_query_deadline: Duration::from_secs(5),
+            storage_cache_bytes: radar_store::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -285,7 +288,7 @@ impl Default for UspConfig {
             max_record_bytes: radar_usp::record::DEFAULT_MAX_RECORD_BYTES,
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
-            ws_read_buffer_bytes: 4096,
+            ws_read_buffer_bytes: 1024,
             max_connections: 200_000,
             value_change: of(NotifType::ValueChange),
             object_tables: of(NotifType::ObjectCreation),

@@ -76,7 +76,8 @@ pub async fn start(
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
     let db_dir = config.data_dir.join("twins.sled");
-    let db = tokio::task::spawn_blocking(move || SledDatabase::open(&db_dir))
+    let cache = config.twin.storage_cache_bytes;
+    let db = tokio::task::spawn_blocking(move || SledDatabase::open_with_cache(&db_dir, cache))
         .await
         .map_err(|e| NodeError::Config(e.to_string()))??;
     let mut shards = Vec::new();

@@ -55,7 +55,7 @@ fn inform_body(serial: &str) -> String {
 }
 
 /// Starts a runtime with one worker thread on its own OS thread and runs `f` on it.
-fn one_core<F, Fut>(name: &str, f: F) -> std::thread::JoinHandle<()>
+pub(crate) fn one_core<F, Fut>(name: &str, f: F) -> std::thread::JoinHandle<()>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,

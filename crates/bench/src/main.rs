@@ -6,10 +6,16 @@
 //! - `b6`: bytes per parameter of twin storage, in memory and on disk, for N devices of the
 //!   simulator's model, against the raw `path=value` bytes.
 //! - `decode`: SOAP decode throughput over the fixture corpus.
+//! - `b5`: memory per idle connected USP agent (10k, 50k, 100k by default), against bare tokio
+//!   TCP tasks. `b5-server` is its server-side child process.
+//! - `b4`: USP ValueChange Notifies per second applied durably, server on one core, against a
+//!   raw WebSocket echo of the same records.
 //!
 //! Usage: `cargo run --release -p radar-bench -- [b1|b6|decode|all] [--devices N] [--seconds S]`
 
 mod b1;
+mod b4;
+mod b5;
 mod b6;
 mod decode;
 
@@ -35,6 +41,20 @@ fn main() -> anyhow::Result<()> {
             seconds,
         )?,
         "b6" => b6::run(arg(&args, "--devices", 10_000))?,
+        "b5" => {
+            let counts: String = arg(&args, "--counts", "10000,50000,100000".to_string());
+            let counts: Vec<usize> = counts
+                .split(',')
+                .filter_map(|c| c.trim().parse().ok())
+                .collect();
+            b5::run(&counts)?
+        }
+        "b5-server" => b5::serve(&args[1..])?,
+        "b4" => b4::run(
+            arg(&args, "--agents", 512),
+            arg(&args, "--window", 8),
+            seconds,
+        )?,
         "decode" => decode::run(seconds.min(5.0))?,
         "all" => {
             decode::run(3.0)?;
@@ -45,7 +65,9 @@ fn main() -> anyhow::Result<()> {
                 seconds,
             )?;
         }
-        other => anyhow::bail!("unknown benchmark {other:?}: expected b1, b6, decode or all"),
+        other => {
+            anyhow::bail!("unknown benchmark {other:?}: expected b1, b4, b5, b6, decode or all")
+        }
     }
     Ok(())
 }

@@ -47,7 +47,8 @@ struct HeaderOwned {
 #[derive(Debug)]
 pub struct TwinWrite {
     pub key: DeviceKey,
-    pub header: Vec<u8>,
+    /// None when the header did not change (value-only updates).
+    pub header: Option<Vec<u8>>,
     pub put: Vec<(Vec<u8>, Vec<u8>)>,
     pub removed: Vec<Vec<u8>>,
 }
@@ -89,11 +90,16 @@ fn header(twin: &Twin) -> Result<Vec<u8>, StoreError> {
 }
 
 fn encode_chunk(twin: &Twin, chunk: u8) -> Result<Option<Vec<u8>>, StoreError> {
-    let params: Vec<&(PathId, Param)> = twin
-        .params
-        .iter()
-        .filter(|(id, _)| chunk_of(id) == chunk)
-        .collect();
+    // Params are sorted by template, so a chunk is one contiguous run: find it by binary search
+    // instead of scanning every parameter on every write (B4).
+    let first = u32::from(chunk) * CHUNK_TEMPLATES;
+    let start = twin.params.partition_point(|(id, _)| id.template < first);
+    let end = if chunk == u8::MAX {
+        twin.params.len()
+    } else {
+        start + twin.params[start..].partition_point(|(id, _)| chunk_of(id) == chunk)
+    };
+    let params = &twin.params[start..end];
     if params.is_empty() {
         return Ok(None);
     }
@@ -104,11 +110,12 @@ fn encode_chunk(twin: &Twin, chunk: u8) -> Result<Option<Vec<u8>>, StoreError> {
 
 fn encode_chunks(
     twin: &Twin,
+    with_header: bool,
     chunks: impl IntoIterator<Item = u8>,
 ) -> Result<TwinWrite, StoreError> {
     let mut write = TwinWrite {
         key: twin.key.clone(),
-        header: header(twin)?,
+        header: with_header.then(|| header(twin)).transpose()?,
         put: Vec::new(),
         removed: Vec::new(),
     };
@@ -133,14 +140,14 @@ pub fn encode_changes(twin: &mut Twin) -> Result<TwinWrite, StoreError> {
         .collect();
     chunks.sort_unstable();
     chunks.dedup();
-    encode_chunks(twin, chunks)
+    encode_chunks(twin, changes.header, chunks)
 }
 
 /// Every record of a twin (first write, bulk load, tests).
 pub fn encode_full(twin: &Twin) -> Result<TwinWrite, StoreError> {
     let mut chunks: Vec<u8> = twin.params.iter().map(|(id, _)| chunk_of(id)).collect();
     chunks.dedup();
-    encode_chunks(twin, chunks)
+    encode_chunks(twin, true, chunks)
 }
 
 pub fn decode_header(bytes: &[u8], key_hint: &str) -> Result<Twin, StoreError> {

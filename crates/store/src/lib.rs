@@ -15,7 +15,7 @@ use radar_core::DeviceKey;
 use radar_twin::Twin;
 
 pub use format::{encode_changes, encode_full, TwinWrite};
-pub use sled_store::{SledDatabase, SledShardStore};
+pub use sled_store::{SledDatabase, SledShardStore, DEFAULT_CACHE_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

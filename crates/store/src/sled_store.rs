@@ -18,11 +18,19 @@ pub struct SledDatabase {
     db: sled::Db,
 }
 
+/// sled's page cache by default.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl SledDatabase {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens with sled's page cache capped at `cache_bytes` (it counts in the process RSS).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(None)
             .open()
             .map_err(engine)?;
@@ -116,7 +124,9 @@ impl ShardStore for SledShardStore {
         let mut twins = sled::Batch::default();
         let mut params = sled::Batch::default();
         for twin in &batch.twins {
-            twins.insert(twin.key.as_str().as_bytes(), twin.header.as_slice());
+            if let Some(header) = &twin.header {
+                twins.insert(twin.key.as_str().as_bytes(), header.as_slice());
+            }
             for (key, value) in &twin.put {
                 params.insert(key.as_slice(), value.as_slice());
             }

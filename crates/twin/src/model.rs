@@ -88,6 +88,9 @@ pub struct Twin {
 pub struct ParamChanges {
     pub put: Vec<PathId>,
     pub removed: Vec<PathId>,
+    /// Meta, operations or the event log changed: the header record must be rewritten too.
+    /// Value reports (the bulk of writes: informs, notifies) usually leave it alone.
+    pub header: bool,
 }
 
 impl PartialEq for ParamChanges {

@@ -36,17 +36,23 @@ pub(crate) fn apply_connected(twin: &mut Twin, at: Timestamp, mtp: &str, reply_t
     twin.log(at, "connect", format!("usp over {mtp}"));
 }
 
-pub(crate) fn identity_from_param(meta: &mut Meta, path: &str, value: &str) {
+/// Sets identity meta from a DeviceInfo parameter; true when it changed something.
+pub(crate) fn identity_from_param(meta: &mut Meta, path: &str, value: &str) -> bool {
     let Some((_, field)) = path.rsplit_once(".DeviceInfo.") else {
-        return;
+        return false;
     };
-    match field {
-        "ManufacturerOUI" => meta.oui = value.trim().to_ascii_uppercase(),
-        "ProductClass" => meta.product_class = value.into(),
-        "SerialNumber" => meta.serial = value.into(),
-        "Manufacturer" => meta.manufacturer = value.into(),
-        _ => {}
+    let (slot, value) = match field {
+        "ManufacturerOUI" => (&mut meta.oui, value.trim().to_ascii_uppercase()),
+        "ProductClass" => (&mut meta.product_class, value.to_owned()),
+        "SerialNumber" => (&mut meta.serial, value.to_owned()),
+        "Manufacturer" => (&mut meta.manufacturer, value.to_owned()),
+        _ => return false,
+    };
+    if *slot == value {
+        return false;
     }
+    *slot = value;
+    true
 }
 
 pub(crate) fn apply_event(twin: &mut Twin, at: Timestamp, path: &str, args: &[(String, String)]) {

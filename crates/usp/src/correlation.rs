@@ -72,6 +72,13 @@ impl<T> Correlator<T> {
         );
     }
 
+    /// Drops the table's spare capacity when nothing is in flight.
+    pub fn compact(&mut self) {
+        if self.pending.is_empty() && self.pending.capacity() > 4 {
+            self.pending = HashMap::new();
+        }
+    }
+
     pub fn in_flight(&self) -> usize {
         self.pending.len()
     }

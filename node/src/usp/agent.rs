@@ -15,7 +15,7 @@ use radar_twin::{OperationStatus, TwinCommand};
 use radar_usp::errors;
 use radar_usp::proto::msg::{body, header, request, Msg};
 use radar_usp::record::{self, InboundRecord, RecordKind};
-use radar_usp::session::{AgentSession, Input, OutgoingOperation, Output};
+use radar_usp::session::{AgentSession, Input, OutgoingOperation, Output, Sync};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -53,6 +53,11 @@ impl AgentLink {
         }
     }
 
+    /// Gives back memory the connect-time burst left behind, once the link is idle.
+    pub fn compact(&mut self) {
+        self.session.compact();
+    }
+
     /// When the session next needs `on_timeout`.
     pub fn next_timeout(&self) -> Option<Duration> {
         let at = self.session.poll_timeout()?;
@@ -78,19 +83,45 @@ impl AgentLink {
             return Flow::Continue;
         }
         self.probing = true;
-        let discover = self.needs_discovery();
         debug!(device = %self.device, proto = "usp", mtp = self.mtp, "probing agent");
+        let sync = self.sync_plan();
         self.session
-            .handle(Timestamp::now(), Input::Connected { discover });
+            .handle(Timestamp::now(), Input::Connected(sync));
         self.pump(out).await
     }
 
-    fn needs_discovery(&self) -> bool {
+    /// Discovery on first contact (or after a factory reset); otherwise a re-read of the
+    /// subtrees the twin holds, one request each.
+    fn sync_plan(&self) -> Sync {
         self.core
             .fleet
             .shard_for(&self.device)
-            .with_twin(&self.device, |twin, _| twin.meta.discovered_at.is_none())
-            .unwrap_or(true)
+            .with_twin(&self.device, |twin, dict| {
+                if twin.meta.discovered_at.is_none() {
+                    return Sync::Discover;
+                }
+                let mut subtrees: Vec<String> = twin
+                    .params
+                    .iter()
+                    .map(|(id, _)| id.template)
+                    .collect::<std::collections::BTreeSet<u32>>()
+                    .into_iter()
+                    .filter_map(|template| {
+                        let path = dict.template(template)?;
+                        let mut parts = path.splitn(3, '.');
+                        let (root, top) = (parts.next()?, parts.next()?);
+                        // A parameter right under the root is read by its own path.
+                        Some(match parts.next() {
+                            Some(_) => format!("{root}.{top}."),
+                            None => path.to_owned(),
+                        })
+                    })
+                    .collect();
+                subtrees.sort();
+                subtrees.dedup();
+                Sync::Resync { subtrees }
+            })
+            .unwrap_or(Sync::Discover)
     }
 
     fn encode(&self, msg: &Msg) -> Vec<u8> {
@@ -137,10 +168,11 @@ impl AgentLink {
             info!(device = %self.device, proto = "usp", mtp = self.mtp, "probed agent answered");
             return Flow::Continue;
         }
-        let discover = self.needs_discovery();
+        let sync = self.sync_plan();
+        let discover = sync == Sync::Discover;
         info!(device = %self.device, proto = "usp", mtp = self.mtp, discover, "agent connected");
         self.session
-            .handle(Timestamp::now(), Input::Connected { discover });
+            .handle(Timestamp::now(), Input::Connected(sync));
         self.pump(out).await
     }
 

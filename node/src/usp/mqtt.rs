@@ -5,7 +5,7 @@
 //! backoff; operations live in the twins, so none is lost while the broker is away.
 
 use super::agent::{AgentLink, Flow};
-use super::registry::Signal;
+use super::registry::{Mailbox, Signal};
 use crate::config::{MqttConfig, MqttProtocol};
 use crate::core::NodeCore;
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use radar_usp::mqtt::{controller_topic, split_reply_to, with_reply_to};
 use radar_usp::record::{self, RecordError, RecordKind};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -321,13 +321,13 @@ fn spawn_link(
     first: Option<Signal>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let (tx, rx) = mpsc::channel(64);
-    let generation = core.usp_agents.register(&device, tx);
+    let mailbox = Mailbox::new();
+    let generation = core.usp_agents.register(&device, mailbox.clone());
     tokio::spawn(run_link(
         core.clone(),
         publisher.clone(),
         device,
-        rx,
+        mailbox,
         generation,
         first,
         shutdown,
@@ -375,7 +375,7 @@ async fn run_link(
     core: Arc<NodeCore>,
     publisher: Arc<Publisher>,
     device: DeviceKey,
-    mut signals: mpsc::Receiver<Signal>,
+    mailbox: Arc<Mailbox>,
     generation: u64,
     first: Option<Signal>,
     mut shutdown: watch::Receiver<bool>,
@@ -414,14 +414,15 @@ async fn run_link(
         }
         let timeout = link.next_timeout();
         flow = tokio::select! {
-            signal = signals.recv() => match signal {
-                Some(Signal::Replaced) | None => break "replaced".to_string(),
-                Some(signal) => on_signal(&mut link, signal, &mut out).await,
+            signal = mailbox.recv() => match signal {
+                Signal::Replaced => break "replaced".to_string(),
+                signal => on_signal(&mut link, signal, &mut out).await,
             },
             _ = super::websocket::sleep_opt(timeout) => link.on_timeout(&mut out).await,
             _ = shutdown.changed() => break "controller shutting down".to_string(),
         };
     };
+    mailbox.close();
     link.disconnected(&reason).await;
     core.usp_agents.unregister(&device, generation);
 }

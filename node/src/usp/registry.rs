@@ -1,13 +1,17 @@
 //! The agents this node is talking to right now, by endpoint id: one live link per agent (a new
-//! WebSocket connection replaces the old one), and a way to wake a link when an operation is
-//! queued for its agent.
+//! WebSocket connection replaces the old one), and each link's mailbox, through which it is
+//! woken when an operation is queued, told it was replaced, or handed MQTT records.
 
 use radar_core::DeviceKey;
 use radar_usp::record::InboundRecord;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+/// Records waiting for one busy MQTT link; beyond this the broker's redelivery (the agent's
+/// retry of an unacknowledged Notify) is the better buffer.
+const MAX_QUEUED_RECORDS: usize = 1024;
 
 #[derive(Debug)]
 pub enum Signal {
@@ -23,9 +27,89 @@ pub enum Signal {
     },
 }
 
+#[derive(Default)]
+struct Inbox {
+    wake: bool,
+    replaced: bool,
+    closed: bool,
+    records: VecDeque<(Box<InboundRecord>, Option<String>)>,
+}
+
+/// A link's inbox. Lighter than an mpsc channel (whose first block holds 32 slots), because
+/// every idle WebSocket agent has one (B5).
+#[derive(Default)]
+pub struct Mailbox {
+    notify: Notify,
+    inbox: Mutex<Inbox>,
+}
+
+impl Mailbox {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Posts a signal; gives it back when the link has closed (start another). A record for a
+    /// link whose queue is full is dropped: the agent retries what was not acknowledged.
+    pub fn post(&self, signal: Signal) -> Result<(), Signal> {
+        {
+            let mut inbox = self.inbox();
+            if inbox.closed {
+                return Err(signal);
+            }
+            match signal {
+                Signal::Wake => inbox.wake = true,
+                Signal::Replaced => inbox.replaced = true,
+                Signal::Record { record, reply_to } => {
+                    if inbox.records.len() >= MAX_QUEUED_RECORDS {
+                        tracing::warn!(from = %record.from_id, "usp link backlog full; record dropped");
+                        return Ok(());
+                    }
+                    inbox.records.push_back((record, reply_to));
+                }
+            }
+        }
+        // Stores a permit when the link is not waiting, so no wake-up is lost.
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    fn take(&self) -> Option<Signal> {
+        let mut inbox = self.inbox();
+        if std::mem::take(&mut inbox.replaced) {
+            return Some(Signal::Replaced);
+        }
+        if let Some((record, reply_to)) = inbox.records.pop_front() {
+            if inbox.records.is_empty() && inbox.records.capacity() > 4 {
+                inbox.records = VecDeque::new();
+            }
+            return Some(Signal::Record { record, reply_to });
+        }
+        std::mem::take(&mut inbox.wake).then_some(Signal::Wake)
+    }
+
+    /// The next signal, in priority order: replacement, records, wake-up.
+    pub async fn recv(&self) -> Signal {
+        loop {
+            if let Some(signal) = self.take() {
+                return signal;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// The link is ending: later posts are refused, so a new link is started instead.
+    pub fn close(&self) {
+        self.inbox().closed = true;
+    }
+}
+
 struct Entry {
     generation: u64,
-    signals: mpsc::Sender<Signal>,
+    mailbox: Arc<Mailbox>,
 }
 
 #[derive(Default)]
@@ -35,22 +119,22 @@ pub struct AgentRegistry {
 }
 
 impl AgentRegistry {
-    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceKey, Entry>> {
+    fn links(&self) -> MutexGuard<'_, HashMap<DeviceKey, Entry>> {
         self.links.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers a link; an older link for the same agent is told it was replaced.
-    pub fn register(&self, device: &DeviceKey, signals: mpsc::Sender<Signal>) -> u64 {
+    pub fn register(&self, device: &DeviceKey, mailbox: Arc<Mailbox>) -> u64 {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let old = self.links().insert(
             device.clone(),
             Entry {
                 generation,
-                signals,
+                mailbox,
             },
         );
         if let Some(old) = old {
-            let _ = old.signals.try_send(Signal::Replaced);
+            let _ = old.mailbox.post(Signal::Replaced);
         }
         generation
     }
@@ -68,37 +152,14 @@ impl AgentRegistry {
 
     /// Wakes the agent's link; false when it has none here.
     pub fn wake(&self, device: &DeviceKey) -> bool {
-        self.signal(device, Signal::Wake)
-    }
-
-    /// Delivers a signal to the agent's link; false when it has none (or it is gone).
-    pub fn signal(&self, device: &DeviceKey, signal: Signal) -> bool {
-        let sender = self.links().get(device).map(|e| e.signals.clone());
-        match sender {
-            // A full queue still means the link is alive and busy; a wake then is redundant.
-            Some(s) => !matches!(
-                s.try_send(signal),
-                Err(mpsc::error::TrySendError::Closed(_))
-            ),
-            None => false,
-        }
+        self.deliver(device, Signal::Wake).is_ok()
     }
 
     /// Hands a signal to the agent's live link, or gives it back when there is none.
     pub fn deliver(&self, device: &DeviceKey, signal: Signal) -> Result<(), Signal> {
-        let sender = self.links().get(device).map(|e| e.signals.clone());
-        match sender {
-            Some(s) => match s.try_send(signal) {
-                Ok(()) => Ok(()),
-                // A busy link still owns the agent: wait for room rather than start a second.
-                Err(mpsc::error::TrySendError::Full(signal)) => {
-                    tokio::spawn(async move {
-                        let _ = s.send(signal).await;
-                    });
-                    Ok(())
-                }
-                Err(mpsc::error::TrySendError::Closed(signal)) => Err(signal),
-            },
+        let mailbox = self.links().get(device).map(|e| e.mailbox.clone());
+        match mailbox {
+            Some(m) => m.post(signal),
             None => Err(signal),
         }
     }
@@ -120,19 +181,36 @@ impl AgentRegistry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_new_link_replaces_the_old_one_which_cannot_unregister_it() {
+    #[tokio::test]
+    async fn a_new_link_replaces_the_old_one_which_cannot_unregister_it() {
         let registry = AgentRegistry::default();
         let device = DeviceKey::parse("os::X-1").unwrap();
-        let (tx1, mut rx1) = mpsc::channel(4);
-        let (tx2, mut rx2) = mpsc::channel(4);
-        let first = registry.register(&device, tx1);
-        let second = registry.register(&device, tx2);
-        assert!(matches!(rx1.try_recv(), Ok(Signal::Replaced)));
+        let (first_box, second_box) = (Mailbox::new(), Mailbox::new());
+        let first = registry.register(&device, first_box.clone());
+        let second = registry.register(&device, second_box.clone());
+        assert!(matches!(first_box.recv().await, Signal::Replaced));
         registry.unregister(&device, first);
         assert!(registry.wake(&device));
-        assert!(matches!(rx2.try_recv(), Ok(Signal::Wake)));
+        assert!(matches!(second_box.recv().await, Signal::Wake));
+        second_box.close();
+        assert!(
+            !registry.wake(&device),
+            "a closed link takes no more signals"
+        );
         registry.unregister(&device, second);
         assert!(!registry.wake(&device));
+    }
+
+    #[tokio::test]
+    async fn a_wake_posted_before_the_link_waits_is_not_lost() {
+        let mailbox = Mailbox::new();
+        mailbox.post(Signal::Wake).unwrap();
+        mailbox.post(Signal::Wake).unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), mailbox.recv()).await;
+        assert!(matches!(got, Ok(Signal::Wake)));
+        // Two wakes coalesce into one.
+        let again =
+            tokio::time::timeout(std::time::Duration::from_millis(50), mailbox.recv()).await;
+        assert!(again.is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! frames carrying one Record each, pings answered and sent, one live connection per endpoint id.
 
 use super::agent::{AgentLink, Flow};
-use super::registry::Signal;
+use super::registry::{Mailbox, Signal};
 use crate::core::NodeCore;
 use futures_util::{SinkExt, StreamExt};
 use radar_core::DeviceKey;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -134,7 +134,9 @@ async fn serve_connection(
         |req: &Request, resp: Response| check_handshake(req, resp, full, &mut eid),
         Some(config),
     );
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    // Boxed, like the link below: the task's own allocation is as large as its largest state,
+    // and the handshake's state is large and short-lived.
+    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(handshake)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             core.metrics
@@ -155,7 +157,7 @@ async fn serve_connection(
     let Some(device) = eid.and_then(|e| DeviceKey::parse(&e).ok()) else {
         return;
     };
-    run_link(core, ws, device, shutdown).await;
+    Box::pin(run_link(core, ws, device, shutdown)).await;
 }
 
 async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
@@ -172,8 +174,8 @@ async fn run_link(
     device: DeviceKey,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (signals_tx, mut signals) = mpsc::channel(4);
-    let generation = core.usp_agents.register(&device, signals_tx);
+    let mailbox = Mailbox::new();
+    let generation = core.usp_agents.register(&device, mailbox.clone());
     let mut link = AgentLink::new(core.clone(), device.clone(), "websocket");
     let ping_interval = core.config.usp.ping_interval;
     let mut ping =
@@ -197,7 +199,7 @@ async fn run_link(
                         };
                         core.metrics.usp_rejected.with_label_values(&[reason]).inc();
                         if code != CloseCode::Abnormal {
-                            close(&mut ws, code, &e.to_string()).await;
+                            Box::pin(close(&mut ws, code, &e.to_string())).await;
                         }
                         break format!("websocket error: {e}");
                     }
@@ -210,7 +212,9 @@ async fn run_link(
                                 }
                                 Flow::Continue
                             }
-                            Ok(record) => link.on_record(record, &mut out).await,
+                            // Boxed: the resting state of an idle connection (B5) should not
+                            // carry the largest transient future.
+                            Ok(record) => Box::pin(link.on_record(record, &mut out)).await,
                             Err(RecordError::WrongRecipient { to_id }) => {
                                 // Not for us: ignored, as agents ignore records not for them.
                                 core.metrics.usp_rejected.with_label_values(&["to_id"]).inc();
@@ -222,14 +226,14 @@ async fn run_link(
                             Err(e) => {
                                 core.metrics.usp_rejected.with_label_values(&["record"]).inc();
                                 warn!(device = %device, error = %e, "undecodable usp record; closing");
-                                close(&mut ws, CloseCode::Invalid, &e.to_string()).await;
+                                Box::pin(close(&mut ws, CloseCode::Invalid, &e.to_string())).await;
                                 break format!("bad record: {e}");
                             }
                         }
                     }
                     Some(Ok(Message::Text(_))) => {
                         core.metrics.usp_rejected.with_label_values(&["text_frame"]).inc();
-                        close(&mut ws, CloseCode::Unsupported, "usp records travel in binary frames").await;
+                        Box::pin(close(&mut ws, CloseCode::Unsupported, "usp records travel in binary frames")).await;
                         break "text frame".to_string();
                     }
                     Some(Ok(Message::Close(_))) => break "agent closed".to_string(),
@@ -237,15 +241,15 @@ async fn run_link(
                     Some(Ok(_)) => Flow::Continue,
                 }
             }
-            signal = signals.recv() => match signal {
-                Some(Signal::Wake) => link.on_wake(&mut out).await,
-                Some(Signal::Record { record, .. }) => link.on_record(*record, &mut out).await,
-                Some(Signal::Replaced) | None => {
-                    close(&mut ws, CloseCode::Policy, "replaced by a newer connection").await;
+            signal = mailbox.recv() => match signal {
+                Signal::Wake => Box::pin(link.on_wake(&mut out)).await,
+                Signal::Record { record, .. } => Box::pin(link.on_record(*record, &mut out)).await,
+                Signal::Replaced => {
+                    Box::pin(close(&mut ws, CloseCode::Policy, "replaced by a newer connection")).await;
                     break "replaced by a newer connection".to_string();
                 }
             },
-            _ = sleep_opt(timeout) => link.on_timeout(&mut out).await,
+            _ = sleep_opt(timeout) => Box::pin(link.on_timeout(&mut out)).await,
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_interval * 2 {
                     core.metrics.usp_rejected.with_label_values(&["dead_peer"]).inc();
@@ -257,7 +261,7 @@ async fn run_link(
                 Flow::Continue
             }
             _ = shutdown.changed() => {
-                close(&mut ws, CloseCode::Away, "controller shutting down").await;
+                Box::pin(close(&mut ws, CloseCode::Away, "controller shutting down")).await;
                 break "controller shutting down".to_string();
             }
         };
@@ -272,11 +276,16 @@ async fn run_link(
             break "write failed".to_string();
         }
         if let Flow::Close(reason) = flow {
-            close(&mut ws, CloseCode::Normal, &reason).await;
+            Box::pin(close(&mut ws, CloseCode::Normal, &reason)).await;
             break reason;
         }
+        link.compact();
+        if out.capacity() > 4 {
+            out = Vec::new();
+        }
     };
-    link.disconnected(&reason).await;
+    mailbox.close();
+    Box::pin(link.disconnected(&reason)).await;
     core.usp_agents.unregister(&device, generation);
 }
 
@@ -284,5 +293,20 @@ pub(crate) async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn future_size<A, B, C, D, F: std::future::Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// An idle connection is parked on this future: keep it small (B5 budgets 8 KB in all).
+    #[test]
+    fn an_idle_link_future_stays_small() {
+        let size = future_size(super::run_link);
+        eprintln!("run_link future: {size} bytes");
+        assert!(size < 2048, "run_link future is {size} bytes");
     }
 }

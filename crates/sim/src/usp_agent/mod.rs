@@ -87,39 +87,7 @@ fn rw(model: &mut SimModel, path: &str, value: &str, ty: ParamType) {
 pub fn agent_model(identity: &Identity, endpoint_id: &str, controller_id: &str) -> SimModel {
     use ParamType::*;
     let mut m = SimModel::home_gateway(identity);
-    ro(&mut m, "Device.LocalAgent.EndpointID", endpoint_id, String);
-    ro(
-        &mut m,
-        "Device.LocalAgent.SupportedProtocols",
-        "WebSocket, MQTT",
-        String,
-    );
-    ro(
-        &mut m,
-        &format!("{CONTROLLER_ENTRY}.EndpointID"),
-        controller_id,
-        String,
-    );
-    rw(
-        &mut m,
-        &format!("{CONTROLLER_ENTRY}.Enable"),
-        "true",
-        Boolean,
-    );
-    ro(
-        &mut m,
-        "Device.LocalAgent.ControllerNumberOfEntries",
-        "1",
-        UnsignedInt,
-    );
-    ro(
-        &mut m,
-        "Device.LocalAgent.SubscriptionNumberOfEntries",
-        "0",
-        UnsignedInt,
-    );
-    m.tables.insert(notify::SUBSCRIPTIONS.into(), 1);
-    m.tables.insert(REQUEST_TABLE.into(), 1);
+    local_agent(&mut m, endpoint_id, controller_id);
     for (i, status, version) in [
         (1, "Active", identity.software_version.as_str()),
         (2, "Available", "0.9.0"),
@@ -139,9 +107,69 @@ pub fn agent_model(identity: &Identity, endpoint_id: &str, controller_id: &str) 
     m
 }
 
+/// What every agent has: `Device.LocalAgent.` with one controller entry and the subscription
+/// and request tables.
+fn local_agent(m: &mut SimModel, endpoint_id: &str, controller_id: &str) {
+    use ParamType::*;
+    ro(m, "Device.LocalAgent.EndpointID", endpoint_id, String);
+    ro(
+        m,
+        "Device.LocalAgent.SupportedProtocols",
+        "WebSocket, MQTT",
+        String,
+    );
+    ro(
+        m,
+        &format!("{CONTROLLER_ENTRY}.EndpointID"),
+        controller_id,
+        String,
+    );
+    rw(m, &format!("{CONTROLLER_ENTRY}.Enable"), "true", Boolean);
+    ro(
+        m,
+        "Device.LocalAgent.ControllerNumberOfEntries",
+        "1",
+        UnsignedInt,
+    );
+    ro(
+        m,
+        "Device.LocalAgent.SubscriptionNumberOfEntries",
+        "0",
+        UnsignedInt,
+    );
+    m.tables.insert(notify::SUBSCRIPTIONS.into(), 1);
+    m.tables.insert(REQUEST_TABLE.into(), 1);
+}
+
 impl AgentCore {
     pub fn new(identity: &Identity, endpoint_id: &str, controller_id: &str) -> Self {
         let model = agent_model(identity, endpoint_id, controller_id);
+        Self {
+            endpoint_id: endpoint_id.into(),
+            controller_id: controller_id.into(),
+            defaults: model.clone(),
+            model,
+            next_msg: 1,
+            effects: Vec::new(),
+            ignored_records: 0,
+            notify_resps: 0,
+        }
+    }
+
+    /// An agent with nothing but its LocalAgent and a serial number: for load tests where the
+    /// connection, not the data model, is being measured.
+    pub fn minimal(endpoint_id: &str, controller_id: &str) -> Self {
+        let mut model = SimModel {
+            params: Default::default(),
+            tables: Default::default(),
+        };
+        local_agent(&mut model, endpoint_id, controller_id);
+        ro(
+            &mut model,
+            "Device.DeviceInfo.SerialNumber",
+            endpoint_id.rsplit('-').next().unwrap_or(endpoint_id),
+            ParamType::String,
+        );
         Self {
             endpoint_id: endpoint_id.into(),
             controller_id: controller_id.into(),

@@ -277,6 +277,7 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         });
         expire_operations(twin, at);
         apply_inform(twin, &mut state.dict, at, identity, events, params);
+        twin.changes.header = true;
         return Ok(ApplyOutcome::default());
     }
     if let TwinCommand::UspConnected { mtp, reply_to, .. } = command {
@@ -287,6 +288,7 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         });
         expire_operations(twin, at);
         crate::usp::apply_connected(twin, at, mtp, reply_to);
+        twin.changes.header = true;
         return Ok(ApplyOutcome::default());
     }
     let ShardState { dict, twins } = state;
@@ -294,6 +296,11 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         .get_mut(&device)
         .ok_or_else(|| ApplyError::UnknownDevice(device.clone()))?;
     expire_operations(twin, at);
+    // Value reports touch the header only when they change meta (see `report_values`); every
+    // other command changes meta, operations or the event log.
+    if !matches!(command, TwinCommand::ReportValues { .. }) {
+        twin.changes.header = true;
+    }
     let mut outcome = ApplyOutcome::default();
     match command {
         TwinCommand::Inform { .. } | TwinCommand::UspConnected { .. } => {
@@ -584,12 +591,21 @@ pub(crate) fn report_values(
         }
         let lower = p.path.as_str();
         if lower.ends_with(".DeviceInfo.SoftwareVersion") {
-            twin.meta.software_version = p.value.clone();
+            if twin.meta.software_version != p.value {
+                twin.meta.software_version = p.value.clone();
+                twin.changes.header = true;
+            }
         } else if lower.ends_with(".ManagementServer.ConnectionRequestURL") {
-            twin.meta.connection_request_url = p.value.clone();
-        } else if twin.meta.protocol == "usp" {
+            if twin.meta.connection_request_url != p.value {
+                twin.meta.connection_request_url = p.value.clone();
+                twin.changes.header = true;
+            }
+        } else if twin.meta.protocol == "usp"
+            && lower.contains(".DeviceInfo.")
             // A USP agent has no Inform: its identity comes from its data model.
-            crate::usp::identity_from_param(&mut twin.meta, lower, &p.value);
+            && crate::usp::identity_from_param(&mut twin.meta, lower, &p.value)
+        {
+            twin.changes.header = true;
         }
         let id = dict.intern(&p.path);
         twin.upsert_param(id, |existing| match existing {
@@ -705,12 +721,19 @@ fn complete_operation(
     Ok(())
 }
 
-fn expire_operations(twin: &mut Twin, at: Timestamp) {
+/// Expires queued operations past their TTL; true when any did.
+fn expire_operations(twin: &mut Twin, at: Timestamp) -> bool {
+    let mut expired = false;
     for op in twin.operations.iter_mut() {
         if op.status == OperationStatus::Queued && op.expires_at.is_some_and(|e| e <= at) {
             op.status = OperationStatus::Expired { at };
+            expired = true;
         }
     }
+    if expired {
+        twin.changes.header = true;
+    }
+    expired
 }
 
 #[cfg(test)]

@@ -60,10 +60,10 @@ pub struct OutgoingOperation {
 
 #[derive(Debug)]
 pub enum Input {
-    /// The agent is reachable. `discover`: also read its schema (first contact).
-    Connected {
-        discover: bool,
-    },
+    /// The agent is reachable. `Discover` also reads its schema (first contact); `Resync`
+    /// re-reads the values, one Get per subtree the twin knows, so no single response (and no
+    /// receive buffer) has to hold the whole data model.
+    Connected(Sync),
     Msg(Msg),
     /// The driver's answer to `Output::NeedWork`: the next queued operation, if any.
     Work(Option<OutgoingOperation>),
@@ -71,6 +71,12 @@ pub enum Input {
     Wake,
     /// The connection is gone.
     Disconnected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sync {
+    Discover,
+    Resync { subtrees: Vec<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,9 +249,19 @@ impl AgentSession {
         self.correlator.poll_timeout()
     }
 
+    /// Releases spare capacity once nothing is pending: thousands of idle sessions should not
+    /// each keep the buffers of their connect-time burst.
+    pub fn compact(&mut self) {
+        // Small capacities stay: the steady state (a Notify, its NotifyResp) reuses them.
+        if self.outputs.is_empty() && self.outputs.capacity() > 4 {
+            self.outputs = Default::default();
+        }
+        self.correlator.compact();
+    }
+
     pub fn handle(&mut self, now: Timestamp, input: Input) {
         match input {
-            Input::Connected { discover } => self.on_connected(now, discover),
+            Input::Connected(sync) => self.on_connected(now, sync),
             Input::Msg(m) => self.on_msg(now, m),
             Input::Work(op) => self.on_work(now, op),
             Input::Wake => self.maybe_need_work(),
@@ -305,7 +321,7 @@ impl AgentSession {
         });
     }
 
-    fn on_connected(&mut self, now: Timestamp, discover: bool) {
+    fn on_connected(&mut self, now: Timestamp, sync: Sync) {
         if self.connected {
             return;
         }
@@ -313,15 +329,30 @@ impl AgentSession {
         self.send(now, Tag::Protocol, msg::get_supported_protocol);
         let tables = vec![CONTROLLER_TABLE.to_owned(), SUBSCRIPTION_TABLE.to_owned()];
         self.send(now, Tag::SubscriptionTable, |id| msg::get(id, &tables, 0));
-        let root = vec![self.config.root.clone()];
-        if discover {
-            self.send(now, Tag::SupportedDm, |id| {
-                msg::get_supported_dm(id, &root, false)
-            });
-        } else {
-            self.sync_pending = 1;
-            let prefix = self.config.root.clone();
-            self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &root, 0));
+        match sync {
+            Sync::Discover => {
+                let root = vec![self.config.root.clone()];
+                self.send(now, Tag::SupportedDm, |id| {
+                    msg::get_supported_dm(id, &root, false)
+                });
+            }
+            Sync::Resync { subtrees } => {
+                let subtrees = if subtrees.is_empty() {
+                    vec![self.config.root.clone()]
+                } else {
+                    subtrees
+                };
+                self.read_subtrees(now, subtrees);
+            }
+        }
+    }
+
+    /// One Get per subtree; the last answer completes the sync.
+    fn read_subtrees(&mut self, now: Timestamp, subtrees: Vec<String>) {
+        self.sync_pending = subtrees.len();
+        for prefix in subtrees {
+            let paths = vec![prefix.clone()];
+            self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &paths, 0));
         }
     }
 
@@ -435,11 +466,7 @@ impl AgentSession {
                     schema.top_level.clone()
                 };
                 self.schema = Some(schema);
-                self.sync_pending = chunks.len();
-                for prefix in chunks {
-                    let paths = vec![prefix.clone()];
-                    self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &paths, 0));
-                }
+                self.read_subtrees(now, chunks);
             }
             (Tag::Sync { prefix }, Some(response::RespType::GetResp(r))) => {
                 let (values, errors) = flatten_get_resp(&r);
@@ -515,10 +542,8 @@ impl AgentSession {
         match tag {
             Tag::SupportedDm => {
                 // Untyped values are still worth having: read the data model without a schema.
-                self.sync_pending = 1;
                 let root = vec![self.config.root.clone()];
-                let prefix = self.config.root.clone();
-                self.send(now, Tag::Sync { prefix }, |id| msg::get(id, &root, 0));
+                self.read_subtrees(now, root);
             }
             Tag::Sync { .. } => {
                 self.sync_pending = self.sync_pending.saturating_sub(1);

@@ -89,7 +89,10 @@ fn get_resp(id: &str, requested: &str, objects: &[(&str, &[(&str, &str)])]) -> M
 
 /// Connects without discovery and answers everything up to the point where work is asked for.
 fn connected_and_ready(s: &mut AgentSession) {
-    s.handle(Timestamp(0), Input::Connected { discover: false });
+    s.handle(
+        Timestamp(0),
+        Input::Connected(Sync::Resync { subtrees: vec![] }),
+    );
     let out = drain(s);
     let msgs = sent(&out);
     assert_eq!(msgs.len(), 3, "{out:?}");
@@ -183,7 +186,7 @@ fn connect_reconciles_subscriptions_reads_the_model_then_asks_for_work() {
 #[test]
 fn first_contact_reads_the_schema_and_types_the_values() {
     let mut s = session();
-    s.handle(Timestamp(0), Input::Connected { discover: true });
+    s.handle(Timestamp(0), Input::Connected(Sync::Discover));
     let out = drain(&mut s);
     let msgs = sent(&out);
     assert!(matches!(
@@ -452,7 +455,10 @@ fn requests_from_the_agent_get_error_7001_and_garbage_is_ignored() {
 #[test]
 fn an_agent_without_our_controller_entry_gets_no_subscriptions_but_still_works() {
     let mut s = session();
-    s.handle(Timestamp(0), Input::Connected { discover: false });
+    s.handle(
+        Timestamp(0),
+        Input::Connected(Sync::Resync { subtrees: vec![] }),
+    );
     let out = drain(&mut s);
     let msgs = sent(&out);
     let (table, sync) = (id_of(msgs[1]), id_of(msgs[2]));
@@ -470,4 +476,30 @@ fn an_agent_without_our_controller_entry_gets_no_subscriptions_but_still_works()
     ));
     s.handle(Timestamp(1), Input::Msg(get_resp(&sync, "Device.", &[])));
     assert_eq!(drain(&mut s).last(), Some(&Output::NeedWork));
+}
+
+#[test]
+fn a_reconnect_reads_the_known_subtrees_one_get_each() {
+    let mut s = session();
+    s.handle(
+        Timestamp(0),
+        Input::Connected(Sync::Resync {
+            subtrees: vec!["Device.DeviceInfo.".into(), "Device.WiFi.".into()],
+        }),
+    );
+    let out = drain(&mut s);
+    let gets: Vec<Vec<String>> = sent(&out)[2..]
+        .iter()
+        .map(|m| match req_of(m) {
+            request::ReqType::Get(g) => g.param_paths.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        gets,
+        vec![
+            vec!["Device.DeviceInfo.".to_string()],
+            vec!["Device.WiFi.".to_string()]
+        ]
+    );
 }

@@ -164,10 +164,12 @@ async fn tcp(i: usize, server: SocketAddr) -> std::io::Result<tokio::net::TcpStr
     socket.connect(server).await
 }
 
-/// A minimal agent that answers the controller and then idles on its connection.
+/// A minimal agent that answers the controller and then idles on its connection. A `silent`
+/// one completes the WebSocket handshake and says nothing (the connection's own cost).
 async fn agent(
     i: usize,
     server: SocketAddr,
+    silent: bool,
     answered: Arc<AtomicU64>,
     connected: Arc<AtomicUsize>,
 ) {
@@ -187,7 +189,7 @@ async fn agent(
         return;
     };
     connected.fetch_add(1, Ordering::Relaxed);
-    if std::env::var_os("B5_SILENT").is_none() {
+    if !silent {
         let _ = ws
             .send(Message::Binary(core.websocket_connect().into()))
             .await;
@@ -214,21 +216,28 @@ async fn bare_client(i: usize, server: SocketAddr, connected: Arc<AtomicUsize>) 
     let _ = stream.read(&mut buf).await;
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Clients {
+    Bare,
+    SilentAgents,
+    Agents,
+}
+
 /// Connects `n` clients and waits until they are all connected and the server went quiet.
 async fn connect_all(
     server: &Server,
     n: usize,
-    radar: bool,
+    kind: Clients,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let answered = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let (addr, answered, connected) = (server.addr, answered.clone(), connected.clone());
-        tasks.push(if radar {
-            tokio::spawn(agent(i, addr, answered, connected))
-        } else {
-            tokio::spawn(bare_client(i, addr, connected))
+        tasks.push(match kind {
+            Clients::Bare => tokio::spawn(bare_client(i, addr, connected)),
+            Clients::SilentAgents => tokio::spawn(agent(i, addr, true, answered, connected)),
+            Clients::Agents => tokio::spawn(agent(i, addr, false, answered, connected)),
         });
         // Pace the handshakes a little, as a real reconnect storm would be by backoff.
         if i % 500 == 499 {
@@ -244,7 +253,7 @@ async fn connect_all(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if radar && std::env::var_os("B5_SILENT").is_none() {
+    if kind == Clients::Agents {
         while server.usp_connections().await < n as u64 {
             anyhow::ensure!(
                 start.elapsed() < Duration::from_secs(300),
@@ -272,7 +281,7 @@ async fn measure_bare(n: usize) -> anyhow::Result<f64> {
     let server = Server::start(&["bare"])?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_bytes();
-    let tasks = connect_all(&server, n, false).await?;
+    let tasks = connect_all(&server, n, Clients::Bare).await?;
     let after = server.rss_bytes();
     for t in tasks {
         t.abort();
@@ -280,8 +289,16 @@ async fn measure_bare(n: usize) -> anyhow::Result<f64> {
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
-/// Returns (bytes per connection, bytes per twin).
-async fn measure_radar(n: usize) -> anyhow::Result<(f64, f64)> {
+struct RadarMemory {
+    /// Per connection whose agent has not spoken yet: transport, link and registry.
+    silent: f64,
+    /// Per connected agent after its connect-time sync, subscriptions and reads done.
+    synced: f64,
+    /// Per twin loaded at startup (not included above).
+    twin: f64,
+}
+
+async fn measure_radar(n: usize) -> anyhow::Result<RadarMemory> {
     let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
     let data = dir.path().to_string_lossy().into_owned();
     let empty_rss;
@@ -290,24 +307,32 @@ async fn measure_radar(n: usize) -> anyhow::Result<(f64, f64)> {
         let server = Server::start(&["radar", &data])?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         empty_rss = server.rss_bytes();
-        let tasks = connect_all(&server, n, true).await?;
-        for t in tasks {
+        for t in connect_all(&server, n, Clients::Agents).await? {
             t.abort();
         }
     }
-    // Second run on the same data: twins loaded, then everyone connects again.
-    let server = Server::start(&["radar", &data])?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let loaded = server.rss_bytes();
-    let tasks = connect_all(&server, n, true).await?;
-    let connected = server.rss_bytes();
-    for t in tasks {
-        t.abort();
-    }
-    Ok((
-        connected.saturating_sub(loaded) as f64 / n as f64,
-        loaded.saturating_sub(empty_rss) as f64 / n as f64,
-    ))
+    // Later runs on the same data: twins loaded, then everyone connects again.
+    let grow = |kind| {
+        let data = data.clone();
+        async move {
+            let server = Server::start(&["radar", &data])?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let loaded = server.rss_bytes();
+            let tasks = connect_all(&server, n, kind).await?;
+            let connected = server.rss_bytes();
+            for t in tasks {
+                t.abort();
+            }
+            anyhow::Ok((loaded, connected.saturating_sub(loaded) as f64 / n as f64))
+        }
+    };
+    let (_, silent) = grow(Clients::SilentAgents).await?;
+    let (loaded, synced) = grow(Clients::Agents).await?;
+    Ok(RadarMemory {
+        silent,
+        synced,
+        twin: loaded.saturating_sub(empty_rss) as f64 / n as f64,
+    })
 }
 
 pub fn run(counts: &[usize]) -> anyhow::Result<()> {
@@ -316,17 +341,20 @@ pub fn run(counts: &[usize]) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!("\n## B5: memory per idle connected USP agent (server RSS growth / connections; RLIMIT_NOFILE {limit})\n");
-    println!("| connections | bare tokio TCP task | radar: per WebSocket agent | radar: per twin (loaded, not counted above) |");
-    println!("| ---: | ---: | ---: | ---: |");
+    println!("| connections | baseline: bare tokio TCP task | radar: connection before the agent speaks | radar: connected, synced agent | radar: twin loaded (not in the columns before) |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
     for &n in counts {
         // Each side of a connection needs a descriptor in its own process, plus a few spare.
         if n as u64 + 64 > limit {
-            println!("| {n} | skipped: the file-descriptor limit is {limit} | | |");
+            println!("| {n} | not run: this process may open only {limit} files (hard RLIMIT_NOFILE) | | | |");
             continue;
         }
         let bare = runtime.block_on(measure_bare(n))?;
-        let (conn, twin) = runtime.block_on(measure_radar(n))?;
-        println!("| {n} | {:.0} B | {:.0} B | {:.0} B |", bare, conn, twin);
+        let radar = runtime.block_on(measure_radar(n))?;
+        println!(
+            "| {n} | {bare:.0} B | {:.0} B | {:.0} B | {:.0} B |",
+            radar.silent, radar.synced, radar.twin
+        );
     }
     Ok(())
 }

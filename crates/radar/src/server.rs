@@ -36,9 +36,12 @@ pub struct UpArgs {
     /// Data directory.
     #[arg(long, env = "RADAR_DATA_DIR", default_value = "./radar-data")]
     data_dir: PathBuf,
-    /// Also start N simulated devices against this instance.
+    /// Also start N simulated CWMP devices against this instance.
     #[arg(long, env = "RADAR_DEMO", default_value_t = 0)]
     demo: usize,
+    /// Also start N simulated USP agents (over the WebSocket MTP) against this instance.
+    #[arg(long, env = "RADAR_DEMO_USP", default_value_t = 0)]
+    demo_usp: usize,
     /// Optional config file; flags override it.
     #[arg(long, env = "RADAR_CONFIG")]
     config: Option<PathBuf>,
@@ -154,7 +157,7 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
     }
 }
 
-async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
+async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Result<()> {
     let cwmp = TcpListener::bind(config.listen.cwmp)
         .await
         .with_context(|| format!("binding cwmp {}", config.listen.cwmp))?;
@@ -176,6 +179,7 @@ async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
         );
     }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let controller_id = config.usp.controller_id.clone();
     let listeners = radar_node::Listeners {
         cwmp,
         api,
@@ -206,6 +210,23 @@ async fn run_node(mut config: NodeConfig, demo: usize) -> Result<()> {
         Some(fleet)
     } else {
         None
+    };
+    let _agents = if demo_usp > 0 {
+        let host = if usp_addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            usp_addr.ip().to_string()
+        };
+        let config = radar_sim::usp_agent::UspSimConfig {
+            count: demo_usp,
+            controller_id: controller_id.clone(),
+            ..Default::default()
+        };
+        let mtp = radar_sim::usp_agent::Mtp::WebSocket(format!("{host}:{}", usp_addr.port()));
+        tracing::info!(agents = demo_usp, "demo usp agents started");
+        radar_sim::usp_agent::start(&config, &mtp)
+    } else {
+        Vec::new()
     };
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -239,7 +260,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         config.cwmp.allow_anonymous = true;
     }
     apply_listen(&mut config, &args.listen);
-    run_node(config, args.demo).await
+    run_node(config, args.demo, args.demo_usp).await
 }
 
 pub async fn node(args: NodeArgs) -> Result<()> {
@@ -252,7 +273,7 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         config.data_dir = dir;
     }
     apply_listen(&mut config, &args.listen);
-    run_node(config, 0).await
+    run_node(config, 0, 0).await
 }
 
 pub fn print_config(what: &str) -> Result<()> {

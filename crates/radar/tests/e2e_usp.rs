@@ -248,6 +248,10 @@ async fn scenario(
         a.param("Device.WiFi.SSID.1.SSID").as_deref(),
         Some("from-radar")
     );
+    assert_eq!(
+        param(&radar, &ida, "Device.WiFi.SSID.1.SSID").await["source"],
+        "usp_set"
+    );
 
     // An agent's refusal fails the operation with the USP error code.
     let (status, op) = radar

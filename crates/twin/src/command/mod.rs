@@ -18,6 +18,8 @@ pub enum Source {
     Spv,
     Notify,
     UspGet,
+    /// Confirmed by a USP SetResp.
+    UspSet,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::Spv => "spv",
             Source::Notify => "notify",
             Source::UspGet => "usp_get",
+            Source::UspSet => "usp_set",
         }
     }
 }
@@ -700,7 +703,12 @@ fn complete_operation(
                         writable: None,
                     })
                     .collect();
-                report_values(twin, dict, at, Source::Spv, &reported);
+                let source = if twin.meta.protocol == "usp" {
+                    Source::UspSet
+                } else {
+                    Source::Spv
+                };
+                report_values(twin, dict, at, source, &reported);
             }
             if let OperationKind::DeleteObject { path } = &op.kind {
                 twin.remove_subtree(dict, path);

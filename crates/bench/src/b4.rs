@@ -213,6 +213,8 @@ fn echo_server() -> anyhow::Result<SocketAddr> {
             };
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
+                // tungstenite's callback signature, not ours to shrink.
+                #[allow(clippy::result_large_err)]
                 let callback = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
                                 mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
                     response.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("v1.usp"));

@@ -152,6 +152,63 @@ async fn usp_agents_over_mqtt311_reply_with_reply_to_topics() {
     wait_param(&radar, &id, "Device.WiFi.SSID.1.SSID", "v311-local").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_loses_no_queued_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let port = broker.port;
+    let url = broker.url();
+    let radar = Radar::start_with(dir.path(), None, &["--mqtt-url", &url]);
+    radar.wait_mqtt_subscribed().await;
+    let fleet = usp_agent::start(
+        &UspSimConfig::default(),
+        &Mtp::Mqtt(Broker {
+            host: "127.0.0.1".into(),
+            port,
+            version: MqttVersion::V5,
+        }),
+    );
+    let id = fleet[0].endpoint_id.clone();
+    wait_online(&radar, &id, true).await;
+
+    // The broker goes away; an operator write is accepted and kept in the twin meanwhile.
+    drop(broker);
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&id)),
+            json!({"Device.WiFi.SSID.1.SSID": "across-the-outage"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_ne!(
+        fleet[0].param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("across-the-outage")
+    );
+
+    // The broker is back on the same port: Radar and the agent reconnect, and the write lands.
+    let _broker = Mosquitto::start_on(dir.path(), port);
+    radar.wait_mqtt_subscribed().await;
+    let done = eventually(
+        "the queued write delivered after the outage",
+        Duration::from_secs(60),
+        || async {
+            let v = radar
+                .get(&format!("{}/operations/{}", device_path(&id), op["id"]))
+                .await
+                .1;
+            (v["status"] == "done").then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(
+        fleet[0].param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("across-the-outage"),
+        "{done}"
+    );
+}
+
 /// Everything a USP twin must do, the same over every MTP. `restart_args` restart Radar on the
 /// same MTP endpoint.
 async fn scenario(

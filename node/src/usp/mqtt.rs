@@ -82,6 +82,8 @@ impl Publisher {
     }
 }
 
+// One per node, so the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Loop {
     V5(rumqttc::v5::EventLoop),
     V3(rumqttc::EventLoop),

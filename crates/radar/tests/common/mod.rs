@@ -221,6 +221,11 @@ impl Mosquitto {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(dir, port)
+    }
+
+    /// A broker on a given port (to restart one where its clients expect it).
+    pub fn start_on(dir: &Path, port: u16) -> Mosquitto {
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &conf,

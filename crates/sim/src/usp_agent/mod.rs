@@ -490,3 +490,6 @@ pub fn start(config: &UspSimConfig, mtp: &Mtp) -> Vec<std::sync::Arc<agent::SimA
         .map(|core| spawn(core, mtp, config.reboot_delay))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

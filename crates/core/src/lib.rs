@@ -7,12 +7,14 @@
 //! - [`value`]: TR-106 parameter types and typed value checks.
 //! - [`time`]: millisecond timestamps, so protocol cores never read a clock.
 //! - [`partition`]: the fixed-seed hash from device key to partition.
+//! - [`ring`]: the consistent-hash ring from partitions to shards, per layout version.
 //! - [`error`]: `ErrorCode`, mapped to HTTP status codes.
 
 pub mod device_key;
 pub mod error;
 pub mod partition;
 pub mod path;
+pub mod ring;
 pub mod time;
 pub mod value;
 
@@ -20,5 +22,6 @@ pub use device_key::{DeviceKey, DeviceKeyError};
 pub use error::ErrorCode;
 pub use partition::{partition_of, PartitionId, ShardId};
 pub use path::{ParamPath, PathError};
+pub use ring::{Ring, RingError};
 pub use time::Timestamp;
 pub use value::{ParamType, ValueError};

@@ -179,24 +179,34 @@ fn echo_server() -> SocketAddr {
     addr
 }
 
-fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
-    let cwmp = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let api = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = cwmp.local_addr()?;
-    cwmp.set_nonblocking(true)?;
-    api.set_nonblocking(true)?;
-    let mut config = radar_node::config::NodeConfig {
-        data_dir,
-        ..Default::default()
+/// Where a node started by [`node_on_one_core`] listens.
+pub(crate) struct NodeAddrs {
+    pub cwmp: SocketAddr,
+    pub usp: SocketAddr,
+}
+
+/// Starts a Radar node on its own single-threaded runtime (one core) and waits until it serves.
+pub(crate) fn node_on_one_core(
+    name: &str,
+    config: radar_node::config::NodeConfig,
+) -> anyhow::Result<NodeAddrs> {
+    let bind = || -> anyhow::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.set_nonblocking(true)?;
+        Ok(l)
     };
-    config.cwmp.allow_anonymous = true;
-    config.connection_request.enabled = false;
+    let (cwmp, api, usp) = (bind()?, bind()?, bind()?);
+    let addrs = NodeAddrs {
+        cwmp: cwmp.local_addr()?,
+        usp: usp.local_addr()?,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
-    one_core("acs-server", move || async move {
+    one_core(name, move || async move {
+        let listener = |l| tokio::net::TcpListener::from_std(l).expect("listener");
         let listeners = radar_node::Listeners {
-            cwmp: tokio::net::TcpListener::from_std(cwmp).expect("cwmp"),
-            api: tokio::net::TcpListener::from_std(api).expect("api"),
-            usp: None,
+            cwmp: listener(cwmp),
+            api: listener(api),
+            usp: Some(listener(usp)),
         };
         let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let node = radar_node::start(config, listeners, shutdown)
@@ -208,7 +218,17 @@ fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
         }
     });
     rx.recv()?;
-    Ok(addr)
+    Ok(addrs)
+}
+
+fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
+    let mut config = radar_node::config::NodeConfig {
+        data_dir,
+        ..Default::default()
+    };
+    config.cwmp.allow_anonymous = true;
+    config.connection_request.enabled = false;
+    Ok(node_on_one_core("acs-server", config)?.cwmp)
 }
 
 pub fn run(devices: usize, concurrency: usize, seconds: f64) -> anyhow::Result<()> {

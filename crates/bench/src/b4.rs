@@ -237,35 +237,11 @@ fn echo_server() -> anyhow::Result<SocketAddr> {
 }
 
 fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
-    let cwmp = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let api = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let usp = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = usp.local_addr()?;
-    for l in [&cwmp, &api, &usp] {
-        l.set_nonblocking(true)?;
-    }
     let config = radar_node::config::NodeConfig {
         data_dir,
         ..Default::default()
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    one_core("usp-server", move || async move {
-        let listeners = radar_node::Listeners {
-            cwmp: tokio::net::TcpListener::from_std(cwmp).expect("cwmp"),
-            api: tokio::net::TcpListener::from_std(api).expect("api"),
-            usp: Some(tokio::net::TcpListener::from_std(usp).expect("usp")),
-        };
-        let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-        let node = radar_node::start(config, listeners, shutdown)
-            .await
-            .expect("node starts");
-        let _ = tx.send(());
-        for t in node.tasks {
-            let _ = t.await;
-        }
-    });
-    rx.recv()?;
-    Ok(addr)
+    Ok(crate::b1::node_on_one_core("usp-server", config)?.usp)
 }
 
 pub fn run(agents: usize, window: u64, seconds: f64) -> anyhow::Result<()> {

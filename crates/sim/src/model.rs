@@ -381,7 +381,7 @@ impl SimModel {
         m
     }
 
-    fn ro(&mut self, path: &str, value: &str, ty: ParamType) {
+    pub(crate) fn ro(&mut self, path: &str, value: &str, ty: ParamType) {
         self.params.insert(
             path.into(),
             SimParam {
@@ -393,7 +393,7 @@ impl SimModel {
         );
     }
 
-    fn rw(&mut self, path: &str, value: &str, ty: ParamType) {
+    pub(crate) fn rw(&mut self, path: &str, value: &str, ty: ParamType) {
         self.params.insert(
             path.into(),
             SimParam {

@@ -24,6 +24,22 @@ pub struct AgentInputs {
     pub online: watch::Receiver<bool>,
 }
 
+impl AgentInputs {
+    /// Waits until the agent is online; counts a boot if it is about to boot. False when the
+    /// agent was dropped.
+    pub(crate) async fn until_online(&mut self, agent: &SimAgent, booting: bool) -> bool {
+        while !*self.online.borrow() {
+            if self.online.changed().await.is_err() {
+                return false;
+            }
+        }
+        if booting {
+            agent.count_boot();
+        }
+        true
+    }
+}
+
 impl SimAgent {
     pub fn new(core: AgentCore, reboot_delay: Duration) -> (Arc<Self>, AgentInputs) {
         let (local_tx, local_rx) = mpsc::channel(256);

@@ -18,7 +18,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod ws;
 
-use crate::model::{Identity, SimModel, SimParam};
+use crate::model::{Identity, SimModel};
 use prost::Message;
 use radar_core::ParamType;
 use radar_usp::proto::msg::{body, header, request, Body, Header, Msg};
@@ -58,30 +58,6 @@ pub struct AgentCore {
     pub notify_resps: u64,
 }
 
-fn ro(model: &mut SimModel, path: &str, value: &str, ty: ParamType) {
-    model.params.insert(
-        path.into(),
-        SimParam {
-            value: value.into(),
-            ty,
-            writable: false,
-            notification: 0,
-        },
-    );
-}
-
-fn rw(model: &mut SimModel, path: &str, value: &str, ty: ParamType) {
-    model.params.insert(
-        path.into(),
-        SimParam {
-            value: value.into(),
-            ty,
-            writable: true,
-            notification: 0,
-        },
-    );
-}
-
 /// The home gateway plus what a USP agent adds: its LocalAgent (endpoint id, controller entry,
 /// subscription and request tables) and two firmware banks.
 pub fn agent_model(identity: &Identity, endpoint_id: &str, controller_id: &str) -> SimModel {
@@ -93,13 +69,12 @@ pub fn agent_model(identity: &Identity, endpoint_id: &str, controller_id: &str) 
         (2, "Available", "0.9.0"),
     ] {
         let image = format!("Device.DeviceInfo.FirmwareImage.{i}.");
-        ro(&mut m, &format!("{image}Name"), &format!("bank{i}"), String);
-        ro(&mut m, &format!("{image}Version"), version, String);
-        ro(&mut m, &format!("{image}Status"), status, String);
-        rw(&mut m, &format!("{image}Available"), "true", Boolean);
+        m.ro(&format!("{image}Name"), &format!("bank{i}"), String);
+        m.ro(&format!("{image}Version"), version, String);
+        m.ro(&format!("{image}Status"), status, String);
+        m.rw(&format!("{image}Available"), "true", Boolean);
     }
-    ro(
-        &mut m,
+    m.ro(
         "Device.DeviceInfo.FirmwareImageNumberOfEntries",
         "2",
         UnsignedInt,
@@ -111,28 +86,24 @@ pub fn agent_model(identity: &Identity, endpoint_id: &str, controller_id: &str) 
 /// and request tables.
 fn local_agent(m: &mut SimModel, endpoint_id: &str, controller_id: &str) {
     use ParamType::*;
-    ro(m, "Device.LocalAgent.EndpointID", endpoint_id, String);
-    ro(
-        m,
+    m.ro("Device.LocalAgent.EndpointID", endpoint_id, String);
+    m.ro(
         "Device.LocalAgent.SupportedProtocols",
         "WebSocket, MQTT",
         String,
     );
-    ro(
-        m,
+    m.ro(
         &format!("{CONTROLLER_ENTRY}.EndpointID"),
         controller_id,
         String,
     );
-    rw(m, &format!("{CONTROLLER_ENTRY}.Enable"), "true", Boolean);
-    ro(
-        m,
+    m.rw(&format!("{CONTROLLER_ENTRY}.Enable"), "true", Boolean);
+    m.ro(
         "Device.LocalAgent.ControllerNumberOfEntries",
         "1",
         UnsignedInt,
     );
-    ro(
-        m,
+    m.ro(
         "Device.LocalAgent.SubscriptionNumberOfEntries",
         "0",
         UnsignedInt,
@@ -143,7 +114,14 @@ fn local_agent(m: &mut SimModel, endpoint_id: &str, controller_id: &str) {
 
 impl AgentCore {
     pub fn new(identity: &Identity, endpoint_id: &str, controller_id: &str) -> Self {
-        let model = agent_model(identity, endpoint_id, controller_id);
+        Self::with_model(
+            agent_model(identity, endpoint_id, controller_id),
+            endpoint_id,
+            controller_id,
+        )
+    }
+
+    fn with_model(model: SimModel, endpoint_id: &str, controller_id: &str) -> Self {
         Self {
             endpoint_id: endpoint_id.into(),
             controller_id: controller_id.into(),
@@ -164,22 +142,12 @@ impl AgentCore {
             tables: Default::default(),
         };
         local_agent(&mut model, endpoint_id, controller_id);
-        ro(
-            &mut model,
+        model.ro(
             "Device.DeviceInfo.SerialNumber",
             endpoint_id.rsplit('-').next().unwrap_or(endpoint_id),
             ParamType::String,
         );
-        Self {
-            endpoint_id: endpoint_id.into(),
-            controller_id: controller_id.into(),
-            defaults: model.clone(),
-            model,
-            next_msg: 1,
-            effects: Vec::new(),
-            ignored_records: 0,
-            notify_resps: 0,
-        }
+        Self::with_model(model, endpoint_id, controller_id)
     }
 
     pub fn take_effects(&mut self) -> Vec<Effect> {
@@ -319,18 +287,10 @@ impl AgentCore {
             })
             .unwrap_or(1);
         let obj = format!("{table}{instance}.");
-        ro(
-            &mut self.model,
-            &format!("{obj}HostName"),
-            name,
-            ParamType::String,
-        );
-        ro(
-            &mut self.model,
-            &format!("{obj}Active"),
-            "true",
-            ParamType::Boolean,
-        );
+        self.model
+            .ro(&format!("{obj}HostName"), name, ParamType::String);
+        self.model
+            .ro(&format!("{obj}Active"), "true", ParamType::Boolean);
         let msgs = notify::object_event(self, &obj, true);
         msgs.iter().map(|m| self.record(m)).collect()
     }
@@ -384,7 +344,7 @@ impl AgentCore {
             ("Enable", "true", ParamType::Boolean),
             ("Persistent", "true", ParamType::Boolean),
         ] {
-            rw(&mut self.model, &format!("{inst}{k}"), v, ty);
+            self.model.rw(&format!("{inst}{k}"), v, ty);
         }
         let next = self
             .model

@@ -26,13 +26,8 @@ enum Ending {
 pub async fn run(agent: Arc<SimAgent>, broker: Broker, mut inputs: AgentInputs) {
     let mut boot = Some(BootReason::default());
     loop {
-        while !*inputs.online.borrow() {
-            if inputs.online.changed().await.is_err() {
-                return;
-            }
-        }
-        if boot.is_some() {
-            agent.count_boot();
+        if !inputs.until_online(&agent, boot.is_some()).await {
+            return;
         }
         let ending = match broker.version {
             MqttVersion::V5 => session_v5(&agent, &broker, &mut inputs, boot.take()).await,

@@ -36,13 +36,8 @@ pub async fn run(agent: Arc<SimAgent>, ws_url: String, mut inputs: AgentInputs) 
     let mut boot = Some(BootReason::default());
     let mut backoff = Duration::from_millis(100);
     loop {
-        while !*inputs.online.borrow() {
-            if inputs.online.changed().await.is_err() {
-                return;
-            }
-        }
-        if boot.is_some() {
-            agent.count_boot();
+        if !inputs.until_online(&agent, boot.is_some()).await {
+            return;
         }
         match session(&agent, &ws_url, &mut inputs, boot.take()).await {
             Ok(Ending::Boot(reason)) => {

@@ -5,10 +5,12 @@
 //! - [`format`]: the storage encoding: a twin is one header record (meta, operations, event
 //!   log) plus one record per parameter, so a periodic inform rewrites a few small records,
 //!   not the whole twin.
+//! - [`raft`]: openraft log, vote and state machine storage for a shard's Raft group.
 //! - [`sled_store`]: the sled implementation: one database per node, three trees per shard
 //!   (`twins`, `params`, `paths`).
 
 pub mod format;
+pub mod raft;
 pub mod sled_store;
 
 use radar_core::DeviceKey;

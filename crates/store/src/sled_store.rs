@@ -37,6 +37,20 @@ impl SledDatabase {
         Ok(Self { db })
     }
 
+    /// The Raft log and vote of group `group`.
+    pub fn raft_log(&self, group: u64) -> Result<crate::raft::log_store::SledLogStore, StoreError> {
+        crate::raft::log_store::SledLogStore::open(&self.db, group)
+    }
+
+    /// The Raft state machine of group `group`, over shard `shard`'s twins.
+    pub fn raft_state_machine(
+        &self,
+        shard: u32,
+        group: u64,
+    ) -> Result<crate::raft::state_machine::ShardStateMachine, StoreError> {
+        crate::raft::state_machine::ShardStateMachine::open(self.shard(shard)?, group)
+    }
+
     pub fn shard(&self, shard: u32) -> Result<SledShardStore, StoreError> {
         Ok(SledShardStore {
             db: self.db.clone(),
@@ -61,6 +75,73 @@ pub struct SledShardStore {
     twins: sled::Tree,
     params: sled::Tree,
     paths: sled::Tree,
+}
+
+impl SledShardStore {
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Writes a batch and `extra` (e.g. the Raft state machine's applied log id) in one sled
+    /// transaction: after a crash either all of it is there or none, so an entry is never applied
+    /// twice nor half-applied. With `replace_all`, the shard's records are first all removed
+    /// (installing a snapshot).
+    pub(crate) fn write_atomically(
+        &self,
+        batch: &Batch<'_>,
+        extra_tree: &sled::Tree,
+        extra: &[(&[u8], Vec<u8>)],
+        replace_all: bool,
+    ) -> Result<(), StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let existing: Vec<(u8, sled::IVec)> = if replace_all {
+            let keys = |tree: &sled::Tree, tag: u8| -> Result<Vec<(u8, sled::IVec)>, StoreError> {
+                tree.iter()
+                    .keys()
+                    .map(|k| k.map(|k| (tag, k)).map_err(engine))
+                    .collect()
+            };
+            let mut all = keys(&self.paths, 0)?;
+            all.extend(keys(&self.params, 1)?);
+            all.extend(keys(&self.twins, 2)?);
+            all
+        } else {
+            Vec::new()
+        };
+        let result: Result<(), TransactionError<()>> =
+            (&self.paths, &self.params, &self.twins, extra_tree).transaction(
+                |(paths, params, twins, extra_tx)| {
+                    for (tag, key) in &existing {
+                        match tag {
+                            0 => paths.remove(key.clone())?,
+                            1 => params.remove(key.clone())?,
+                            _ => twins.remove(key.clone())?,
+                        };
+                    }
+                    for (offset, template) in batch.new_templates.iter().enumerate() {
+                        let id = batch.first_template_id + offset as u32;
+                        paths.insert(&id.to_be_bytes(), template.as_bytes())?;
+                    }
+                    for twin in &batch.twins {
+                        if let Some(header) = &twin.header {
+                            twins.insert(twin.key.as_str().as_bytes(), header.as_slice())?;
+                        }
+                        for (key, value) in &twin.put {
+                            params.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        for key in &twin.removed {
+                            params.remove(key.as_slice())?;
+                        }
+                    }
+                    for (key, value) in extra {
+                        extra_tx.insert(*key, value.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        result.map_err(|e| StoreError::Engine(format!("{e:?}")))
+    }
 }
 
 impl ShardStore for SledShardStore {

@@ -37,6 +37,11 @@ impl SledDatabase {
         Ok(Self { db })
     }
 
+    /// Makes every write so far durable.
+    pub fn flush_all(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(engine)
+    }
+
     /// The Raft log and vote of group `group`.
     pub fn raft_log(&self, group: u64) -> Result<crate::raft::log_store::SledLogStore, StoreError> {
         crate::raft::log_store::SledLogStore::open(&self.db, group)

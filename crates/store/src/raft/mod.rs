@@ -14,7 +14,7 @@ pub mod state_machine;
 #[cfg(test)]
 mod tests;
 
-use radar_twin::TwinCommand;
+use radar_twin::{ApplyError, ApplyOutcome, TwinCommand};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
@@ -27,7 +27,7 @@ pub struct TwinBatch {
 /// What applying a batch gave each command: the operation it created, or why it did not apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchOutcome {
-    pub results: Vec<Result<Option<u64>, String>>,
+    pub results: Vec<Result<ApplyOutcome, ApplyError>>,
 }
 
 openraft::declare_raft_types!(

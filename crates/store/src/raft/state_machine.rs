@@ -1,7 +1,6 @@
 //! The state machine of a shard's Raft group: the shard's twins, changed only by the pure
 //! `twin::apply` of committed batches. Each `apply` call writes the touched twins and the new
-//! applied log id in one sled transaction and flushes before returning, so a crash never
-//! applies an entry twice or half. Snapshots are Radar's own encoding of the whole shard.
+//! applied log id in one sled transaction, so a crash never applies an entry twice or half. Snapshots are Radar's own encoding of the whole shard.
 
 use super::{flush, io_error, BatchOutcome, ShardRaft, StorageError};
 use crate::format::encode_changes;
@@ -182,11 +181,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                     EntryPayload::Normal(batch) => {
                         for command in &batch.commands {
                             touched.insert(command.device().clone());
-                            outcome.results.push(
-                                apply(&mut state, command)
-                                    .map(|o| o.operation)
-                                    .map_err(|e| e.to_string()),
-                            );
+                            outcome.results.push(apply(&mut state, command));
                         }
                     }
                     EntryPayload::Membership(m) => {
@@ -198,10 +193,10 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             self.write(&mut state, &touched, first_template, false)
         };
         let log_id = last.unwrap_or_default();
+        // Not flushed here: the entries are already durable in the log, and the applied log id
+        // is written in the same transaction as the twins, so after a crash openraft re-applies
+        // exactly the entries whose effects were lost. The next log flush persists this too.
         result.map_err(|e| io_error(|a| StorageIOError::apply(log_id, a), e))?;
-        flush(self.store.db())
-            .await
-            .map_err(|e| io_error(|a| StorageIOError::apply(log_id, a), e))?;
         Ok(outcomes)
     }
 

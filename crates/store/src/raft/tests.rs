@@ -87,8 +87,10 @@ async fn committed_batches_change_twins_and_survive_reopen() {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].results.len(), 2);
         assert_eq!(version_of(&sm, "A").as_deref(), Some("2.0"));
+        // In the node the next log append flushes; here, an explicit flush.
+        db.flush_all().unwrap();
     }
-    // Reopen (as after a crash: everything apply returned was flushed).
+    // Reopen.
     let db = SledDatabase::open(dir.path()).unwrap();
     let mut sm = db.raft_state_machine(0, 1).unwrap();
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 2)));
@@ -104,6 +106,7 @@ async fn snapshots_carry_twins_to_another_replica() {
     a.apply([normal(1, vec![inform("A", "3.1"), inform("C", "0.9")])])
         .await
         .unwrap();
+    a_db.flush_all().unwrap();
     let snapshot = a
         .get_snapshot_builder()
         .await

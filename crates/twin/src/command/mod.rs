@@ -246,20 +246,21 @@ impl TwinCommand {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ApplyOutcome {
     /// The operation a command created.
     pub operation: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// Serializable: in a Raft group the error travels back to the proposer with the entry's result.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyError {
     #[error("device {0} has no twin")]
     UnknownDevice(DeviceKey),
     #[error("device has no operation {0}")]
     UnknownOperation(u64),
     #[error("operation {id} is {status} and can no longer be cancelled")]
-    NotCancellable { id: u64, status: &'static str },
+    NotCancellable { id: u64, status: String },
 }
 
 /// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
@@ -431,7 +432,7 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
             if op.status != OperationStatus::Queued {
                 return Err(ApplyError::NotCancellable {
                     id: *operation,
-                    status: op.status.name(),
+                    status: op.status.name().to_owned(),
                 });
             }
             op.status = OperationStatus::Cancelled { at };

@@ -313,7 +313,7 @@ fn ttl_expires_queued_operations_and_cancel_only_queued() {
         apply(&mut s, &cancel),
         Err(ApplyError::NotCancellable {
             id: op,
-            status: "expired"
+            status: "expired".into()
         })
     );
 }

@@ -160,9 +160,18 @@ async fn mark_usp_agents_offline(core: &Arc<NodeCore>) {
             });
         }
     }
-    for command in commands {
-        if let Err(e) = core.propose(command).await {
-            tracing::warn!(error = %e, "could not mark a usp agent offline after restart");
+    // Concurrently, in slices, so group commit batches them instead of one commit per agent.
+    let mut commands = commands.into_iter().peekable();
+    while commands.peek().is_some() {
+        let slice: Vec<_> = commands
+            .by_ref()
+            .take(1024)
+            .map(|c| core.propose(c))
+            .collect();
+        for result in futures_util::future::join_all(slice).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not mark a usp agent offline after restart");
+            }
         }
     }
 }

@@ -31,6 +31,21 @@ fn passes_openraft_storage_suite() {
     Suite::test_all(Builder).unwrap();
 }
 
+/// Reopens a database just closed in this process: sled's background flusher may hold the
+/// directory lock for a moment after the last handle is dropped.
+fn reopen(dir: &std::path::Path) -> SledDatabase {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledDatabase::open(dir) {
+            Ok(db) => return db,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen {}: {e}", dir.display()),
+        }
+    }
+}
+
 fn log_id(term: u64, index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(term, 1), index)
 }
@@ -91,7 +106,7 @@ async fn committed_batches_change_twins_and_survive_reopen() {
         db.flush_all().unwrap();
     }
     // Reopen.
-    let db = SledDatabase::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     let mut sm = db.raft_state_machine(0, 1).unwrap();
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 2)));
     assert_eq!(version_of(&sm, "A").as_deref(), Some("2.0"));
@@ -124,7 +139,7 @@ async fn snapshots_carry_twins_to_another_replica() {
         assert_eq!(version_of(&b, "A").as_deref(), Some("3.1"));
         assert_eq!(version_of(&b, "Z"), None);
     }
-    let b_db = SledDatabase::open(b_dir.path()).unwrap();
+    let b_db = reopen(b_dir.path());
     let mut b = b_db.raft_state_machine(0, 1).unwrap();
     assert_eq!(version_of(&b, "C").as_deref(), Some("0.9"));
     assert_eq!(version_of(&b, "Z"), None);

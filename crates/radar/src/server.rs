@@ -106,6 +106,18 @@ pub struct SimArgs {
     /// PEM file of CA certificates to trust for an https ACS URL.
     #[arg(long)]
     acs_ca: Option<PathBuf>,
+    /// Simulate USP agents instead, over the WebSocket MTP of this controller (HOST:PORT).
+    #[arg(long, conflicts_with = "usp_mqtt")]
+    usp_ws: Option<String>,
+    /// Simulate USP agents instead, over this MQTT broker (mqtt://HOST:PORT).
+    #[arg(long)]
+    usp_mqtt: Option<String>,
+    /// With --usp-mqtt: speak MQTT 3.1.1 instead of 5.
+    #[arg(long)]
+    mqtt_311: bool,
+    /// The controller's endpoint id the USP agents know.
+    #[arg(long, default_value = "self::radar")]
+    controller_id: String,
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -286,8 +298,55 @@ pub fn print_config(what: &str) -> Result<()> {
     }
 }
 
+/// Simulated USP agents (`radar sim --usp-ws HOST:PORT` or `--usp-mqtt mqtt://HOST:PORT`).
+async fn sim_usp(args: &SimArgs) -> Result<()> {
+    use radar_sim::usp_agent::{self, mqtt::Broker, Mtp, UspSimConfig};
+    let mtp = match (&args.usp_ws, &args.usp_mqtt) {
+        (Some(addr), _) => Mtp::WebSocket(addr.clone()),
+        (None, Some(url)) => {
+            let rest = url
+                .strip_prefix("mqtt://")
+                .context("--usp-mqtt must be mqtt://HOST:PORT")?;
+            let (host, port) = rest
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .unwrap_or((rest, "1883"));
+            Mtp::Mqtt(Broker {
+                host: host.to_owned(),
+                port: port.parse().context("--usp-mqtt port")?,
+                version: if args.mqtt_311 {
+                    radar_usp::record::MqttVersion::V3_1_1
+                } else {
+                    radar_usp::record::MqttVersion::V5
+                },
+            })
+        }
+        (None, None) => bail!("sim_usp needs --usp-ws or --usp-mqtt"),
+    };
+    let config = UspSimConfig {
+        controller_id: args.controller_id.clone(),
+        count: args.count,
+        first_serial: args.first,
+        oui: args.oui.clone(),
+        software_version: args.software_version.clone(),
+        ..Default::default()
+    };
+    let agents = usp_agent::start(&config, &mtp);
+    println!(
+        "simulating {} usp agents ({} … {})",
+        agents.len(),
+        agents.first().map(|a| a.endpoint_id.as_str()).unwrap_or(""),
+        agents.last().map(|a| a.endpoint_id.as_str()).unwrap_or("")
+    );
+    wait_for_signal().await;
+    Ok(())
+}
+
 pub async fn sim(args: SimArgs) -> Result<()> {
     init_tracing(false);
+    if args.usp_ws.is_some() || args.usp_mqtt.is_some() {
+        return sim_usp(&args).await;
+    }
     let acs_credentials = match &args.acs_credentials {
         Some(c) => {
             let (u, p) = c

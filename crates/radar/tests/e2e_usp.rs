@@ -209,6 +209,31 @@ async fn a_broker_outage_loses_no_queued_operation() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radar_sim_runs_usp_agents_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_radar"))
+        .args([
+            "sim",
+            "--usp-ws",
+            &radar.usp.to_string(),
+            "--count",
+            "2",
+            "--first",
+            "7",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let summary = wait_online(&radar, "os::00D09E-USP000008", true).await;
+    assert_eq!(summary["protocol"], "usp");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    wait_online(&radar, "os::00D09E-USP000008", false).await;
+}
+
 /// Everything a USP twin must do, the same over every MTP. `restart_args` restart Radar on the
 /// same MTP endpoint.
 async fn scenario(

@@ -64,13 +64,9 @@ pub fn set(msg_id: &str, allow_partial: bool, objects: &[SetObject]) -> Msg {
     )
 }
 
-pub fn add(
-    msg_id: &str,
-    allow_partial: bool,
-    obj_path: &str,
-    params: &[(String, String, bool)],
-) -> Msg {
-    let create = add::CreateObject {
+/// One object to create: `(parameter, value, required)` settings.
+pub fn create_object(obj_path: &str, params: &[(String, String, bool)]) -> add::CreateObject {
+    add::CreateObject {
         obj_path: obj_path.into(),
         param_settings: params
             .iter()
@@ -80,15 +76,16 @@ pub fn add(
                 required: *required,
             })
             .collect(),
-    };
-    request(
-        msg_id,
-        header::MsgType::Add,
-        request::ReqType::Add(Add {
-            allow_partial,
-            create_objs: vec![create],
-        }),
-    )
+    }
+}
+
+pub fn add(
+    msg_id: &str,
+    allow_partial: bool,
+    obj_path: &str,
+    params: &[(String, String, bool)],
+) -> Msg {
+    add_many(msg_id, allow_partial, vec![create_object(obj_path, params)])
 }
 
 /// An Add of several objects in one Msg (e.g. subscriptions, with `allow_partial`).

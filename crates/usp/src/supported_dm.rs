@@ -49,14 +49,6 @@ impl Schema {
         schema
     }
 
-    pub fn len(&self) -> usize {
-        self.params.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.params.is_empty()
-    }
-
     /// The schema of a concrete parameter path.
     pub fn lookup(&self, path: &str) -> Option<ParamSchema> {
         self.params.get(&template_of(path)).copied()

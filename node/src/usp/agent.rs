@@ -66,10 +66,6 @@ impl AgentLink {
         ))
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
     /// Whether the link still has a reason to live: connected, or probing a silent agent.
     pub fn is_active(&self) -> bool {
         self.connected || self.probing

@@ -167,14 +167,6 @@ impl AgentRegistry {
     pub fn is_connected(&self, device: &DeviceKey) -> bool {
         self.links().contains_key(device)
     }
-
-    pub fn len(&self) -> usize {
-        self.links().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

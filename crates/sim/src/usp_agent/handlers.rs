@@ -128,6 +128,7 @@ pub fn set(agent: &mut AgentCore, s: &Set) -> Answer {
             .is_some_and(|(k, _)| k.starts_with(&obj.obj_path));
         let mut param_errs = Vec::new();
         let mut updated = HashMap::new();
+        let mut object_writes = Vec::new();
         if !exists {
             if !s.allow_partial {
                 return fail(
@@ -156,14 +157,15 @@ pub fn set(agent: &mut AgentCore, s: &Set) -> Answer {
                     )),
                     None => {
                         updated.insert(setting.param.clone(), setting.value.clone());
-                        writes.push((full, setting.value.clone()));
+                        object_writes.push((full, setting.value.clone()));
                     }
                 }
             }
         }
         let required_failed = param_errs.iter().any(|e| e.4);
-        if !s.allow_partial && (required_failed || !param_errs.is_empty()) {
-            // TR-369 §7.6.3: with allow_partial=false any failure fails the whole Set.
+        if !s.allow_partial && required_failed {
+            // TR-369 §7.6.3: with allow_partial=false a failed required parameter fails the
+            // whole Set; other parameter failures are reported in the SetResp.
             let mut e = err(errors::INVALID_ARGUMENTS, "set failed");
             e.param_errs = param_errs
                 .iter()
@@ -174,6 +176,10 @@ pub fn set(agent: &mut AgentCore, s: &Set) -> Answer {
                 })
                 .collect();
             return (MsgType::Error, Err(e));
+        }
+        // An object whose required parameter failed is left as it was.
+        if exists && !required_failed {
+            writes.extend(object_writes);
         }
         let status = if !exists || required_failed {
             operation_status::OperStatus::OperFailure(operation_status::OperationFailure {

@@ -19,7 +19,6 @@ pub mod notify;
 pub mod ws;
 
 use crate::model::{Identity, SimModel};
-use prost::Message;
 use radar_core::ParamType;
 use radar_usp::proto::msg::{body, header, request, Body, Header, Msg};
 use radar_usp::record::{self, RecordKind};
@@ -356,11 +355,6 @@ impl AgentCore {
 
     pub(crate) fn next_msg_id(&mut self) -> String {
         self.msg_id()
-    }
-
-    /// Encodes a Msg standalone (tests).
-    pub fn encode(msg: &Msg) -> Vec<u8> {
-        msg.encode_to_vec()
     }
 }
 

@@ -17,7 +17,7 @@ mod tests;
 
 use crate::correlation::{Correlation, Correlator};
 use crate::inbound::{classify, flatten_get_resp, Inbound, PathValue};
-use crate::proto::msg::{add, body, header, response, Msg};
+use crate::proto::msg::{body, header, response, Msg};
 use crate::request::{interpret, Failure, Reply, Request};
 use crate::subscriptions::{self, Desired, SUBSCRIPTION_TABLE};
 use crate::supported_dm::{ParamSchema, Schema};
@@ -230,10 +230,6 @@ impl AgentSession {
             awaiting_work: false,
             operation_in_flight: None,
         }
-    }
-
-    pub fn is_connected(&self) -> bool {
-        self.connected
     }
 
     /// Whether connect-time work is finished and operations flow.
@@ -611,16 +607,11 @@ impl AgentSession {
             let create_objs = plan
                 .add
                 .iter()
-                .map(|d| add::CreateObject {
-                    obj_path: SUBSCRIPTION_TABLE.into(),
-                    param_settings: subscriptions::add_params(d, &recipient)
-                        .into_iter()
-                        .map(|(param, value, required)| add::CreateParamSetting {
-                            param,
-                            value,
-                            required,
-                        })
-                        .collect(),
+                .map(|d| {
+                    msg::create_object(
+                        SUBSCRIPTION_TABLE,
+                        &subscriptions::add_params(d, &recipient),
+                    )
                 })
                 .collect();
             // allow_partial: one refused subscription (7005, 7018) must not sink the others.

@@ -24,6 +24,8 @@ pub struct NodeConfig {
     pub planner: PlannerConfig,
     pub twin: TwinConfig,
     pub usp: UspConfig,
+    /// Raft timing and log compaction, the same for every group this node hosts.
+    pub raft: crate::raft::RaftSettings,
 }
 
 impl Default for NodeConfig {
@@ -39,6 +41,7 @@ impl Default for NodeConfig {
             planner: PlannerConfig::default(),
             twin: TwinConfig::default(),
             usp: UspConfig::default(),
+            raft: crate::raft::RaftSettings::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod cwmp;
 pub mod fleet;
 pub mod log_limit;
 pub mod metrics;
+pub mod raft;
 pub mod shard;
 pub mod tls;
 pub mod usp;
@@ -29,7 +30,7 @@ use crate::cwmp::connection_request::ConnectionRequester;
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
 use radar_core::ShardId;
-use radar_store::{ShardStore, SledDatabase};
+use radar_store::SledDatabase;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -45,6 +46,8 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("shard: {0}")]
+    Shard(#[from] shard::OpenError),
 }
 
 /// Listeners bound by the caller, so tests can bind port 0 (as mini-redis does).
@@ -53,6 +56,8 @@ pub struct Listeners {
     pub api: TcpListener,
     /// The USP WebSocket MTP; none serves no WebSocket agents.
     pub usp: Option<TcpListener>,
+    /// Cluster gRPC (the Raft transport); none in an embedded node that serves no peers.
+    pub grpc: Option<TcpListener>,
 }
 
 /// A started node.
@@ -80,15 +85,35 @@ pub async fn start(
     let db = tokio::task::spawn_blocking(move || SledDatabase::open_with_cache(&db_dir, cache))
         .await
         .map_err(|e| NodeError::Config(e.to_string()))??;
+    let raft_host = raft::service::RaftHost::new();
+    let peers = raft::network::PeerChannels::new(config.raft.connect_timeout);
+    let grpc_addr = match &listeners.grpc {
+        Some(listener) => listener.local_addr()?.to_string(),
+        None => String::new(),
+    };
+    // Embedded mode: this node is the single voter of every shard's group.
+    let voters = std::collections::BTreeMap::from([(
+        config.node_id,
+        openraft::BasicNode::new(grpc_addr.clone()),
+    )]);
     let mut shards = Vec::new();
     for id in 0..config.shards {
-        let store: Arc<dyn ShardStore> = Arc::new(db.shard(id)?);
-        shards.push(shard::Shard::open(
-            ShardId(id),
-            store,
-            config.twin.max_batch,
-            metrics.clone(),
-        )?);
+        let replica = shard::ReplicaContext {
+            db: &db,
+            node_id: config.node_id,
+            settings: &config.raft,
+            peers: peers.clone(),
+            host: raft_host.clone(),
+            max_batch: config.twin.max_batch,
+            metrics: metrics.clone(),
+        };
+        shards.push(shard::Shard::open(ShardId(id), replica).await?);
+    }
+    let bootstraps = shards
+        .iter()
+        .map(|s| s.bootstrap(voters.clone(), config.raft.election_timeout_max * 10));
+    for result in futures_util::future::join_all(bootstraps).await {
+        result?;
     }
     let fleet = Fleet::new(
         shards,
@@ -132,6 +157,13 @@ pub async fn start(
         let server = usp::websocket::UspWebSocketServer::new(core.clone());
         tasks.push(tokio::spawn(server.serve(usp, shutdown.clone())));
     }
+    if let Some(grpc) = listeners.grpc {
+        tasks.push(tokio::spawn(serve_grpc(
+            grpc,
+            raft_host.clone(),
+            shutdown.clone(),
+        )));
+    }
     let app = api::router(core.clone(), ready);
     let mut api_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -143,6 +175,23 @@ pub async fn start(
         }
     }));
     Ok(RunningNode { core, tasks })
+}
+
+/// The cluster gRPC server: the Raft transport of every group this node hosts.
+async fn serve_grpc(
+    listener: TcpListener,
+    host: Arc<raft::service::RaftHost>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let serve = tonic::transport::Server::builder()
+        .add_service(host.service())
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.changed().await;
+        });
+    if let Err(e) = serve.await {
+        tracing::error!(error = %e, "grpc server failed");
+    }
 }
 
 /// After a restart no agent link survives: agents marked connected are offline until they

@@ -1,19 +1,32 @@
-//! One shard: its twins in memory, a single writer that applies `TwinCommand`s with the pure
-//! `twin::apply`, and group commit to the shard store. A proposal is answered only after its
-//! batch is durable, which is what lets drivers acknowledge devices safely.
+//! One shard replica: an openraft group whose state machine holds the shard's twins and applies
+//! committed `TwinCommand`s with the pure `twin::apply` (crates/store). In the embedded mode the
+//! group has one voter; in a cluster it has several, on other nodes.
 //!
-//! In the embedded mode this is the whole replication story (a single voter). The Raft-replicated
-//! shard replaces the writer with an openraft group whose state machine calls the same `apply`.
+//! Writes go through a group-commit writer: the commands that arrive while an entry is being
+//! proposed are batched into the next entry (one fsync for many devices), and a few entries
+//! are in flight at once. A proposal is answered only after its entry is committed and applied,
+//! which is what lets drivers acknowledge devices safely.
 
 use crate::metrics::Metrics;
+use crate::raft::network::{GroupNetwork, PeerChannels};
+use crate::raft::service::RaftHost;
+use crate::raft::{GroupId, RaftSettings};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft, ServerState};
 use radar_core::{DeviceKey, ShardId};
-use radar_store::{Batch, ShardStore, StoreError};
-use radar_twin::{apply, ApplyError, ApplyOutcome, PathDict, ShardState, Twin, TwinCommand};
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use radar_store::raft::{ShardRaft, TwinBatch};
+use radar_store::SledDatabase;
+use radar_twin::{ApplyError, ApplyOutcome, PathDict, ShardState, Twin, TwinCommand};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
-use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::{error, info, warn};
+
+/// Entries one shard has proposed and not yet seen committed. More overlap hides the log
+/// flush; the group-commit batch grows while these are out.
+const MAX_ENTRIES_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ProposeError {
@@ -23,6 +36,22 @@ pub enum ProposeError {
     Storage(String),
     #[error("shard is shutting down")]
     Closed,
+    /// This replica is not the shard's leader; `leader` is the node id of the one it knows.
+    #[error("not the shard leader (leader: {leader:?})")]
+    NotLeader {
+        leader: Option<u64>,
+        leader_addr: Option<String>,
+    },
+}
+
+/// How a read is served: `Linearizable` confirms leadership with a quorum and waits until the
+/// state machine has applied everything committed before the read (openraft's read index);
+/// `Stale` reads this replica as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    #[default]
+    Linearizable,
+    Stale,
 }
 
 struct Proposal {
@@ -30,50 +59,119 @@ struct Proposal {
     reply: oneshot::Sender<Result<ApplyOutcome, ProposeError>>,
 }
 
+/// Where a shard replica lives and how its group is reached.
+pub struct ReplicaContext<'a> {
+    pub db: &'a SledDatabase,
+    pub node_id: u64,
+    pub settings: &'a RaftSettings,
+    pub peers: Arc<PeerChannels>,
+    pub host: Arc<RaftHost>,
+    pub max_batch: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("storage: {0}")]
+    Storage(#[from] radar_store::StoreError),
+    #[error(transparent)]
+    Settings(#[from] crate::raft::SettingsError),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
 pub struct Shard {
     pub id: ShardId,
+    pub group: GroupId,
+    node_id: u64,
     state: Arc<RwLock<ShardState>>,
+    raft: Raft<ShardRaft>,
     proposals: mpsc::Sender<Proposal>,
     poisoned: Arc<AtomicBool>,
 }
 
 impl Shard {
-    /// Loads the shard from its store and starts its writer.
-    pub fn open(
-        id: ShardId,
-        store: Arc<dyn ShardStore>,
-        max_batch: usize,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Self>, StoreError> {
-        let loaded = store.load()?;
-        let mut state = ShardState {
-            dict: PathDict::from_templates(loaded.templates),
-            ..Default::default()
-        };
-        for twin in loaded.twins {
-            state.twins.insert(twin.key.clone(), twin);
-        }
-        metrics.twins.add(state.twins.len() as i64);
-        let state = Arc::new(RwLock::new(state));
-        let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
+    /// Opens this node's replica of shard `id` from its store, joins its Raft group on the
+    /// node's transport and starts the writer. The group is not initialized here: see
+    /// [`Shard::bootstrap`].
+    pub async fn open(id: ShardId, ctx: ReplicaContext<'_>) -> Result<Arc<Self>, OpenError> {
+        let group = GroupId::shard(id);
+        let log = ctx.db.raft_log(group.0)?;
+        let state_machine = ctx.db.raft_state_machine(id.0, group.0)?;
+        let state = state_machine.state.clone();
+        let twins_now = state.read().unwrap_or_else(|e| e.into_inner()).twins.len();
+        ctx.metrics.twins.add(twins_now as i64);
+        let config = ctx.settings.openraft_config(&group.to_string())?;
+        let raft = Raft::new(
+            ctx.node_id,
+            Arc::new(config),
+            GroupNetwork::new(group, ctx.peers.clone()),
+            log,
+            state_machine,
+        )
+        .await
+        .map_err(|e| OpenError::Raft(e.to_string()))?;
+        ctx.host.register(group, Arc::new(raft.clone()));
+        let max_batch = ctx.max_batch.max(1);
+        let (tx, rx) = mpsc::channel(max_batch * 4);
         let poisoned = Arc::new(AtomicBool::new(false));
         let writer = Writer {
+            raft: raft.clone(),
             state: state.clone(),
-            store,
-            max_batch: max_batch.max(1),
-            metrics,
+            max_batch,
+            metrics: ctx.metrics,
             poisoned: poisoned.clone(),
+            in_flight: Arc::new(Semaphore::new(MAX_ENTRIES_IN_FLIGHT)),
+            twins_counted: Arc::new(AtomicI64::new(twins_now as i64)),
         };
         tokio::spawn(writer.run(rx));
         Ok(Arc::new(Self {
             id,
+            group,
+            node_id: ctx.node_id,
             state,
+            raft,
             proposals: tx,
             poisoned,
         }))
     }
 
-    /// Applies a command and waits until it is durable.
+    /// Makes `voters` the group's first membership if it has none yet (a pristine group), then
+    /// waits until the group has a leader. Safe to call on every start: openraft refuses a
+    /// second initialization and this treats that as done.
+    pub async fn bootstrap(
+        &self,
+        voters: BTreeMap<u64, BasicNode>,
+        wait: Duration,
+    ) -> Result<(), OpenError> {
+        let single_voter_is_me = voters.len() == 1 && voters.contains_key(&self.node_id);
+        if !self.raft.is_initialized().await.map_err(raft_error)? {
+            match self.raft.initialize(voters).await {
+                Ok(()) | Err(RaftError::APIError(_)) => {}
+                Err(e) => return Err(raft_error(e)),
+            }
+        } else if single_voter_is_me {
+            // A lone voter that restarts would otherwise wait a whole election timeout before
+            // it stands for election.
+            self.raft.trigger().elect().await.map_err(raft_error)?;
+        }
+        self.raft
+            .wait(Some(wait))
+            .metrics(|m| m.current_leader.is_some(), "shard has a leader")
+            .await
+            .map_err(|e| OpenError::Raft(format!("{}: no leader: {e}", self.group)))?;
+        if single_voter_is_me {
+            // Reads right after start see everything committed before the restart.
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(|e| OpenError::Raft(e.to_string()))?;
+        }
+        info!(shard = %self.id, leader = ?self.leader(), "shard ready");
+        Ok(())
+    }
+
+    /// Applies a command through Raft and waits until it is committed and applied.
     pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
         if self.poisoned.load(Ordering::Relaxed) {
             return Err(ProposeError::Storage(
@@ -88,9 +186,29 @@ impl Shard {
         rx.await.map_err(|_| ProposeError::Closed)?
     }
 
+    /// Waits until a read at `consistency` may be served from this replica.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), ProposeError> {
+        if consistency == Consistency::Stale {
+            return Ok(());
+        }
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)) => {
+                    ProposeError::NotLeader {
+                        leader: f.leader_id,
+                        leader_addr: f.leader_node.map(|n| n.addr),
+                    }
+                }
+                other => ProposeError::Storage(other.to_string()),
+            })
+    }
+
     pub fn read(&self) -> RwLockReadGuard<'_, ShardState> {
-        // A poisoned lock means a writer panicked mid-apply; the state is still the last
-        // consistent one because apply mutates only after validation. Serving reads is safe.
+        // A poisoned lock means a panic mid-apply; apply mutates only after validation, so the
+        // state is the last consistent one and serving reads is safe.
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -106,97 +224,145 @@ impl Shard {
     pub fn healthy(&self) -> bool {
         !self.poisoned.load(Ordering::Relaxed)
     }
+
+    /// The node id of the leader this replica knows of.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    pub fn raft(&self) -> &Raft<ShardRaft> {
+        &self.raft
+    }
+
+    /// Stops the group (the node is shutting down or drops this replica).
+    pub async fn shutdown(&self, host: &RaftHost) {
+        host.unregister(self.group);
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(shard = %self.id, error = %e, "raft shutdown");
+        }
+    }
+}
+
+fn raft_error(e: impl std::fmt::Display) -> OpenError {
+    OpenError::Raft(e.to_string())
 }
 
 struct Writer {
+    raft: Raft<ShardRaft>,
     state: Arc<RwLock<ShardState>>,
-    store: Arc<dyn ShardStore>,
     max_batch: usize,
     metrics: Arc<Metrics>,
     poisoned: Arc<AtomicBool>,
+    in_flight: Arc<Semaphore>,
+    /// Twins last added to the node's gauge by this shard.
+    twins_counted: Arc<AtomicI64>,
 }
 
 impl Writer {
     async fn run(self, mut rx: mpsc::Receiver<Proposal>) {
         let mut batch = Vec::with_capacity(self.max_batch);
-        while rx.recv_many(&mut batch, self.max_batch).await > 0 {
-            self.commit(std::mem::take(&mut batch)).await;
+        loop {
+            // Wait for room in the pipeline first, so commands keep gathering into the next
+            // batch while the previous entries are being committed.
+            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            if rx.recv_many(&mut batch, self.max_batch).await == 0 {
+                return;
+            }
+            self.propose(std::mem::take(&mut batch), permit).await;
         }
     }
 
-    /// Applies a batch in order, persists every touched twin once, flushes once, then answers.
-    async fn commit(&self, batch: Vec<Proposal>) {
+    async fn propose(&self, batch: Vec<Proposal>, permit: tokio::sync::OwnedSemaphorePermit) {
         let started = std::time::Instant::now();
-        let mut results = Vec::with_capacity(batch.len());
-        let (encoded, twins_before, twins_after) = {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            let twins_before = state.twins.len();
-            let first_template_id = state.dict.len() as u32;
-            let mut touched = BTreeSet::new();
-            for proposal in &batch {
-                self.metrics
-                    .twin_commands
-                    .with_label_values(&[command_kind(&proposal.command)])
-                    .inc();
-                let result = apply(&mut state, &proposal.command).map_err(ProposeError::from);
-                if result.is_ok() {
-                    touched.insert(proposal.command.device().clone());
+        let mut commands = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for proposal in batch {
+            self.metrics
+                .twin_commands
+                .with_label_values(&[command_kind(&proposal.command)])
+                .inc();
+            commands.push(proposal.command);
+            replies.push(proposal.reply);
+        }
+        let size = commands.len();
+        let responder = match self.raft.client_write_ff(TwinBatch { commands }).await {
+            Ok(responder) => responder,
+            Err(fatal) => {
+                error!(error = %fatal, "shard raft stopped; refusing further writes");
+                self.poisoned.store(true, Ordering::Relaxed);
+                answer_all(replies, Err(ProposeError::Storage(fatal.to_string())));
+                return;
+            }
+        };
+        let metrics = self.metrics.clone();
+        let state = self.state.clone();
+        let twins_counted = self.twins_counted.clone();
+        let poisoned = self.poisoned.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let answer = match responder.await {
+                Ok(Ok(written)) => Ok(written.data.results),
+                Ok(Err(ClientWriteError::ForwardToLeader(f))) => Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                    leader_addr: f.leader_node.map(|n| n.addr),
+                }),
+                Ok(Err(other)) => Err(ProposeError::Storage(other.to_string())),
+                Err(_) => {
+                    // openraft dropped the responder: the core stopped (a storage failure
+                    // or shutdown). Memory may now be ahead of disk; refuse further writes.
+                    poisoned.store(true, Ordering::Relaxed);
+                    Err(ProposeError::Closed)
                 }
-                results.push(result);
-            }
-            let new_templates: Vec<Box<str>> =
-                state.dict.templates()[first_template_id as usize..].to_vec();
-            let twins: Result<Vec<_>, _> = touched
-                .iter()
-                .filter_map(|k| state.twins.get_mut(k).map(radar_store::encode_changes))
-                .collect();
-            (
-                (first_template_id, new_templates, twins),
-                twins_before,
-                state.twins.len(),
-            )
-        };
-        self.metrics
-            .twins
-            .add(twins_after as i64 - twins_before as i64);
-        let store = self.store.clone();
-        let (first_template_id, new_templates, twins) = encoded;
-        let outcome = tokio::task::spawn_blocking(move || {
-            let batch = Batch {
-                first_template_id,
-                new_templates: &new_templates,
-                twins: twins?,
-                deleted: vec![],
             };
-            store.write(&batch)?;
-            store.flush()
-        })
-        .await;
-        let durable = match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("storage task failed: {e}")),
-        };
-        if let Err(message) = &durable {
-            // Memory is now ahead of disk: stop accepting writes rather than acknowledge
-            // anything that might not survive a restart.
-            error!(%message, "shard storage failed; refusing further writes");
-            self.poisoned.store(true, Ordering::Relaxed);
-        }
-        self.metrics.twin_commits.inc();
-        self.metrics.twin_batch_size.observe(batch.len() as f64);
-        self.metrics
-            .twin_commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        for (proposal, result) in batch.into_iter().zip(results) {
-            let answer = match (&durable, result) {
-                (Err(message), _) => Err(ProposeError::Storage(message.clone())),
-                (Ok(()), result) => result,
-            };
-            if proposal.reply.send(answer).is_err() {
-                warn!("proposer went away before its commit was acknowledged");
+            metrics.twin_commits.inc();
+            metrics.twin_batch_size.observe(size as f64);
+            metrics
+                .twin_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let twins_now = state.read().unwrap_or_else(|e| e.into_inner()).twins.len() as i64;
+            let before = twins_counted.swap(twins_now, Ordering::Relaxed);
+            metrics.twins.add(twins_now - before);
+            match answer {
+                Ok(results) if results.len() == replies.len() => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        send(reply, result.map_err(ProposeError::from));
+                    }
+                }
+                Ok(results) => {
+                    let message = format!(
+                        "entry applied {} results for {} commands",
+                        results.len(),
+                        replies.len()
+                    );
+                    answer_all(replies, Err(ProposeError::Storage(message)));
+                }
+                Err(e) => answer_all(replies, Err(e)),
             }
-        }
+        });
+    }
+}
+
+fn answer_all(
+    replies: Vec<oneshot::Sender<Result<ApplyOutcome, ProposeError>>>,
+    answer: Result<ApplyOutcome, ProposeError>,
+) {
+    for reply in replies {
+        send(reply, answer.clone());
+    }
+}
+
+fn send(
+    reply: oneshot::Sender<Result<ApplyOutcome, ProposeError>>,
+    answer: Result<ApplyOutcome, ProposeError>,
+) {
+    if reply.send(answer).is_err() {
+        warn!("proposer went away before its commit was acknowledged");
     }
 }
 

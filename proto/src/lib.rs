@@ -1,3 +1,8 @@
-//! radar-proto: the cluster's gRPC protocols (Raft transport, scatter-gather fleet queries,
-//! admin), compiled with protox and tonic-prost-build. The protos arrive with the cluster work;
-//! the crate exists now so the workspace layout of DESIGN §3 is in place.
+//! radar-proto: the cluster's gRPC protocols, compiled from `protos/` with protox and
+//! tonic-prost-build.
+//!
+//! - [`raft`]: the multi-raft transport (openraft RPCs addressed to a group).
+
+pub mod raft {
+    tonic::include_proto!("radar.raft.v1");
+}

@@ -207,6 +207,7 @@ pub(crate) fn node_on_one_core(
             cwmp: listener(cwmp),
             api: listener(api),
             usp: Some(listener(usp)),
+            grpc: None,
         };
         let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let node = radar_node::start(config, listeners, shutdown)

@@ -70,6 +70,7 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
                         cwmp,
                         api,
                         usp: Some(usp),
+                        grpc: None,
                     },
                     shutdown,
                 )

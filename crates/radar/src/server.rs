@@ -179,12 +179,17 @@ async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Resul
     let usp = TcpListener::bind(config.listen.usp)
         .await
         .with_context(|| format!("binding usp {}", config.listen.usp))?;
+    let grpc = TcpListener::bind(config.listen.grpc)
+        .await
+        .with_context(|| format!("binding grpc {}", config.listen.grpc))?;
     let cwmp_addr = cwmp.local_addr()?;
     let api_addr = api.local_addr()?;
     let usp_addr = usp.local_addr()?;
+    let grpc_addr = grpc.local_addr()?;
     config.listen.cwmp = cwmp_addr;
     config.listen.api = api_addr;
     config.listen.usp = usp_addr;
+    config.listen.grpc = grpc_addr;
     if config.cwmp.allow_anonymous {
         tracing::warn!(
             "cwmp endpoint accepts devices without credentials (allow_anonymous = true)"
@@ -196,12 +201,12 @@ async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Resul
         cwmp,
         api,
         usp: Some(usp),
+        grpc: Some(grpc),
     };
     let node = radar_node::start(config, listeners, shutdown_rx)
         .await
         .context("starting the node")?;
-    // The gRPC listener arrives with the cluster work; only live listeners are printed.
-    println!("listening cwmp={cwmp_addr} usp={usp_addr} api={api_addr}");
+    println!("listening cwmp={cwmp_addr} usp={usp_addr} api={api_addr} grpc={grpc_addr}");
     let _fleet = if demo > 0 {
         let host = if cwmp_addr.ip().is_unspecified() {
             "127.0.0.1".to_string()

@@ -37,7 +37,12 @@ impl Radar {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
         cmd.arg("up").arg("--data-dir").arg(data_dir.join("data"));
         // Free ports unless the caller pins a listener (e.g. to restart on the same address).
-        for flag in ["--cwmp-listen", "--api-listen", "--usp-listen"] {
+        for flag in [
+            "--cwmp-listen",
+            "--api-listen",
+            "--usp-listen",
+            "--grpc-listen",
+        ] {
             if !extra.contains(&flag) {
                 cmd.args([flag, "127.0.0.1:0"]);
             }

@@ -2,7 +2,7 @@
 //! generates prost messages plus tonic clients and servers.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["protos/raft.proto"];
+    let protos = ["protos/raft.proto", "protos/cluster.proto"];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }

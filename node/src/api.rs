@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use radar_core::{DeviceKey, ErrorCode, ParamPath, Timestamp};
 use radar_twin::datamodel::ReportedSpec;
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct ApiError {
     code: ErrorCode,
@@ -66,8 +67,7 @@ impl From<ProposeError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
-    Router::new()
-        .route("/api/v1/devices", get(list_devices))
+    let devices = Router::new()
         .route("/api/v1/devices/{id}", get(device_summary))
         .route(
             "/api/v1/devices/{id}/params",
@@ -81,8 +81,16 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
             "/api/v1/devices/{id}/operations/{op}",
             get(get_operation).delete(cancel_operation),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            crate::api_routing::leader_only,
+        ));
+    Router::new()
+        .merge(devices)
+        .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/query", get(fleet_query))
         .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/cluster/init", post(cluster_init))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -167,7 +175,6 @@ async fn device_summary(
     let key = device_key(&id)?;
     let ctx = core.fleet.context();
     core.fleet
-        .shard_for(&key)
         .with_twin(&key, |twin, dict| {
             let summary = summarize(twin, dict, &ctx, &[]);
             let m = &twin.meta;
@@ -213,7 +220,6 @@ async fn get_params(
     let p = params(raw);
     let prefix = p.get("prefix").cloned().unwrap_or_default();
     core.fleet
-        .shard_for(&key)
         .with_twin(&key, |twin, dict| {
             let params: serde_json::Map<String, Value> = twin
                 .params_under(dict, &prefix)
@@ -277,8 +283,7 @@ async fn patch_params(
     }
     // Validate against the data model (and the device's own report for vendor paths) before
     // anything is queued.
-    let shard = core.fleet.shard_for(&key);
-    let checked = shard.with_twin(&key, |twin, dict| -> ApiResult<()> {
+    let checked = core.fleet.with_twin(&key, |twin, dict| -> ApiResult<()> {
         for (path, value) in &params {
             let reported = twin.param_by_path(dict, path).map(|p| ReportedSpec {
                 ty: p.ty,
@@ -395,7 +400,6 @@ async fn post_operation(
     }
     let protocol = core
         .fleet
-        .shard_for(&key)
         .with_twin(&key, |twin, _| twin.meta.protocol.clone())
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))?;
     if !kind.supported_by(&protocol) {
@@ -467,7 +471,6 @@ async fn list_operations(
 ) -> ApiResult<Json<Value>> {
     let key = device_key(&id)?;
     core.fleet
-        .shard_for(&key)
         .with_twin(&key, |twin, _| json!({"operations": twin.operations.iter().map(operation_json).collect::<Vec<_>>()}))
         .map(Json)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
@@ -489,7 +492,6 @@ async fn get_operation(
     let key = device_key(&id)?;
     let op = operation_id(&op)?;
     core.fleet
-        .shard_for(&key)
         .with_twin(&key, |twin, _| twin.operation(op).map(operation_json))
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))?
         .map(Json)
@@ -522,6 +524,11 @@ async fn fleet_query(
 }
 
 async fn cluster(State(core): State<Arc<NodeCore>>) -> Json<Value> {
+    if let Some(meta) = &core.meta {
+        return Json(
+            crate::cluster::status::cluster_status(&core, meta, Duration::from_secs(2)).await,
+        );
+    }
     let shards: Vec<Value> = core
         .fleet
         .shards()
@@ -534,6 +541,35 @@ async fn cluster(State(core): State<Arc<NodeCore>>) -> Json<Value> {
         "shards": shards,
         "nodes": [{"id": core.config.node_id, "api": core.config.listen.api.to_string(), "mode": "embedded"}],
     }))
+}
+
+async fn cluster_init(State(core): State<Arc<NodeCore>>, body: Bytes) -> ApiResult<Json<Value>> {
+    let request: crate::cluster::init::InitRequest = parse_json(&body)?;
+    let Some(meta) = &core.meta else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this node runs embedded (no seeds): its layout is fixed at one node",
+        ));
+    };
+    let layout = crate::cluster::init::init_cluster(
+        meta,
+        &core.config.cluster.seeds,
+        core.config.partitions,
+        request,
+        core.config.raft.election_timeout_max * 20,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::cluster::meta::MetaError::Refused(m) => ApiError::new(ErrorCode::Conflict, m),
+        other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
+    })?;
+    Ok(Json(json!({
+        "layout_version": layout.version,
+        "partitions": layout.partitions,
+        "replicas": layout.replicas,
+        "shards": layout.shards.iter().map(|s| json!({"id": s.id.0, "voters": s.voters})).collect::<Vec<_>>(),
+        "nodes": layout.nodes.keys().collect::<Vec<_>>(),
+    })))
 }
 
 async fn metrics(State(core): State<Arc<NodeCore>>) -> impl IntoResponse {

@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub usp: UspConfig,
     /// Raft timing and log compaction, the same for every group this node hosts.
     pub raft: crate::raft::RaftSettings,
+    /// Cluster membership; without seeds the node runs embedded (single node).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for NodeConfig {
@@ -42,6 +44,7 @@ impl Default for NodeConfig {
             twin: TwinConfig::default(),
             usp: UspConfig::default(),
             raft: crate::raft::RaftSettings::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }

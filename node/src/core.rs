@@ -26,22 +26,37 @@ pub struct NodeCore {
     pub usp_agents: crate::usp::registry::AgentRegistry,
     /// The MQTT MTP's publisher, once it is started.
     pub usp_mqtt: std::sync::OnceLock<Arc<crate::usp::mqtt::Publisher>>,
+    /// The metadata group replica, in the cluster mode.
+    pub meta: Option<Arc<crate::cluster::meta::MetaGroup>>,
     /// Per-device rate limit for protocol warnings.
     pub log_limit: crate::log_limit::LogLimiter,
 }
 
 impl NodeCore {
     pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
-        self.fleet
-            .shard_for(command.device())
-            .propose(command)
-            .await
+        let shard = self.fleet.shard_for(command.device());
+        let Some(meta) = &self.meta else {
+            return match shard {
+                Some(shard) => shard.propose(command).await,
+                None => Err(ProposeError::Closed),
+            };
+        };
+        if let Some(shard) = shard.as_ref().filter(|s| s.is_leader()) {
+            return shard.propose(command).await;
+        }
+        let Some(shard_id) = self.fleet.shard_id_for(command.device()) else {
+            return Err(ProposeError::NotLeader {
+                leader: None,
+                leader_addr: None,
+            });
+        };
+        let hint = shard.and_then(|s| s.leader());
+        crate::cluster::forward::propose_remote(meta, shard_id, hint, &command).await
     }
 
     /// The planner's tasks for a device's session.
     pub fn plan(&self, device: &DeviceKey, now: Timestamp) -> Vec<PlannedTask> {
         self.fleet
-            .shard_for(device)
             .with_twin(device, |twin, dict| {
                 planner::plan(twin, dict, now, &self.plan_config)
             })
@@ -73,8 +88,8 @@ impl NodeCore {
         let id = outcome
             .operation
             .ok_or_else(|| ProposeError::Storage("enqueue returned no operation".into()))?;
-        let shard = self.fleet.shard_for(device);
-        let (operation, wake) = shard
+        let (operation, wake) = self
+            .fleet
             .with_twin(device, |twin, _| {
                 let op = twin.operation(id).cloned();
                 let recent = Timestamp::now().duration_since(twin.meta.last_contact)

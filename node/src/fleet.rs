@@ -5,19 +5,26 @@
 //! code path that cross-node scatter-gather plugs into.
 
 use crate::shard::Shard;
-use radar_core::{partition_of, DeviceKey, ShardId, Timestamp};
+use radar_core::{DeviceKey, Ring, ShardId, Timestamp};
 use radar_twin::query::{self, EvalContext, Expr};
 use radar_twin::{PathDict, Twin};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub struct Fleet {
-    shards: Vec<Arc<Shard>>,
-    partitions: u32,
+    view: RwLock<Arc<FleetView>>,
     pub deadline: Duration,
     pub online_window: Duration,
+}
+
+/// What this node serves at one layout version: the ring and its local shard replicas.
+pub struct FleetView {
+    pub layout_version: u64,
+    /// None until the cluster is initialized.
+    pub ring: Option<Ring>,
+    pub replicas: BTreeMap<ShardId, Arc<Shard>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -65,28 +72,49 @@ struct ShardPage {
 }
 
 impl Fleet {
-    pub fn new(
-        shards: Vec<Arc<Shard>>,
-        partitions: u32,
-        deadline: Duration,
-        online_window: Duration,
-    ) -> Self {
+    pub fn new(view: FleetView, deadline: Duration, online_window: Duration) -> Self {
         Self {
-            shards,
-            partitions,
+            view: RwLock::new(Arc::new(view)),
             deadline,
             online_window,
         }
     }
 
-    pub fn shards(&self) -> &[Arc<Shard>] {
-        &self.shards
+    /// The current view (cheap: an `Arc`).
+    pub fn view(&self) -> Arc<FleetView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The shard that owns a device: partition by fixed-seed hash, then partition → shard.
-    pub fn shard_for(&self, key: &DeviceKey) -> &Arc<Shard> {
-        let partition = partition_of(key.as_str(), self.partitions);
-        &self.shards[partition.0 as usize % self.shards.len()]
+    /// Switches to a new layout version's view.
+    pub fn install(&self, view: FleetView) {
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    }
+
+    /// This node's shard replicas.
+    pub fn shards(&self) -> Vec<Arc<Shard>> {
+        self.view().replicas.values().cloned().collect()
+    }
+
+    /// The shard that owns a device: partition by fixed-seed hash, then the layout's ring.
+    pub fn shard_id_for(&self, key: &DeviceKey) -> Option<ShardId> {
+        Some(self.view().ring.as_ref()?.shard_for_key(key.as_str()))
+    }
+
+    /// This node's replica of the device's shard, if it hosts one.
+    pub fn shard_for(&self, key: &DeviceKey) -> Option<Arc<Shard>> {
+        let view = self.view();
+        let id = view.ring.as_ref()?.shard_for_key(key.as_str());
+        view.replicas.get(&id).cloned()
+    }
+
+    /// Reads a device's twin from this node's replica; `None` when the twin (or the replica)
+    /// is not here.
+    pub fn with_twin<R>(
+        &self,
+        key: &DeviceKey,
+        f: impl FnOnce(&Twin, &PathDict) -> R,
+    ) -> Option<R> {
+        self.shard_for(key)?.with_twin(key, f)
     }
 
     pub fn context(&self) -> EvalContext {
@@ -177,7 +205,7 @@ impl Fleet {
         G: Fn(Arc<Shard>) -> F,
     {
         let mut handles = Vec::new();
-        for shard in &self.shards {
+        for shard in self.shards() {
             let task = make(shard.clone());
             handles.push((
                 shard.id,

@@ -2,6 +2,8 @@
 //!
 //! Modules:
 //! - [`config`]: the node's serde configuration.
+//! - [`raft`]: the Raft transport over gRPC and timing settings.
+//! - [`cluster`]: cluster membership: metadata group, layout follower, cluster gRPC.
 //! - [`shard`]: a shard's twins with group commit to the store.
 //! - [`fleet`]: local shards and fleet queries (fan-out with deadlines, merge).
 //! - [`core`]: what drivers and the API share.
@@ -13,6 +15,8 @@
 //! - [`tls`]: TLS for the ACS endpoint.
 
 pub mod api;
+pub mod api_routing;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod cwmp;
@@ -33,6 +37,7 @@ use radar_core::ShardId;
 use radar_store::SledDatabase;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -91,33 +96,41 @@ pub async fn start(
         Some(listener) => listener.local_addr()?.to_string(),
         None => String::new(),
     };
-    // Embedded mode: this node is the single voter of every shard's group.
-    let voters = std::collections::BTreeMap::from([(
-        config.node_id,
-        openraft::BasicNode::new(grpc_addr.clone()),
-    )]);
-    let mut shards = Vec::new();
-    for id in 0..config.shards {
-        let replica = shard::ReplicaContext {
-            db: &db,
-            node_id: config.node_id,
-            settings: &config.raft,
-            peers: peers.clone(),
-            host: raft_host.clone(),
-            max_batch: config.twin.max_batch,
-            metrics: metrics.clone(),
+    let (view, meta) = if config.cluster.enabled() {
+        let Some(grpc) = &listeners.grpc else {
+            return Err(NodeError::Config(
+                "a cluster node needs a grpc listener".into(),
+            ));
         };
-        shards.push(shard::Shard::open(ShardId(id), replica).await?);
-    }
-    let bootstraps = shards
-        .iter()
-        .map(|s| s.bootstrap(voters.clone(), config.raft.election_timeout_max * 10));
-    for result in futures_util::future::join_all(bootstraps).await {
-        result?;
-    }
+        let host = config.cluster.advertise_host.as_deref();
+        let usp = match &listeners.usp {
+            Some(l) => cluster::advertised(l.local_addr()?, host),
+            None => String::new(),
+        };
+        let info = radar_core::NodeInfo {
+            id: config.node_id,
+            grpc: cluster::advertised(grpc.local_addr()?, host),
+            api: cluster::advertised(listeners.api.local_addr()?, host),
+            cwmp: cluster::advertised(listeners.cwmp.local_addr()?, host),
+            usp,
+        };
+        let meta =
+            cluster::meta::MetaGroup::open(&db, info, &config.raft, peers.clone(), &raft_host)
+                .await?;
+        let view = fleet::FleetView {
+            layout_version: 0,
+            ring: None,
+            replicas: Default::default(),
+        };
+        (view, Some(meta))
+    } else {
+        (
+            embedded_view(&config, &db, &peers, &raft_host, &grpc_addr, &metrics).await?,
+            None,
+        )
+    };
     let fleet = Fleet::new(
-        shards,
-        config.partitions,
+        view,
         config.twin.shard_query_deadline,
         config.cwmp.online_window,
     );
@@ -135,6 +148,7 @@ pub async fn start(
         log_limit: log_limit::LogLimiter::new(std::time::Duration::from_secs(60)),
         model: radar_twin::datamodel::DataModel::tr181(),
         fleet,
+        meta: meta.clone(),
         metrics,
         config,
     });
@@ -157,10 +171,35 @@ pub async fn start(
         let server = usp::websocket::UspWebSocketServer::new(core.clone());
         tasks.push(tokio::spawn(server.serve(usp, shutdown.clone())));
     }
+    if let Some(meta) = &meta {
+        let factory = cluster::follow::ReplicaFactory {
+            db: db.clone(),
+            node_id: core.config.node_id,
+            settings: core.config.raft.clone(),
+            peers: peers.clone(),
+            host: raft_host.clone(),
+            max_batch: core.config.twin.max_batch,
+            metrics: core.metrics.clone(),
+        };
+        tasks.push(tokio::spawn(cluster::follow::follow_layout(
+            meta.clone(),
+            factory,
+            core.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(cluster::follow::announce(
+            meta.clone(),
+            shutdown.clone(),
+        )));
+    }
     if let Some(grpc) = listeners.grpc {
+        let cluster = meta
+            .as_ref()
+            .map(|m| cluster::grpc::service(core.clone(), m.clone()));
         tasks.push(tokio::spawn(serve_grpc(
             grpc,
             raft_host.clone(),
+            cluster,
             shutdown.clone(),
         )));
     }
@@ -177,15 +216,68 @@ pub async fn start(
     Ok(RunningNode { core, tasks })
 }
 
+/// Embedded mode: this node hosts every shard as the single voter of its group.
+async fn embedded_view(
+    config: &NodeConfig,
+    db: &SledDatabase,
+    peers: &Arc<raft::network::PeerChannels>,
+    raft_host: &Arc<raft::service::RaftHost>,
+    grpc_addr: &str,
+    metrics: &Arc<Metrics>,
+) -> Result<fleet::FleetView, NodeError> {
+    let voters =
+        std::collections::BTreeMap::from([(config.node_id, openraft::BasicNode::new(grpc_addr))]);
+    let mut shards = Vec::new();
+    for id in 0..config.shards {
+        let replica = shard::ReplicaContext {
+            db,
+            node_id: config.node_id,
+            settings: &config.raft,
+            peers: peers.clone(),
+            host: raft_host.clone(),
+            max_batch: config.twin.max_batch,
+            metrics: metrics.clone(),
+        };
+        shards.push(shard::Shard::open(ShardId(id), replica).await?);
+    }
+    let bootstraps = shards.iter().map(|s| {
+        s.bootstrap(
+            voters.clone(),
+            true,
+            Duration::ZERO,
+            config.raft.election_timeout_max * 10,
+        )
+    });
+    for result in futures_util::future::join_all(bootstraps).await {
+        result?;
+    }
+    let shard_ids: Vec<ShardId> = shards.iter().map(|s| s.id).collect();
+    let ring = radar_core::Ring::new(
+        config.partitions,
+        &shard_ids,
+        radar_core::ring::DEFAULT_VNODES,
+    )
+    .map_err(|e| NodeError::Config(e.to_string()))?;
+    Ok(fleet::FleetView {
+        layout_version: 1,
+        ring: Some(ring),
+        replicas: shards.into_iter().map(|s| (s.id, s)).collect(),
+    })
+}
+
 /// The cluster gRPC server: the Raft transport of every group this node hosts.
 async fn serve_grpc(
     listener: TcpListener,
     host: Arc<raft::service::RaftHost>,
+    cluster: Option<
+        radar_proto::cluster::cluster_server::ClusterServer<cluster::grpc::ClusterService>,
+    >,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let serve = tonic::transport::Server::builder()
         .add_service(host.service())
+        .add_optional_service(cluster)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.changed().await;
         });

@@ -28,7 +28,8 @@ use tracing::{error, info, warn};
 /// flush; the group-commit batch grows while these are out.
 const MAX_ENTRIES_IN_FLIGHT: usize = 4;
 
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// Serializable: a command forwarded to the leader's node comes back with this.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ProposeError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -139,16 +140,42 @@ impl Shard {
     /// Makes `voters` the group's first membership if it has none yet (a pristine group), then
     /// waits until the group has a leader. Safe to call on every start: openraft refuses a
     /// second initialization and this treats that as done.
+    ///
+    /// `preferred` is the voter the layout lists first: it initializes at once and so usually
+    /// becomes the first leader, which spreads leadership over the nodes as the layout spreads
+    /// first voters. The others initialize too (with the same membership, which openraft
+    /// allows) only if the group is still pristine after `patience`, so a missing preferred
+    /// voter cannot keep the shard leaderless.
     pub async fn bootstrap(
         &self,
         voters: BTreeMap<u64, BasicNode>,
+        preferred: bool,
+        patience: Duration,
         wait: Duration,
     ) -> Result<(), OpenError> {
         let single_voter_is_me = voters.len() == 1 && voters.contains_key(&self.node_id);
         if !self.raft.is_initialized().await.map_err(raft_error)? {
-            match self.raft.initialize(voters).await {
-                Ok(()) | Err(RaftError::APIError(_)) => {}
-                Err(e) => return Err(raft_error(e)),
+            if !preferred {
+                let _ = self
+                    .raft
+                    .wait(Some(patience))
+                    .metrics(
+                        |m| {
+                            m.membership_config
+                                .membership()
+                                .voter_ids()
+                                .next()
+                                .is_some()
+                        },
+                        "membership from the preferred voter",
+                    )
+                    .await;
+            }
+            if !self.raft.is_initialized().await.map_err(raft_error)? {
+                match self.raft.initialize(voters).await {
+                    Ok(()) | Err(RaftError::APIError(_)) => {}
+                    Err(e) => return Err(raft_error(e)),
+                }
             }
         } else if single_voter_is_me {
             // A lone voter that restarts would otherwise wait a whole election timeout before

@@ -138,9 +138,15 @@ async fn a_three_replica_shard_replicates_fails_over_and_catches_up_by_snapshot(
         .iter()
         .map(|n| (n.id, BasicNode::new(n.addr.clone())))
         .collect();
-    let boots = nodes
-        .iter()
-        .map(|n| n.shard.bootstrap(voters.clone(), Duration::from_secs(20)));
+    let boots = nodes.iter().map(|n| {
+        let preferred = n.id == 1;
+        n.shard.bootstrap(
+            voters.clone(),
+            preferred,
+            Duration::from_secs(2),
+            Duration::from_secs(20),
+        )
+    });
     for result in futures_util::future::join_all(boots).await {
         result.expect("bootstrap");
     }

@@ -2,6 +2,11 @@
 //! tonic-prost-build.
 //!
 //! - [`raft`]: the multi-raft transport (openraft RPCs addressed to a group).
+//! - [`cluster`]: membership, layout, status and cross-node forwarding.
+
+pub mod cluster {
+    tonic::include_proto!("radar.cluster.v1");
+}
 
 pub mod raft {
     tonic::include_proto!("radar.raft.v1");

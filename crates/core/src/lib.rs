@@ -12,6 +12,7 @@
 
 pub mod device_key;
 pub mod error;
+pub mod layout;
 pub mod partition;
 pub mod path;
 pub mod ring;
@@ -20,6 +21,7 @@ pub mod value;
 
 pub use device_key::{DeviceKey, DeviceKeyError};
 pub use error::ErrorCode;
+pub use layout::{Layout, LayoutCommand, LayoutError, NodeInfo, ShardLayout};
 pub use partition::{partition_of, PartitionId, ShardId};
 pub use path::{ParamPath, PathError};
 pub use ring::{Ring, RingError};

@@ -84,8 +84,26 @@ pub struct QueryArgs {
 
 #[derive(Args)]
 pub struct ClusterArgs {
+    #[command(subcommand)]
+    action: Option<ClusterAction>,
     #[command(flatten)]
     common: Common,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ClusterAction {
+    /// Form the cluster from the nodes' seeds, once (repeating it is harmless).
+    Init {
+        /// Number of shards.
+        #[arg(long)]
+        shards: u32,
+        /// Voters per shard (nodes hosting each shard).
+        #[arg(long)]
+        replicas: u32,
+        /// Fixed partition count (default: the node's `partitions`).
+        #[arg(long)]
+        partitions: Option<u32>,
+    },
 }
 
 fn segment(s: &str) -> String {
@@ -346,6 +364,31 @@ pub async fn query(args: QueryArgs) -> Result<()> {
 }
 
 pub async fn cluster(args: ClusterArgs) -> Result<()> {
+    if let Some(ClusterAction::Init {
+        shards,
+        replicas,
+        partitions,
+    }) = args.action
+    {
+        let v = call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/cluster/init", args.common.api),
+            Some(json!({"shards": shards, "replicas": replicas, "partitions": partitions})),
+        )
+        .await?;
+        if args.common.json {
+            print_json(&v);
+        } else {
+            println!(
+                "cluster initialized: layout version {}, {} shards × {} replicas over {} partitions",
+                text(&v["layout_version"]),
+                shards,
+                text(&v["replicas"]),
+                text(&v["partitions"])
+            );
+        }
+        return Ok(());
+    }
     let v = call(
         reqwest::Method::GET,
         format!("{}/api/v1/cluster", args.common.api),
@@ -373,5 +416,28 @@ pub async fn cluster(args: ClusterArgs) -> Result<()> {
         })
         .unwrap_or_default();
     table(&["shard", "leader", "voters", "devices"], rows);
+    if let Some(nodes) = v["nodes"]
+        .as_array()
+        .filter(|n| n.len() > 1 || v["mode"] == "cluster")
+    {
+        println!();
+        let rows = nodes
+            .iter()
+            .map(|n| {
+                vec![
+                    text(&n["id"]),
+                    text(&n["grpc"]),
+                    text(&n["api"]),
+                    if n["reachable"] == json!(false) {
+                        "no".into()
+                    } else {
+                        "yes".into()
+                    },
+                    text(&n["leads"]),
+                ]
+            })
+            .collect();
+        table(&["node", "grpc", "api", "reachable", "leads"], rows);
+    }
     Ok(())
 }

@@ -60,6 +60,12 @@ pub struct NodeArgs {
     node_id: Option<u64>,
     #[arg(long, env = "RADAR_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The cluster's nodes' gRPC addresses, this one included (HOST:PORT,HOST:PORT,…).
+    #[arg(long, env = "RADAR_SEEDS", value_delimiter = ',')]
+    seeds: Vec<String>,
+    /// The host peers and routers use to reach this node when it listens on 0.0.0.0.
+    #[arg(long, env = "RADAR_ADVERTISE_HOST")]
+    advertise_host: Option<String>,
     #[command(flatten)]
     listen: ListenArgs,
     #[arg(long, env = "RADAR_LOG_JSON")]
@@ -288,6 +294,12 @@ pub async fn node(args: NodeArgs) -> Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if !args.seeds.is_empty() {
+        config.cluster.seeds = args.seeds;
+    }
+    if args.advertise_host.is_some() {
+        config.cluster.advertise_host = args.advertise_host;
     }
     apply_listen(&mut config, &args.listen);
     run_node(config, 0, 0).await

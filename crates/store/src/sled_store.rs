@@ -47,6 +47,20 @@ impl SledDatabase {
         crate::raft::log_store::SledLogStore::open(&self.db, group)
     }
 
+    /// The metadata group's log and state machine (the cluster layout).
+    pub fn raft_meta(
+        &self,
+        group: u64,
+    ) -> Result<
+        (
+            crate::raft::log_store::SledLogStore<crate::raft::meta::MetaRaft>,
+            crate::raft::meta::MetaStateMachine,
+        ),
+        StoreError,
+    > {
+        crate::raft::meta::open(&self.db, group)
+    }
+
     /// The Raft state machine of group `group`, over shard `shard`'s twins.
     pub fn raft_state_machine(
         &self,

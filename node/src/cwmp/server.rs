@@ -332,9 +332,9 @@ impl AcsServer {
                     let tasks = match slot.session.device() {
                         Some(device) => {
                             let planned = self.core.plan(device, Timestamp::now());
-                            let shard = self.core.fleet.shard_for(device);
                             let memory = &mut slot.memory;
-                            shard
+                            self.core
+                                .fleet
                                 .with_twin(device, |twin, dict| {
                                     session_tasks(planned, twin, dict, self.core.model, memory)
                                 })

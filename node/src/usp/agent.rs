@@ -91,7 +91,6 @@ impl AgentLink {
     fn sync_plan(&self) -> Sync {
         self.core
             .fleet
-            .shard_for(&self.device)
             .with_twin(&self.device, |twin, dict| {
                 if twin.meta.discovered_at.is_none() {
                     return Sync::Discover;
@@ -357,7 +356,6 @@ impl AgentLink {
             let next = self
                 .core
                 .fleet
-                .shard_for(&self.device)
                 .with_twin(&self.device, |twin, dict| {
                     let op = twin.operations.iter().find(|op| {
                         op.status == OperationStatus::Queued

@@ -385,7 +385,6 @@ async fn run_link(
     let mut link = AgentLink::new(core.clone(), device.clone(), "mqtt");
     link.reply_to = core
         .fleet
-        .shard_for(&device)
         .with_twin(&device, |t, _| t.meta.usp_reply_to.clone())
         .unwrap_or_default();
     let mut out = Vec::new();

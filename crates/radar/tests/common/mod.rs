@@ -53,6 +53,26 @@ impl Radar {
             cmd.arg("--config").arg(path);
         }
         cmd.args(extra);
+        Self::launch(cmd, data_dir, log)
+    }
+
+    /// Starts `radar node` with `args` (ids, listeners, seeds) and waits for its listening line.
+    pub fn start_node(data_dir: &Path, args: &[String]) -> Radar {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = data_dir.join(format!(
+            "node-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
+        cmd.arg("node").arg("--data-dir").arg(data_dir.join("data"));
+        cmd.args(args);
+        Self::launch(cmd, data_dir, log)
+    }
+
+    fn launch(mut cmd: Command, data_dir: &Path, log: PathBuf) -> Radar {
         cmd.env("RADAR_LOG", "info,radar_node=debug");
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));

@@ -3,28 +3,56 @@
 
 use super::{flush, io_error, ShardRaft, StorageError};
 use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::RaftTypeConfig;
 use openraft::{Entry, LogId, LogState, RaftLogReader, StorageIOError, Vote};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
 
-#[derive(Clone)]
-pub struct SledLogStore {
+/// The log of one group, for any of Radar's Raft type configurations (shards and the metadata
+/// group share it).
+pub struct SledLogStore<C = ShardRaft> {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    _config: PhantomData<fn() -> C>,
 }
 
-impl SledLogStore {
+impl<C> Clone for SledLogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            log: self.log.clone(),
+            meta: self.meta.clone(),
+            _config: PhantomData,
+        }
+    }
+}
+
+/// What the log needs of a Raft type configuration: u64 node ids and serde entries.
+pub trait LogConfig: RaftTypeConfig<NodeId = u64, Entry = Entry<Self>> + Sized + 'static {}
+
+impl<C> LogConfig for C
+where
+    C: RaftTypeConfig<NodeId = u64, Entry = Entry<C>>,
+    Entry<C>: Serialize + DeserializeOwned,
+{
+}
+
+impl<C> SledLogStore<C> {
     pub fn open(db: &sled::Db, group: u64) -> Result<Self, crate::StoreError> {
         let engine = |e: sled::Error| crate::StoreError::Engine(e.to_string());
         Ok(Self {
             db: db.clone(),
             log: db.open_tree(format!("raft-{group}-log")).map_err(engine)?,
             meta: db.open_tree(format!("raft-{group}-meta")).map_err(engine)?,
+            _config: PhantomData,
         })
     }
 
@@ -54,11 +82,15 @@ impl SledLogStore {
         Ok(())
     }
 
-    fn last_entry_id(&self) -> Result<Option<LogId<u64>>, StorageError> {
+    fn last_entry_id(&self) -> Result<Option<LogId<u64>>, StorageError>
+    where
+        C: LogConfig,
+        Entry<C>: DeserializeOwned,
+    {
         let read = |e: String| io_error(StorageIOError::read_logs, e);
         match self.log.last().map_err(|e| read(e.to_string()))? {
             Some((_, bytes)) => {
-                let entry: Entry<ShardRaft> =
+                let entry: Entry<C> =
                     postcard::from_bytes(&bytes).map_err(|e| read(e.to_string()))?;
                 Ok(Some(entry.log_id))
             }
@@ -71,11 +103,14 @@ fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-impl RaftLogReader<ShardRaft> for SledLogStore {
+impl<C: LogConfig> RaftLogReader<C> for SledLogStore<C>
+where
+    Entry<C>: Serialize + DeserializeOwned,
+{
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry<ShardRaft>>, StorageError> {
+    ) -> Result<Vec<Entry<C>>, StorageError> {
         let read = |e: String| io_error(StorageIOError::read_logs, e);
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
@@ -99,10 +134,13 @@ impl RaftLogReader<ShardRaft> for SledLogStore {
     }
 }
 
-impl RaftLogStorage<ShardRaft> for SledLogStore {
-    type LogReader = SledLogStore;
+impl<C: LogConfig> RaftLogStorage<C> for SledLogStore<C>
+where
+    Entry<C>: Serialize + DeserializeOwned,
+{
+    type LogReader = SledLogStore<C>;
 
-    async fn get_log_state(&mut self) -> Result<LogState<ShardRaft>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError> {
         let last_purged: Option<LogId<u64>> = self.read_meta(LAST_PURGED)?;
         let last = self.last_entry_id()?.or(last_purged);
         Ok(LogState {
@@ -135,13 +173,9 @@ impl RaftLogStorage<ShardRaft> for SledLogStore {
         Ok(self.read_meta::<Option<LogId<u64>>>(COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<ShardRaft>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError>
     where
-        I: IntoIterator<Item = Entry<ShardRaft>> + Send,
+        I: IntoIterator<Item = Entry<C>> + Send,
         I::IntoIter: Send,
     {
         let write = |e: String| io_error(StorageIOError::write_logs, e);

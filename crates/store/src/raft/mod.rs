@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod meta;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

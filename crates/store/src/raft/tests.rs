@@ -3,6 +3,7 @@
 //! flushed.
 
 use super::log_store::SledLogStore;
+use super::meta::{MetaRaft, MetaStateMachine};
 use super::state_machine::ShardStateMachine;
 use super::{ShardRaft, StorageError, TwinBatch};
 use crate::SledDatabase;
@@ -10,6 +11,7 @@ use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder};
 use radar_core::{DeviceKey, Timestamp};
+use radar_core::{LayoutCommand, NodeInfo};
 use radar_twin::command::{Identity, ReportedParam};
 use radar_twin::TwinCommand;
 use tempfile::TempDir;
@@ -29,6 +31,63 @@ impl StoreBuilder<ShardRaft, SledLogStore, ShardStateMachine, TempDir> for Build
 #[test]
 fn passes_openraft_storage_suite() {
     Suite::test_all(Builder).unwrap();
+}
+
+struct MetaBuilder;
+
+impl StoreBuilder<MetaRaft, SledLogStore<MetaRaft>, MetaStateMachine, TempDir> for MetaBuilder {
+    async fn build(
+        &self,
+    ) -> Result<(TempDir, SledLogStore<MetaRaft>, MetaStateMachine), StorageError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SledDatabase::open(dir.path()).expect("open");
+        let (log, sm) = db.raft_meta(0).expect("meta group");
+        Ok((dir, log, sm))
+    }
+}
+
+#[test]
+fn metadata_group_passes_openraft_storage_suite() {
+    Suite::test_all(MetaBuilder).unwrap();
+}
+
+#[tokio::test]
+async fn metadata_group_applies_layout_commands_and_keeps_them_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = SledDatabase::open(dir.path()).unwrap();
+        let (_log, mut sm) = db.raft_meta(0).unwrap();
+        let mut layout = sm.subscribe();
+        let entries = [1u64, 2, 3]
+            .into_iter()
+            .map(|id| {
+                LayoutCommand::RegisterNode(NodeInfo {
+                    id,
+                    ..Default::default()
+                })
+            })
+            .chain([LayoutCommand::Init {
+                partitions: 64,
+                shards: 3,
+                replicas: 3,
+            }])
+            .enumerate()
+            .map(|(i, command)| Entry {
+                log_id: log_id(1, i as u64 + 1),
+                payload: EntryPayload::Normal(command),
+            });
+        let outcomes = sm.apply(entries).await.unwrap();
+        assert_eq!(outcomes.last().unwrap().0, Ok(4));
+        assert!(layout.has_changed().unwrap());
+        assert_eq!(layout.borrow_and_update().shards.len(), 3);
+        db.flush_all().unwrap();
+    }
+    let db = reopen(dir.path());
+    let (_log, mut sm) = db.raft_meta(0).unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 4)));
+    let layout = sm.subscribe().borrow().clone();
+    assert_eq!(layout.version, 4);
+    assert_eq!(layout.shards[2].voters, vec![3, 1, 2]);
 }
 
 /// Reopens a database just closed in this process: sled's background flusher may hold the

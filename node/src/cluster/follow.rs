@@ -1,0 +1,137 @@
+//! Follows the layout: when a committed layout makes this node a voter of a shard it does not
+//! host yet, the replica is opened and its group bootstrapped with the layout's voters (every
+//! voter proposes the same first membership, which openraft accepts once); then the fleet
+//! switches to the new version's ring and replicas.
+
+use super::meta::MetaGroup;
+use crate::fleet::{Fleet, FleetView};
+use crate::metrics::Metrics;
+use crate::raft::network::PeerChannels;
+use crate::raft::service::RaftHost;
+use crate::raft::RaftSettings;
+use crate::shard::{ReplicaContext, Shard};
+use openraft::BasicNode;
+use radar_core::Layout;
+use radar_store::SledDatabase;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// What opening a replica needs; owned, because replicas open long after startup.
+pub struct ReplicaFactory {
+    pub db: SledDatabase,
+    pub node_id: u64,
+    pub settings: RaftSettings,
+    pub peers: Arc<PeerChannels>,
+    pub host: Arc<RaftHost>,
+    pub max_batch: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+impl ReplicaFactory {
+    pub fn context(&self) -> ReplicaContext<'_> {
+        ReplicaContext {
+            db: &self.db,
+            node_id: self.node_id,
+            settings: &self.settings,
+            peers: self.peers.clone(),
+            host: self.host.clone(),
+            max_batch: self.max_batch,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// Runs until `shutdown`: applies every layout version to this node's fleet.
+pub async fn follow_layout(
+    meta: Arc<MetaGroup>,
+    factory: ReplicaFactory,
+    core: Arc<crate::core::NodeCore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut layouts = meta.layout.clone();
+    loop {
+        let layout = layouts.borrow_and_update().clone();
+        if layout.is_initialized() {
+            if let Err(e) = apply_layout(&layout, &factory, &core.fleet).await {
+                error!(version = layout.version, error = %e, "could not apply the layout");
+            }
+        }
+        tokio::select! {
+            changed = layouts.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn apply_layout(
+    layout: &Layout,
+    factory: &ReplicaFactory,
+    fleet: &Fleet,
+) -> Result<(), String> {
+    let ring = layout.ring().map_err(|e| e.to_string())?;
+    let current = fleet.view();
+    let mut replicas = current.replicas.clone();
+    for shard in layout.shards_of(factory.node_id) {
+        if replicas.contains_key(&shard.id) {
+            continue;
+        }
+        let replica = Shard::open(shard.id, factory.context())
+            .await
+            .map_err(|e| e.to_string())?;
+        let voters: BTreeMap<u64, BasicNode> = shard
+            .voters
+            .iter()
+            .filter_map(|id| {
+                layout
+                    .nodes
+                    .get(id)
+                    .map(|n| (*id, BasicNode::new(n.grpc.clone())))
+            })
+            .collect();
+        info!(shard = %shard.id, voters = ?shard.voters, "opened shard replica");
+        let bootstrapping = replica.clone();
+        let wait = factory.settings.election_timeout_max * 20;
+        let patience = factory.settings.election_timeout_max * 5;
+        let preferred = shard.voters.first() == Some(&factory.node_id);
+        tokio::spawn(async move {
+            if let Err(e) = bootstrapping
+                .bootstrap(voters, preferred, patience, wait)
+                .await
+            {
+                warn!(shard = %bootstrapping.id, error = %e, "shard bootstrap");
+            }
+        });
+        replicas.insert(shard.id, replica);
+    }
+    fleet.install(FleetView {
+        layout_version: layout.version,
+        ring: Some(ring),
+        replicas,
+    });
+    Ok(())
+}
+
+/// Announces this node's addresses to the metadata group once it has a leader (nodes that
+/// restart with new addresses update the layout). Retries until it succeeds or `shutdown`.
+pub async fn announce(meta: Arc<MetaGroup>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let known = meta.current().nodes.get(&meta.info.id) == Some(&meta.info);
+        if known {
+            return;
+        }
+        if meta.leader().is_some() {
+            let command = radar_core::LayoutCommand::RegisterNode(meta.info.clone());
+            match meta.propose(command, false).await {
+                Ok(_) => return,
+                Err(e) => warn!(error = %e, "announcing this node"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The node as a cluster member: its replica of the metadata group (the layout), the follower
+//! that opens this node's shard replicas as the layout assigns them, cluster formation
+//! (`radar cluster init`), and the `Cluster` gRPC service other nodes and routers call.
+//!
+//! Modules:
+//! - [`meta`]: the metadata group replica and layout proposals (forwarded to its leader).
+//! - [`follow`]: layout changes → shard replicas opened and bootstrapped, fleet view switched.
+//! - [`forward`]: twin commands sent to the shard leader's node.
+//! - [`init`]: forming the cluster from the seed nodes.
+//! - [`grpc`]: the `Cluster` service.
+//! - [`status`]: the cluster-wide status `radar cluster` shows.
+
+pub mod follow;
+pub mod forward;
+pub mod grpc;
+pub mod init;
+pub mod meta;
+pub mod status;
+
+use serde::{Deserialize, Serialize};
+
+/// `[cluster]` in node.toml: absent (no seeds) means the embedded single-node mode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster gRPC addresses (`host:port`) of the nodes that form the cluster, this one
+    /// included. Non-empty turns on the cluster mode.
+    pub seeds: Vec<String>,
+    /// The host other nodes, routers and devices use to reach this node when it listens on
+    /// an unspecified address (0.0.0.0). Default: 127.0.0.1.
+    pub advertise_host: Option<String>,
+}
+
+impl ClusterConfig {
+    pub fn enabled(&self) -> bool {
+        !self.seeds.is_empty()
+    }
+}
+
+/// The address to announce for a bound listener.
+pub fn advertised(bound: std::net::SocketAddr, advertise_host: Option<&str>) -> String {
+    if bound.ip().is_unspecified() {
+        format!("{}:{}", advertise_host.unwrap_or("127.0.0.1"), bound.port())
+    } else {
+        bound.to_string()
+    }
+}

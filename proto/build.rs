@@ -2,7 +2,11 @@
 //! generates prost messages plus tonic clients and servers.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["protos/raft.proto", "protos/cluster.proto"];
+    let protos = [
+        "protos/raft.proto",
+        "protos/cluster.proto",
+        "protos/fleet.proto",
+    ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -121,6 +121,18 @@ fn params(raw: Option<String>) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+/// `?consistency=stale` lets any replica answer; the default is linearizable.
+fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consistency> {
+    match p.get("consistency").map(String::as_str) {
+        None | Some("linearizable") => Ok(crate::shard::Consistency::Linearizable),
+        Some("stale") => Ok(crate::shard::Consistency::Stale),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("consistency must be linearizable or stale, not {other:?}"),
+        )),
+    }
+}
+
 fn parse_query(q: &str) -> ApiResult<query::Expr> {
     query::parse(q).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
 }
@@ -156,15 +168,19 @@ async fn list_devices(
                 .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("cursor: {e}")))
         })
         .transpose()?;
-    let answer = core
-        .fleet
-        .devices(DeviceQuery {
+    let text = p.get("q").cloned().unwrap_or_default();
+    let answer = crate::scatter::devices(
+        &core,
+        DeviceQuery {
+            text,
             expr,
             limit,
             cursor,
             fields,
-        })
-        .await;
+        },
+        consistency(&p)?,
+    )
+    .await;
     Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
 }
 
@@ -519,7 +535,15 @@ async fn fleet_query(
 ) -> ApiResult<Json<Value>> {
     let p = params(raw);
     let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
-    let answer = core.fleet.count(expr, p.get("group_by").cloned()).await;
+    let text = p.get("q").cloned().unwrap_or_default();
+    let answer = crate::scatter::count(
+        &core,
+        text,
+        expr,
+        p.get("group_by").cloned(),
+        consistency(&p)?,
+    )
+    .await;
     Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
 }
 

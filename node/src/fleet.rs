@@ -1,8 +1,7 @@
-//! The shards a node serves and fleet queries over them: every query fans out to every shard in
-//! parallel with a per-shard deadline and the answers are merged (filter and projection in the
-//! shard; sort, limit/cursor and group-by counts in the merge). A shard that misses its deadline
-//! makes the answer `partial` and is named in `failed_shards`; the query never hangs. This is the
-//! code path that cross-node scatter-gather plugs into.
+//! The shards a node serves (its view of the layout: the ring and its local replicas), and the
+//! per-shard halves of fleet queries: filter and projection in a shard ([`query_shard`],
+//! [`count_shard`]); sort, limit/cursor and group-by counts in the merge ([`merge_pages`],
+//! [`merge_counts`]). [`crate::scatter`] fans queries out to every shard.
 
 use crate::shard::Shard;
 use radar_core::{DeviceKey, Ring, ShardId, Timestamp};
@@ -59,6 +58,8 @@ pub struct CountAnswer {
 }
 
 pub struct DeviceQuery {
+    /// The query as written (sent to other nodes, which parse it again).
+    pub text: String,
     pub expr: Expr,
     pub limit: usize,
     /// Devices after this id (the previous page's `next_cursor`).
@@ -66,9 +67,9 @@ pub struct DeviceQuery {
     pub fields: Vec<String>,
 }
 
-struct ShardPage {
-    devices: Vec<DeviceSummary>,
-    more: bool,
+pub struct ShardPage {
+    pub devices: Vec<DeviceSummary>,
+    pub more: bool,
 }
 
 impl Fleet {
@@ -123,119 +124,67 @@ impl Fleet {
             online_window: self.online_window,
         }
     }
+}
 
-    pub async fn devices(&self, q: DeviceQuery) -> DevicesAnswer {
-        let limit = q.limit;
-        let q = Arc::new(q);
-        let ctx = self.context();
-        let pages = self
-            .scatter(move |shard| {
-                let q = q.clone();
-                move || query_shard(&shard, &q, &ctx)
-            })
-            .await;
-        let mut devices = Vec::new();
-        let mut more = false;
-        let mut failed = Vec::new();
-        for (shard, page) in pages.results {
-            match page {
-                Some(page) => {
-                    more |= page.more;
-                    devices.extend(page.devices);
-                }
-                None => failed.push(shard.0),
+/// Merges the shards' pages: sort by id, cut at the limit, cursor from the last one kept.
+pub fn merge_pages(pages: Vec<(ShardId, Option<ShardPage>)>, limit: usize) -> DevicesAnswer {
+    let mut devices = Vec::new();
+    let mut more = false;
+    let mut failed = Vec::new();
+    for (shard, page) in pages {
+        match page {
+            Some(page) => {
+                more |= page.more;
+                devices.extend(page.devices);
             }
-        }
-        devices.sort_by(|a, b| a.id.cmp(&b.id));
-        if devices.len() > limit {
-            devices.truncate(limit);
-            more = true;
-        }
-        let next_cursor = if more {
-            devices.last().map(|d| d.id.clone())
-        } else {
-            None
-        };
-        DevicesAnswer {
-            devices,
-            next_cursor,
-            partial: !failed.is_empty(),
-            failed_shards: failed,
+            None => failed.push(shard.0),
         }
     }
-
-    pub async fn count(&self, expr: Expr, group_by: Option<String>) -> CountAnswer {
-        let expr = Arc::new(expr);
-        let group_by = Arc::new(group_by);
-        let ctx = self.context();
-        let answers = self
-            .scatter(move |shard| {
-                let expr = expr.clone();
-                let group_by = group_by.clone();
-                move || count_shard(&shard, &expr, group_by.as_deref(), &ctx)
-            })
-            .await;
-        let mut total = 0;
-        let mut groups = BTreeMap::new();
-        let mut failed = Vec::new();
-        for (shard, answer) in answers.results {
-            match answer {
-                Some((n, g)) => {
-                    total += n;
-                    for (k, v) in g {
-                        *groups.entry(k).or_insert(0) += v;
-                    }
-                }
-                None => failed.push(shard.0),
-            }
-        }
-        CountAnswer {
-            total,
-            groups,
-            partial: !failed.is_empty(),
-            failed_shards: failed,
-        }
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
+    if devices.len() > limit {
+        devices.truncate(limit);
+        more = true;
     }
-
-    /// Runs `task` on every shard on the blocking pool, each bounded by the deadline.
-    async fn scatter<T, F, G>(&self, make: G) -> Scattered<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-        G: Fn(Arc<Shard>) -> F,
-    {
-        let mut handles = Vec::new();
-        for shard in self.shards() {
-            let task = make(shard.clone());
-            handles.push((
-                shard.id,
-                tokio::time::timeout(self.deadline, tokio::task::spawn_blocking(task)),
-            ));
-        }
-        let mut results = Vec::new();
-        for (id, handle) in handles {
-            let value = match handle.await {
-                Ok(Ok(v)) => Some(v),
-                Ok(Err(e)) => {
-                    tracing::error!(shard = id.0, error = %e, "shard query task failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(shard = id.0, "shard missed the query deadline");
-                    None
-                }
-            };
-            results.push((id, value));
-        }
-        Scattered { results }
+    let next_cursor = if more {
+        devices.last().map(|d| d.id.clone())
+    } else {
+        None
+    };
+    DevicesAnswer {
+        devices,
+        next_cursor,
+        partial: !failed.is_empty(),
+        failed_shards: failed,
     }
 }
 
-struct Scattered<T> {
-    results: Vec<(ShardId, Option<T>)>,
+pub type ShardCount = (u64, BTreeMap<String, u64>);
+
+/// Adds up the shards' counts and groups.
+pub fn merge_counts(answers: Vec<(ShardId, Option<ShardCount>)>) -> CountAnswer {
+    let mut total = 0;
+    let mut groups = BTreeMap::new();
+    let mut failed = Vec::new();
+    for (shard, answer) in answers {
+        match answer {
+            Some((n, g)) => {
+                total += n;
+                for (k, v) in g {
+                    *groups.entry(k).or_insert(0) += v;
+                }
+            }
+            None => failed.push(shard.0),
+        }
+    }
+    CountAnswer {
+        total,
+        groups,
+        partial: !failed.is_empty(),
+        failed_shards: failed,
+    }
 }
 
-fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
+pub fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
     let state = shard.read();
     let start = match &q.cursor {
         Some(c) => std::ops::Bound::Excluded(c.clone()),
@@ -288,7 +237,7 @@ pub fn summarize(
     }
 }
 
-fn count_shard(
+pub fn count_shard(
     shard: &Shard,
     expr: &Expr,
     group_by: Option<&str>,

@@ -5,7 +5,9 @@
 //! - [`raft`]: the Raft transport over gRPC and timing settings.
 //! - [`cluster`]: cluster membership: metadata group, layout follower, cluster gRPC.
 //! - [`shard`]: a shard's twins with group commit to the store.
-//! - [`fleet`]: local shards and fleet queries (fan-out with deadlines, merge).
+//! - [`fleet`]: the layout view (ring, local replicas) and per-shard query halves and merges.
+//! - [`scatter`]: fleet queries fanned out to every shard leader, locally or over gRPC.
+//! - [`fleet_service`]: the `Fleet` gRPC service answering other nodes' shard queries.
 //! - [`core`]: what drivers and the API share.
 //! - [`cwmp`]: the TR-069 ACS driver.
 //! - [`usp`]: the TR-369 controller driver (WebSocket and MQTT MTPs).
@@ -21,9 +23,11 @@ pub mod config;
 pub mod core;
 pub mod cwmp;
 pub mod fleet;
+pub mod fleet_service;
 pub mod log_limit;
 pub mod metrics;
 pub mod raft;
+pub mod scatter;
 pub mod shard;
 pub mod tls;
 pub mod usp;
@@ -196,10 +200,12 @@ pub async fn start(
         let cluster = meta
             .as_ref()
             .map(|m| cluster::grpc::service(core.clone(), m.clone()));
+        let fleet = fleet_service::service(core.clone());
         tasks.push(tokio::spawn(serve_grpc(
             grpc,
             raft_host.clone(),
             cluster,
+            fleet,
             shutdown.clone(),
         )));
     }
@@ -272,12 +278,14 @@ async fn serve_grpc(
     cluster: Option<
         radar_proto::cluster::cluster_server::ClusterServer<cluster::grpc::ClusterService>,
     >,
+    fleet: radar_proto::fleet::fleet_server::FleetServer<fleet_service::FleetService>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let serve = tonic::transport::Server::builder()
         .add_service(host.service())
         .add_optional_service(cluster)
+        .add_service(fleet)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.changed().await;
         });

@@ -2,10 +2,15 @@
 //! tonic-prost-build.
 //!
 //! - [`raft`]: the multi-raft transport (openraft RPCs addressed to a group).
+//! - [`fleet`]: the shard half of scatter-gather fleet queries.
 //! - [`cluster`]: membership, layout, status and cross-node forwarding.
 
 pub mod cluster {
     tonic::include_proto!("radar.cluster.v1");
+}
+
+pub mod fleet {
+    tonic::include_proto!("radar.fleet.v1");
 }
 
 pub mod raft {

@@ -58,6 +58,9 @@ const NODE_TOML: &str = r#"
 [cwmp]
 allow_anonymous = true
 
+[twin]
+shard_query_deadline = "1s"
+
 [raft]
 heartbeat_interval = "100ms"
 election_timeout_min = "500ms"
@@ -79,6 +82,23 @@ fn radar_cli(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run radar")
+}
+
+fn cluster_ports() -> (Vec<Ports>, String) {
+    let ports: Vec<Ports> = (0..3)
+        .map(|_| Ports {
+            grpc: free_port(),
+            api: free_port(),
+            cwmp: free_port(),
+            usp: free_port(),
+        })
+        .collect();
+    let seeds = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.grpc))
+        .collect::<Vec<_>>()
+        .join(",");
+    (ports, seeds)
 }
 
 /// Cluster status from one node once every shard has a leader and every node answers.
@@ -164,19 +184,7 @@ async fn assert_acknowledged_writes_kept(node: &Radar, acked: &[(String, u64)]) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<Ports> = (0..3)
-        .map(|_| Ports {
-            grpc: free_port(),
-            api: free_port(),
-            cwmp: free_port(),
-            usp: free_port(),
-        })
-        .collect();
-    let seeds = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{}", p.grpc))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (ports, seeds) = cluster_ports();
     let mut nodes: Vec<Option<Radar>> = ports
         .iter()
         .enumerate()
@@ -276,6 +284,36 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         .await;
     }
 
+    // Fleet queries from any node see every shard: pages merge in id order across shards.
+    for node in nodes.iter().flatten() {
+        let (status, count) = node.get("/api/v1/query?q=&group_by=product_class").await;
+        assert_eq!(status, 200, "{count}");
+        assert_eq!(count["total"], json!(devices.len()), "{count}");
+        assert_eq!(count["partial"], json!(false), "{count}");
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = node
+                .get(&format!("/api/v1/devices?limit=5&cursor={cursor}"))
+                .await;
+            assert_eq!(status, 200, "{page}");
+            seen.extend(
+                page["devices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["id"].as_str().unwrap().to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.replace(':', "%3A"),
+                None => break,
+            }
+        }
+        let mut expected = devices.clone();
+        expected.sort();
+        assert_eq!(seen, expected, "paging through every shard from one node");
+    }
+
     // Writes through every node, acknowledged (202) ones logged.
     let mut acked = Vec::new();
     for (i, id) in devices.iter().enumerate() {
@@ -348,4 +386,80 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         assert_eq!(status, 200, "{id} lost in the restart: {twin}");
     }
     assert_acknowledged_writes_kept(&nodes[1], &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_query_with_a_stopped_node_answers_partial_within_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, seeds) = cluster_ports();
+    let nodes: Vec<Option<Radar>> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Some(start_node(dir.path(), i as u64 + 1, p, &seeds)))
+        .collect();
+    // One replica per shard: a stopped node takes its shard's only replica with it.
+    let api = format!("http://127.0.0.1:{}", ports[0].api);
+    let out = radar_cli(&[
+        "cluster",
+        "init",
+        "--shards",
+        "3",
+        "--replicas",
+        "1",
+        "--api",
+        &api,
+    ]);
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = settled_status(nodes[0].as_ref().unwrap(), 3).await;
+    let _fleets = start_devices(&nodes).await;
+    let devices = device_ids();
+    let first = nodes[0].as_ref().unwrap();
+    eventually("every device counted", Duration::from_secs(60), || async {
+        let (_, count) = first.get("/api/v1/query?q=").await;
+        (count["total"] == json!(devices.len()) && count["partial"] == json!(false)).then_some(())
+    })
+    .await;
+
+    // SIGSTOP: the node's sockets stay open but it never answers, the worst case for a
+    // scatter-gather without deadlines.
+    let stopped = nodes[2].as_ref().unwrap().child.id();
+    let stopped_shard = leader_shard_of(&status, 3);
+    Command::new("kill")
+        .args(["-STOP", &stopped.to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    let (code, count) = first.get("/api/v1/query?q=").await;
+    let elapsed = started.elapsed();
+    let (_, page) = first.get("/api/v1/devices?limit=1000").await;
+    Command::new("kill")
+        .args(["-CONT", &stopped.to_string()])
+        .status()
+        .unwrap();
+    println!("query with a stopped node answered in {elapsed:?}: {count}");
+    assert_eq!(code, 200);
+    assert_eq!(count["partial"], json!(true), "{count}");
+    assert_eq!(count["failed_shards"], json!([stopped_shard]), "{count}");
+    assert!(count["total"].as_u64().unwrap() < devices.len() as u64);
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "deadline 1 s, answered after {elapsed:?}"
+    );
+    assert_eq!(page["partial"], json!(true), "{page}");
+    assert_eq!(page["failed_shards"], json!([stopped_shard]), "{page}");
+}
+
+/// The shard node `node` leads (one replica per shard: each node leads one).
+fn leader_shard_of(status: &Value, node: u64) -> u64 {
+    status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["leader"] == json!(node))
+        .and_then(|s| s["id"].as_u64())
+        .expect("node leads a shard")
 }

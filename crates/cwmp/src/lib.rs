@@ -7,8 +7,10 @@
 //! - [`message`]: the `CwmpMessage` enum over every RPC.
 //! - [`rpc`]: one file per RPC, request and response, both directions.
 //! - [`session`]: the ACS session state machine.
+//! - [`cookie`]: the session cookie, which names the node running the session.
 //! - [`http_auth`]: Basic/Digest helpers (TR-069 §3.4.4).
 
+pub mod cookie;
 pub mod envelope;
 pub mod http_auth;
 pub mod message;

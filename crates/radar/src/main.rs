@@ -4,6 +4,7 @@
 //! Modules: [`server`] (up, node, print-config, sim), [`client`] (devices, get, set, op, query).
 
 mod client;
+mod router_cmd;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Up(server::UpArgs),
     /// Run one node from a config file (flags override it).
     Node(server::NodeArgs),
+    /// Run one router: the front door that sends each device to its shard's leader node.
+    Router(router_cmd::RouterArgs),
     /// Print the default configuration.
     PrintConfig {
         /// Which configuration: `node`.
@@ -66,6 +69,7 @@ fn main() {
         match cli.command {
             Command::Up(args) => server::up(args).await,
             Command::Node(args) => server::node(args).await,
+            Command::Router(args) => router_cmd::router(args).await,
             Command::PrintConfig { what } => server::print_config(&what),
             Command::Sim(args) => server::sim(args).await,
             Command::Devices(args) => client::devices(args).await,

@@ -130,7 +130,7 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
-fn init_tracing(json: bool) {
+pub fn init_tracing(json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("RADAR_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
@@ -260,7 +260,7 @@ async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Resul
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {
@@ -311,7 +311,14 @@ pub fn print_config(what: &str) -> Result<()> {
             print!("{}", toml::to_string_pretty(&NodeConfig::default())?);
             Ok(())
         }
-        other => bail!("unknown config {other:?}; expected \"node\""),
+        "router" => {
+            print!(
+                "{}",
+                toml::to_string_pretty(&radar_router::config::RouterConfig::default())?
+            );
+            Ok(())
+        }
+        other => bail!("unknown config {other:?}; expected \"node\" or \"router\""),
     }
 }
 

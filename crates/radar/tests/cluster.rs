@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DEVICES_PER_NODE: usize = 6;
+const USP_AGENTS: usize = 6;
 
 struct Ports {
     grpc: u16,
@@ -138,13 +139,13 @@ fn device_ids() -> Vec<String> {
         .collect()
 }
 
-async fn start_devices(nodes: &[Option<Radar>]) -> Vec<SimFleet> {
+/// Simulated CWMP devices, one fleet per ACS URL (the nodes' own, or a router's).
+async fn start_devices(acs_urls: &[String]) -> Vec<SimFleet> {
     let mut fleets = Vec::new();
-    for (n, node) in nodes.iter().enumerate() {
-        let node = node.as_ref().unwrap();
+    for (n, acs_url) in acs_urls.iter().enumerate() {
         fleets.push(
             SimFleet::start(SimConfig {
-                acs_url: node.acs_url(),
+                acs_url: acs_url.clone(),
                 count: DEVICES_PER_NODE,
                 serial_prefix: format!("N{n}SIM"),
                 periodic_interval: Duration::from_secs(3600),
@@ -237,9 +238,39 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         "{table}"
     );
 
-    // Devices inform to every node; each twin lands on exactly one shard, readable anywhere.
-    let _fleets = start_devices(&nodes).await;
-    let devices = device_ids();
+    // A router in front: CWMP devices and USP agents connect through it only.
+    let router = Radar::start_router(
+        &dir.path().join("router"),
+        &[
+            "--seeds".into(),
+            seeds.clone(),
+            "--cwmp-listen".into(),
+            "127.0.0.1:0".into(),
+            "--usp-listen".into(),
+            "127.0.0.1:0".into(),
+            "--api-listen".into(),
+            "127.0.0.1:0".into(),
+        ],
+    );
+    eventually("the router is ready", Duration::from_secs(30), || async {
+        let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+
+    // Each twin lands on exactly one shard and is readable from any node.
+    let _fleets = start_devices(&vec![router.acs_url(); 3]).await;
+    let agents_config = radar_sim::usp_agent::UspSimConfig {
+        count: USP_AGENTS,
+        serial_prefix: "AGENT".into(),
+        ..Default::default()
+    };
+    let _agents = radar_sim::usp_agent::start(
+        &agents_config,
+        &radar_sim::usp_agent::Mtp::WebSocket(router.usp.to_string()),
+    );
+    let mut devices = device_ids();
+    devices.extend((1..=USP_AGENTS).map(|i| format!("os::00D09E-AGENT{i:06}")));
     for node in nodes.iter().flatten() {
         for id in &devices {
             eventually(
@@ -362,6 +393,39 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         assert_acknowledged_writes_kept(nodes[*i].as_ref().unwrap(), &acked).await;
     }
 
+    // Devices resume through the router: each device's last write reaches it (a connection
+    // request or a reconnect brings it to its shard's current leader) and is done.
+    let reader = nodes[survivors[0]].as_ref().unwrap();
+    for id in &devices {
+        let (_, last) = acked.iter().rev().find(|(d, _)| d == id).unwrap();
+        eventually(
+            "the last write delivered after failover",
+            Duration::from_secs(90),
+            || async {
+                let (_, op) = reader
+                    .get(&format!("{}/operations/{last}", device_path(id)))
+                    .await;
+                (op["status"] == "done").then_some(())
+            },
+        )
+        .await;
+    }
+    let metrics = reqwest::get(router.api_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let forwarded_to_leaders: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("radar_router_forwarded_total") && l.contains("by=\"leader\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        forwarded_to_leaders >= devices.len() as f64,
+        "router metrics: {metrics}"
+    );
+
     // The killed node comes back and catches up.
     nodes[victim] = Some(start_node(
         dir.path(),
@@ -415,7 +479,8 @@ async fn a_fleet_query_with_a_stopped_node_answers_partial_within_the_deadline()
         String::from_utf8_lossy(&out.stderr)
     );
     let status = settled_status(nodes[0].as_ref().unwrap(), 3).await;
-    let _fleets = start_devices(&nodes).await;
+    let urls: Vec<String> = nodes.iter().flatten().map(|n| n.acs_url()).collect();
+    let _fleets = start_devices(&urls).await;
     let devices = device_ids();
     let first = nodes[0].as_ref().unwrap();
     eventually("every device counted", Duration::from_secs(60), || async {

@@ -30,6 +30,7 @@ pub fn local_status(core: &NodeCore, meta: &MetaGroup) -> NodeStatus {
                 devices: shard.read().twins.len() as u64,
                 last_applied: metrics.last_applied.map(|l| l.index).unwrap_or(0),
                 healthy: shard.healthy(),
+                term: metrics.current_term,
             }
         })
         .collect();

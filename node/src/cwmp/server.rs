@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
-pub const SESSION_COOKIE: &str = "radar_session";
+pub use radar_cwmp::cookie::SESSION_COOKIE;
 
 struct Slot {
     id: String,
@@ -227,7 +227,10 @@ impl AcsServer {
                     );
                     return r;
                 }
-                let id = hex::encode(rand::random::<[u8; 16]>());
+                let id = radar_cwmp::cookie::new_session_id(
+                    self.core.config.node_id,
+                    rand::random::<[u8; 16]>(),
+                );
                 let slot = Arc::new(tokio::sync::Mutex::new(Slot {
                     id: id.clone(),
                     session: AcsSession::new(self.session_config.clone(), Timestamp::now()),
@@ -440,14 +443,12 @@ fn plain(status: StatusCode, text: &'static str) -> Reply {
 /// Finds our session id among the request's cookies, tolerating RFC 2109 attributes
 /// (`$Version`, `$Path`), `;` and `, ` separators, quotes, and several Cookie headers.
 pub fn session_cookie(headers: &hyper::HeaderMap) -> Option<String> {
-    headers
-        .get_all(hyper::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([';', ',']))
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| name.trim() == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+    radar_cwmp::cookie::session_cookie(
+        headers
+            .get_all(hyper::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 #[cfg(test)]

@@ -56,6 +56,15 @@ impl Radar {
         Self::launch(cmd, data_dir, log)
     }
 
+    /// Starts `radar router` with `args` (seeds, listeners) and waits for its listening line.
+    pub fn start_router(data_dir: &Path, args: &[String]) -> Radar {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = data_dir.join("router.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
+        cmd.arg("router").args(args);
+        Self::launch(cmd, data_dir, log)
+    }
+
     /// Starts `radar node` with `args` (ids, listeners, seeds) and waits for its listening line.
     pub fn start_node(data_dir: &Path, args: &[String]) -> Radar {
         std::fs::create_dir_all(data_dir).unwrap();
@@ -73,7 +82,7 @@ impl Radar {
     }
 
     fn launch(mut cmd: Command, data_dir: &Path, log: PathBuf) -> Radar {
-        cmd.env("RADAR_LOG", "info,radar_node=debug");
+        cmd.env("RADAR_LOG", "info,radar_node=debug,radar_router=debug");
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
         let mut child = cmd.spawn().expect("spawn radar");

@@ -55,7 +55,7 @@ pub async fn follow_layout(
     loop {
         let layout = layouts.borrow_and_update().clone();
         if layout.is_initialized() {
-            if let Err(e) = apply_layout(&layout, &factory, &core.fleet).await {
+            if let Err(e) = apply_layout(&layout, &factory, &core).await {
                 error!(version = layout.version, error = %e, "could not apply the layout");
             }
         }
@@ -69,8 +69,9 @@ pub async fn follow_layout(
 async fn apply_layout(
     layout: &Layout,
     factory: &ReplicaFactory,
-    fleet: &Fleet,
+    core: &Arc<crate::core::NodeCore>,
 ) -> Result<(), String> {
+    let fleet: &Fleet = &core.fleet;
     let ring = layout.ring().map_err(|e| e.to_string())?;
     let current = fleet.view();
     let mut replicas = current.replicas.clone();
@@ -104,6 +105,10 @@ async fn apply_layout(
                 warn!(shard = %bootstrapping.id, error = %e, "shard bootstrap");
             }
         });
+        tokio::spawn(close_links_when_leadership_moves(
+            core.clone(),
+            replica.clone(),
+        ));
         replicas.insert(shard.id, replica);
     }
     fleet.install(FleetView {
@@ -132,6 +137,27 @@ pub async fn announce(meta: Arc<MetaGroup>, mut shutdown: watch::Receiver<bool>)
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// When this replica stops leading its shard, the USP agents connected here for that shard are
+/// told to reconnect, so the router sends them to the new leader (their sessions would
+/// otherwise keep reading this replica, which no longer takes writes).
+async fn close_links_when_leadership_moves(core: Arc<crate::core::NodeCore>, shard: Arc<Shard>) {
+    let mut metrics = shard.raft().metrics();
+    let mut was_leader = false;
+    loop {
+        let is_leader = metrics.borrow_and_update().state == openraft::ServerState::Leader;
+        if was_leader && !is_leader {
+            let moved = core
+                .usp_agents
+                .move_away(|device| core.fleet.shard_id_for(device) == Some(shard.id));
+            info!(shard = %shard.id, agents = moved, "lost shard leadership; agents told to reconnect");
+        }
+        was_leader = is_leader;
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -417,6 +417,7 @@ async fn run_link(
         flow = tokio::select! {
             signal = mailbox.recv() => match signal {
                 Signal::Replaced => break "replaced".to_string(),
+                Signal::Moved => break "shard leadership moved".to_string(),
                 signal => on_signal(&mut link, signal, &mut out).await,
             },
             _ = super::websocket::sleep_opt(timeout) => link.on_timeout(&mut out).await,
@@ -438,6 +439,7 @@ async fn on_signal(link: &mut AgentLink, signal: Signal, out: &mut Vec<Vec<u8>>)
         }
         Signal::Wake => link.on_wake(out).await,
         Signal::Replaced => Flow::Close("replaced".into()),
+        Signal::Moved => Flow::Close("shard leadership moved".into()),
     }
 }
 

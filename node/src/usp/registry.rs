@@ -19,6 +19,9 @@ pub enum Signal {
     Wake,
     /// A newer connection for the same endpoint id took over.
     Replaced,
+    /// This node no longer leads the agent's shard: the agent should reconnect (through the
+    /// router, to the new leader).
+    Moved,
     /// A Record for this agent arrived on a shared MTP (MQTT), with the topic to answer on
     /// when the PUBLISH named one.
     Record {
@@ -31,6 +34,7 @@ pub enum Signal {
 struct Inbox {
     wake: bool,
     replaced: bool,
+    moved: bool,
     closed: bool,
     records: VecDeque<(Box<InboundRecord>, Option<String>)>,
 }
@@ -63,6 +67,7 @@ impl Mailbox {
             match signal {
                 Signal::Wake => inbox.wake = true,
                 Signal::Replaced => inbox.replaced = true,
+                Signal::Moved => inbox.moved = true,
                 Signal::Record { record, reply_to } => {
                     if inbox.records.len() >= MAX_QUEUED_RECORDS {
                         tracing::warn!(from = %record.from_id, "usp link backlog full; record dropped");
@@ -81,6 +86,9 @@ impl Mailbox {
         let mut inbox = self.inbox();
         if std::mem::take(&mut inbox.replaced) {
             return Some(Signal::Replaced);
+        }
+        if std::mem::take(&mut inbox.moved) {
+            return Some(Signal::Moved);
         }
         if let Some((record, reply_to)) = inbox.records.pop_front() {
             if inbox.records.is_empty() && inbox.records.capacity() > 4 {
@@ -164,6 +172,21 @@ impl AgentRegistry {
         }
     }
 
+    /// Tells the links of every agent `moved` selects that its shard moved away from this node;
+    /// returns how many were told.
+    pub fn move_away(&self, moved: impl Fn(&DeviceKey) -> bool) -> usize {
+        let mailboxes: Vec<Arc<Mailbox>> = self
+            .links()
+            .iter()
+            .filter(|(device, _)| moved(device))
+            .map(|(_, entry)| entry.mailbox.clone())
+            .collect();
+        mailboxes
+            .iter()
+            .filter(|m| m.post(Signal::Moved).is_ok())
+            .count()
+    }
+
     pub fn is_connected(&self, device: &DeviceKey) -> bool {
         self.links().contains_key(device)
     }
@@ -172,6 +195,20 @@ impl AgentRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_the_links_of_moved_agents_are_told_to_reconnect() {
+        let registry = AgentRegistry::default();
+        let moved = DeviceKey::parse("os::X-moved").unwrap();
+        let stays = DeviceKey::parse("os::X-stays").unwrap();
+        let (moved_box, stays_box) = (Mailbox::new(), Mailbox::new());
+        registry.register(&moved, moved_box.clone());
+        registry.register(&stays, stays_box.clone());
+        stays_box.post(Signal::Wake).unwrap();
+        assert_eq!(registry.move_away(|d| d == &moved), 1);
+        assert!(matches!(moved_box.recv().await, Signal::Moved));
+        assert!(matches!(stays_box.recv().await, Signal::Wake));
+    }
 
     #[tokio::test]
     async fn a_new_link_replaces_the_old_one_which_cannot_unregister_it() {

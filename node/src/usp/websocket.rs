@@ -248,6 +248,12 @@ async fn run_link(
                     Box::pin(close(&mut ws, CloseCode::Policy, "replaced by a newer connection")).await;
                     break "replaced by a newer connection".to_string();
                 }
+                Signal::Moved => {
+                    // 1013 Try Again Later: the agent reconnects, through the router, to the
+                    // shard's new leader.
+                    Box::pin(close(&mut ws, CloseCode::Again, "shard leadership moved; reconnect")).await;
+                    break "shard leadership moved".to_string();
+                }
             },
             _ = sleep_opt(timeout) => Box::pin(link.on_timeout(&mut out)).await,
             _ = ping.tick() => {

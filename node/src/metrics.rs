@@ -20,6 +20,8 @@ pub struct Metrics {
     pub usp_mqtt_connected: IntGauge,
     pub usp_records: IntCounterVec,
     pub usp_rejected: IntCounterVec,
+    /// MQTT records for agents led elsewhere: `sent` to the leader, or `handled_here`.
+    pub usp_forwarded: IntCounterVec,
     pub usp_notifies: IntCounterVec,
     pub usp_requests: IntCounterVec,
     pub usp_errors: IntCounterVec,
@@ -74,6 +76,11 @@ impl Metrics {
                 "radar_usp_rejected_total",
                 "USP handshakes, frames and records refused, by reason",
                 &["reason"],
+            ),
+            usp_forwarded: counter_vec(
+                "radar_usp_forwarded_total",
+                "USP MQTT records for shards led by another node, by outcome",
+                &["outcome"],
             ),
             usp_notifies: counter_vec(
                 "radar_usp_notifies_total",

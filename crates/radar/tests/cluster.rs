@@ -69,12 +69,17 @@ election_timeout_max = "1s"
 "#;
 
 fn start_node(dir: &Path, id: u64, ports: &Ports, seeds: &str) -> Radar {
+    start_node_with(dir, id, ports, seeds, &[])
+}
+
+fn start_node_with(dir: &Path, id: u64, ports: &Ports, seeds: &str, extra: &[String]) -> Radar {
     let node_dir = dir.join(format!("node{id}"));
     std::fs::create_dir_all(&node_dir).unwrap();
     let config = node_dir.join("node.toml");
     std::fs::write(&config, NODE_TOML).unwrap();
     let mut args = node_args(id, ports, seeds);
     args.push(config.to_string_lossy().into_owned());
+    args.extend_from_slice(extra);
     Radar::start_node(&node_dir, &args)
 }
 
@@ -527,4 +532,91 @@ fn leader_shard_of(status: &Value, node: u64) -> u64 {
         .find(|s| s["leader"] == json!(node))
         .and_then(|s| s["id"].as_u64())
         .expect("node leads a shard")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usp_agents_over_mqtt_are_served_by_their_shard_leaders_through_a_shared_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::Mosquitto::start(dir.path());
+    let (ports, seeds) = cluster_ports();
+    let mqtt = ["--mqtt-url".to_string(), broker.url()];
+    let nodes: Vec<Radar> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| start_node_with(dir.path(), i as u64 + 1, p, &seeds, &mqtt))
+        .collect();
+    let api = format!("http://127.0.0.1:{}", ports[0].api);
+    let out = radar_cli(&[
+        "cluster",
+        "init",
+        "--shards",
+        "3",
+        "--replicas",
+        "3",
+        "--api",
+        &api,
+    ]);
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    settled_status(&nodes[0], 3).await;
+    let config = radar_sim::usp_agent::UspSimConfig {
+        count: USP_AGENTS,
+        serial_prefix: "MQTT".into(),
+        ..Default::default()
+    };
+    let _agents = radar_sim::usp_agent::start(
+        &config,
+        &radar_sim::usp_agent::Mtp::Mqtt(radar_sim::usp_agent::mqtt::Broker {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+            version: radar_usp::record::MqttVersion::V5,
+        }),
+    );
+    let agents: Vec<String> = (1..=USP_AGENTS)
+        .map(|i| format!("os::00D09E-MQTT{i:06}"))
+        .collect();
+    for id in &agents {
+        let node = &nodes[0];
+        eventually("the agent discovered", Duration::from_secs(60), || async {
+            let (status, twin) = node.get(&device_path(id)).await;
+            (status == 200 && twin["discovered_at"].is_string()).then_some(())
+        })
+        .await;
+    }
+    // Writes through any node reach every agent, whichever node the broker gives its records.
+    for (i, id) in agents.iter().enumerate() {
+        let node = &nodes[i % 3];
+        let op = patch(node, id, &format!("mqtt-{i}")).await.expect("202");
+        eventually(
+            "the write done over MQTT",
+            Duration::from_secs(60),
+            || async {
+                let (_, status) = node
+                    .get(&format!("{}/operations/{op}", device_path(id)))
+                    .await;
+                (status["status"] == "done").then_some(())
+            },
+        )
+        .await;
+    }
+    let mut forwarded = 0.0;
+    for node in &nodes {
+        let text = reqwest::get(node.api_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        forwarded += text
+            .lines()
+            .filter(|l| {
+                l.starts_with("radar_usp_forwarded_total") && l.contains("outcome=\"sent\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    assert!(forwarded > 0.0, "no record was forwarded to a shard leader");
 }

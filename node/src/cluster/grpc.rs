@@ -7,8 +7,8 @@ use crate::shard::ProposeError;
 use radar_core::{Layout, LayoutCommand, ShardId};
 use radar_proto::cluster::cluster_server::{Cluster, ClusterServer};
 use radar_proto::cluster::{
-    GetLayoutRequest, HelloRequest, LayoutProposal, LayoutReply, NodeInfo, NodeStatus,
-    StatusRequest, TwinProposal, TwinReply,
+    ForwardReply, GetLayoutRequest, HelloRequest, LayoutProposal, LayoutReply, NodeInfo,
+    NodeStatus, StatusRequest, TwinProposal, TwinReply, UspRecord,
 };
 use radar_twin::{ApplyOutcome, TwinCommand};
 use std::pin::Pin;
@@ -142,6 +142,14 @@ impl Cluster for ClusterService {
             outcome: postcard::to_allocvec(&outcome)
                 .map_err(|e| Status::internal(e.to_string()))?,
         }))
+    }
+
+    async fn forward_usp_record(
+        &self,
+        request: Request<UspRecord>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        let accepted = crate::usp::mqtt_cluster::accept_forwarded(&self.core, request.into_inner());
+        Ok(Response::new(ForwardReply { accepted }))
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod mqtt;
+pub mod mqtt_cluster;
 pub mod registry;
 pub mod translate;
 pub mod websocket;

@@ -51,6 +51,10 @@ enum Client {
 pub struct Publisher {
     client: Client,
     controller_topic: String,
+    /// Cluster mode: every node subscribes through one MQTT 5 shared subscription and
+    /// forwards records for shards it does not lead (see [`super::mqtt_cluster`]).
+    shared: bool,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Publisher {
@@ -180,6 +184,8 @@ pub fn start(
     let publisher = Arc::new(Publisher {
         client,
         controller_topic: controller_topic(&core.config.usp.controller_id),
+        shared: core.meta.is_some(),
+        shutdown: shutdown.clone(),
     });
     let _ = core.usp_mqtt.set(publisher.clone());
     Ok(tokio::spawn(run(
@@ -190,7 +196,8 @@ pub fn start(
 async fn subscribe(publisher: &Publisher) -> Result<(), String> {
     // `<topic>/#` also matches `<topic>` itself (MQTT 4.7.1.2), so one filter covers MQTT 5
     // records and 3.1.1 records with a `/reply-to=` suffix.
-    let filter = format!("{}/#", publisher.controller_topic);
+    let filter =
+        super::mqtt_cluster::subscription_filter(&publisher.controller_topic, publisher.shared);
     match &publisher.client {
         Client::V5(c) => c
             .subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
@@ -240,14 +247,7 @@ async fn run(
                 topic,
                 payload,
                 response_topic,
-            } => on_publish(
-                &core,
-                &publisher,
-                &topic,
-                &payload,
-                response_topic,
-                &shutdown,
-            ),
+            } => on_publish(&core, &publisher, &topic, &payload, response_topic, false),
             MqttEvent::Other => {}
             MqttEvent::Error(e) => {
                 core.metrics.usp_mqtt_connected.set(0);
@@ -259,13 +259,14 @@ async fn run(
     }
 }
 
-fn on_publish(
+/// Handles one PUBLISH from the broker, or one another node forwarded (`forwarded`).
+pub fn on_publish(
     core: &Arc<NodeCore>,
     publisher: &Arc<Publisher>,
     topic: &str,
     payload: &[u8],
     response_topic: Option<String>,
-    shutdown: &watch::Receiver<bool>,
+    forwarded: bool,
 ) {
     let usp = &core.config.usp;
     let record = match record::decode(payload, &usp.controller_id, usp.max_record_bytes) {
@@ -295,6 +296,18 @@ fn on_publish(
             .inc();
         return;
     };
+    if publisher.shared
+        && !forwarded
+        && super::mqtt_cluster::forward_if_led_elsewhere(
+            core,
+            &device,
+            payload,
+            topic,
+            response_topic.as_deref(),
+        )
+    {
+        return;
+    }
     let mut reply_to = response_topic.or_else(|| split_reply_to(topic).1);
     if let RecordKind::MqttConnect {
         subscribed_topic, ..
@@ -312,7 +325,13 @@ fn on_publish(
         Ok(()) => return,
         Err(signal) => signal,
     };
-    spawn_link(core, publisher, device, Some(signal), shutdown.clone());
+    spawn_link(
+        core,
+        publisher,
+        device,
+        Some(signal),
+        publisher.shutdown.clone(),
+    );
 }
 
 /// Starts a link task for an agent on the broker and registers it.

@@ -1,6 +1,15 @@
 //! The state machine of a shard's Raft group: the shard's twins, changed only by the pure
-//! `twin::apply` of committed batches. Each `apply` call writes the touched twins and the new
-//! applied log id in one sled transaction, so a crash never applies an entry twice or half. Snapshots are Radar's own encoding of the whole shard.
+//! `twin::apply` of committed batches.
+//!
+//! Applied entries change the twins in memory at once; their storage is checkpointed: every
+//! [`CHECKPOINT_ENTRIES`] entries or [`CHECKPOINT_INTERVAL`], and before every snapshot, the
+//! twins touched since the last checkpoint and the applied log id are written in one sled
+//! transaction. The log already holds every committed entry durably, so after a crash openraft
+//! re-applies exactly the entries after the last checkpoint (their effects were never written),
+//! and a twin a busy device changes many times between checkpoints is written once. The log is
+//! purged only up to a snapshot, and a snapshot is taken only after a checkpoint, so the
+//! entries a restart needs are always there. Snapshots are Radar's own encoding of the whole
+//! shard.
 
 use super::{flush, io_error, BatchOutcome, ShardRaft, StorageError};
 use crate::format::encode_changes;
@@ -18,6 +27,11 @@ use std::io::Cursor;
 use std::sync::{Arc, RwLock};
 
 const APPLIED: &[u8] = b"applied";
+
+/// Entries applied between two checkpoints, at most.
+pub const CHECKPOINT_ENTRIES: u64 = 512;
+/// Time between two checkpoints, at most (checked when entries are applied).
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 const SNAPSHOT: &[u8] = b"snapshot";
 
 type Membership = StoredMembership<u64, BasicNode>;
@@ -49,6 +63,12 @@ pub struct ShardStateMachine {
     pub state: Arc<RwLock<ShardState>>,
     applied: Applied,
     snapshots_built: u64,
+    /// Twins changed in memory since the last checkpoint.
+    dirty: BTreeSet<radar_core::DeviceKey>,
+    /// The first path template not yet written.
+    first_unwritten_template: u32,
+    entries_since_checkpoint: u64,
+    last_checkpoint: std::time::Instant,
 }
 
 impl ShardStateMachine {
@@ -78,13 +98,28 @@ impl ShardStateMachine {
         for twin in loaded.twins {
             state.twins.insert(twin.key.clone(), twin);
         }
+        let first_unwritten_template = state.dict.len() as u32;
         Ok(Self {
             store: Arc::new(store),
             sm,
             state: Arc::new(RwLock::new(state)),
             applied,
             snapshots_built: 0,
+            dirty: BTreeSet::new(),
+            first_unwritten_template,
+            entries_since_checkpoint: 0,
+            last_checkpoint: std::time::Instant::now(),
         })
+    }
+
+    /// Writes the twins changed since the last checkpoint and the applied log id, atomically.
+    fn checkpoint(&mut self, state: &mut ShardState) -> Result<(), String> {
+        let dirty = std::mem::take(&mut self.dirty);
+        self.write(state, &dirty, self.first_unwritten_template, false)?;
+        self.first_unwritten_template = state.dict.len() as u32;
+        self.entries_since_checkpoint = 0;
+        self.last_checkpoint = std::time::Instant::now();
+        Ok(())
     }
 
     fn write(
@@ -167,40 +202,49 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         I::IntoIter: Send,
     {
         let mut outcomes = Vec::new();
-        let mut touched = BTreeSet::new();
         let mut last = None;
-        let result = {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            let first_template = state.dict.len() as u32;
-            for entry in entries {
-                last = Some(entry.log_id);
-                self.applied.last_applied = Some(entry.log_id);
-                let mut outcome = BatchOutcome::default();
-                match entry.payload {
-                    EntryPayload::Blank => {}
-                    EntryPayload::Normal(batch) => {
-                        for command in &batch.commands {
-                            touched.insert(command.device().clone());
-                            outcome.results.push(apply(&mut state, command));
+        let state = self.state.clone();
+        let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+        for entry in entries {
+            last = Some(entry.log_id);
+            self.applied.last_applied = Some(entry.log_id);
+            self.entries_since_checkpoint += 1;
+            let mut outcome = BatchOutcome::default();
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => {
+                    for command in &batch.commands {
+                        let result = apply(&mut state, command);
+                        if result.is_ok() {
+                            self.dirty.insert(command.device().clone());
                         }
-                    }
-                    EntryPayload::Membership(m) => {
-                        self.applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                        outcome.results.push(result);
                     }
                 }
-                outcomes.push(outcome);
+                EntryPayload::Membership(m) => {
+                    self.applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                }
             }
-            self.write(&mut state, &touched, first_template, false)
-        };
-        let log_id = last.unwrap_or_default();
-        // Not flushed here: the entries are already durable in the log, and the applied log id
-        // is written in the same transaction as the twins, so after a crash openraft re-applies
-        // exactly the entries whose effects were lost. The next log flush persists this too.
-        result.map_err(|e| io_error(|a| StorageIOError::apply(log_id, a), e))?;
+            outcomes.push(outcome);
+        }
+        let due = self.entries_since_checkpoint >= CHECKPOINT_ENTRIES
+            || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+        if due {
+            // Not flushed: the entries are durable in the log (see the module comment).
+            let log_id = last.unwrap_or_default();
+            self.checkpoint(&mut state)
+                .map_err(|e| io_error(|a| StorageIOError::apply(log_id, a), e))?;
+        }
         Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // The log is purged up to this snapshot, so storage must hold at least this state.
+        let checkpointed = {
+            let state = self.state.clone();
+            let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+            self.checkpoint(&mut state)
+        };
         let applied = Applied {
             last_applied: self.applied.last_applied,
             membership: self.applied.membership.clone(),
@@ -215,7 +259,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                 templates: state.dict.templates().to_vec(),
                 twins: state.twins.values().cloned().collect(),
             };
-            postcard::to_allocvec(&body).map_err(|e| e.to_string())
+            checkpointed.and_then(|()| postcard::to_allocvec(&body).map_err(|e| e.to_string()))
         };
         self.snapshots_built += 1;
         let last = applied.last_applied;
@@ -263,6 +307,9 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             membership: meta.last_membership.clone(),
         };
         self.write(&mut state, &touched, 0, true).map_err(fail)?;
+        self.dirty.clear();
+        self.first_unwritten_template = state.dict.len() as u32;
+        self.entries_since_checkpoint = 0;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,

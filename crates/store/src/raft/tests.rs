@@ -146,7 +146,7 @@ fn version_of(sm: &ShardStateMachine, serial: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn committed_batches_change_twins_and_survive_reopen() {
+async fn applied_batches_are_checkpointed_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = SledDatabase::open(dir.path()).unwrap();
@@ -161,15 +161,46 @@ async fn committed_batches_change_twins_and_survive_reopen() {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].results.len(), 2);
         assert_eq!(version_of(&sm, "A").as_deref(), Some("2.0"));
-        // In the node the next log append flushes; here, an explicit flush.
         db.flush_all().unwrap();
     }
-    // Reopen.
+    // Not checkpointed yet: storage is still at the start and says so, so openraft re-applies
+    // both entries from the log.
     let db = reopen(dir.path());
     let mut sm = db.raft_state_machine(0, 1).unwrap();
-    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 2)));
+    assert_eq!(sm.applied_state().await.unwrap().0, None);
+    assert_eq!(version_of(&sm, "A"), None);
+    sm.apply([
+        normal(1, vec![inform("A", "1.0"), inform("B", "1.0")]),
+        normal(2, vec![inform("A", "2.0")]),
+    ])
+    .await
+    .unwrap();
+    // Once the checkpoint interval has passed, the next apply writes everything so far.
+    tokio::time::sleep(super::state_machine::CHECKPOINT_INTERVAL).await;
+    sm.apply([normal(3, vec![inform("C", "3.0")])])
+        .await
+        .unwrap();
+    db.flush_all().unwrap();
+    drop(sm);
+    drop(db);
+    let db = reopen(dir.path());
+    let mut sm = db.raft_state_machine(0, 1).unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 3)));
     assert_eq!(version_of(&sm, "A").as_deref(), Some("2.0"));
     assert_eq!(version_of(&sm, "B").as_deref(), Some("1.0"));
+    assert_eq!(version_of(&sm, "C").as_deref(), Some("3.0"));
+    // A snapshot checkpoints first, so the log it lets openraft purge is never needed again.
+    sm.apply([normal(4, vec![inform("A", "4.0")])])
+        .await
+        .unwrap();
+    drop(sm.get_snapshot_builder().await);
+    db.flush_all().unwrap();
+    drop(sm);
+    drop(db);
+    let db = reopen(dir.path());
+    let mut sm = db.raft_state_machine(0, 1).unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 4)));
+    assert_eq!(version_of(&sm, "A").as_deref(), Some("4.0"));
 }
 
 #[tokio::test]

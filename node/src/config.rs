@@ -232,6 +232,9 @@ pub struct TwinConfig {
     /// How long a fleet query waits for each shard before answering `partial: true`.
     #[serde(with = "humantime_serde")]
     pub shard_query_deadline: Duration,
+    /// Parameter paths each shard indexes (value → devices), besides the meta fields, so
+    /// queries on them read the index instead of scanning twins.
+    pub indexed_paths: Vec<String>,
     /// The storage engine's page cache (sled), in bytes.
     pub storage_cache_bytes: u64,
 }
@@ -242,6 +245,10 @@ impl Default for TwinConfig {
             max_batch: 256,
             default_operation_ttl: None,
             shard_query_deadline: Duration::from_secs(5),
+            indexed_paths: radar_twin::index::DEFAULT_INDEXED_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             storage_cache_bytes: radar_store::DEFAULT_CACHE_BYTES,
         }
     }

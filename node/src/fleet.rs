@@ -190,13 +190,16 @@ pub fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPa
         Some(c) => std::ops::Bound::Excluded(c.clone()),
         None => std::ops::Bound::Unbounded,
     };
+    let range = (start, std::ops::Bound::Unbounded);
+    // The index gives the candidates in id order; otherwise every twin after the cursor.
+    let candidates = state.index.candidates(&q.expr);
+    let twins: Box<dyn Iterator<Item = &Twin>> = match &candidates {
+        Some(keys) => Box::new(keys.range(range).filter_map(|k| state.twins.get(k))),
+        None => Box::new(state.twins.range(range).map(|(_, t)| t)),
+    };
     let mut devices = Vec::new();
     let mut more = false;
-    for twin in state
-        .twins
-        .range((start, std::ops::Bound::Unbounded))
-        .map(|(_, t)| t)
-    {
+    for twin in twins {
         if !query::matches(&q.expr, twin, &state.dict, ctx) {
             continue;
         }
@@ -246,7 +249,12 @@ pub fn count_shard(
     let state = shard.read();
     let mut total = 0;
     let mut groups = BTreeMap::new();
-    for twin in state.twins.values() {
+    let candidates = state.index.candidates(expr);
+    let twins: Box<dyn Iterator<Item = &Twin>> = match &candidates {
+        Some(keys) => Box::new(keys.iter().filter_map(|k| state.twins.get(k))),
+        None => Box::new(state.twins.values()),
+    };
+    for twin in twins {
         if !query::matches(expr, twin, &state.dict, ctx) {
             continue;
         }

@@ -184,6 +184,7 @@ pub async fn start(
             host: raft_host.clone(),
             max_batch: core.config.twin.max_batch,
             metrics: core.metrics.clone(),
+            indexed_paths: core.config.twin.indexed_paths.clone(),
         };
         tasks.push(tokio::spawn(cluster::follow::follow_layout(
             meta.clone(),
@@ -243,6 +244,7 @@ async fn embedded_view(
             host: raft_host.clone(),
             max_batch: config.twin.max_batch,
             metrics: metrics.clone(),
+            indexed_paths: &config.twin.indexed_paths,
         };
         shards.push(shard::Shard::open(ShardId(id), replica).await?);
     }

@@ -69,6 +69,8 @@ pub struct ReplicaContext<'a> {
     pub host: Arc<RaftHost>,
     pub max_batch: usize,
     pub metrics: Arc<Metrics>,
+    /// Parameter paths the shard's secondary index covers (meta fields always are).
+    pub indexed_paths: &'a [String],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +102,11 @@ impl Shard {
         let log = ctx.db.raft_log(group.0)?;
         let state_machine = ctx.db.raft_state_machine(id.0, group.0)?;
         let state = state_machine.state.clone();
-        let twins_now = state.read().unwrap_or_else(|e| e.into_inner()).twins.len();
+        let twins_now = {
+            let mut state = state.write().unwrap_or_else(|e| e.into_inner());
+            state.index = radar_twin::index::FieldIndex::build(ctx.indexed_paths, &state);
+            state.twins.len()
+        };
         ctx.metrics.twins.add(twins_now as i64);
         let config = ctx.settings.openraft_config(&group.to_string())?;
         let raft = Raft::new(

@@ -56,6 +56,7 @@ async fn start_node(id: u64) -> TestNode {
             host: host.clone(),
             max_batch: 64,
             metrics: Arc::new(Metrics::new()),
+            indexed_paths: &[],
         },
     )
     .await

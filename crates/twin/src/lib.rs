@@ -9,11 +9,13 @@
 //! - [`command`]: `TwinCommand` and the pure `apply`.
 //! - [`planner`]: what to send a device in its next session.
 //! - [`query`]: the fleet query language: parse and evaluate.
+//! - [`index`]: the shard's secondary index (value → devices) that narrows queries.
 //! - [`datamodel`]: the TR-181 model for validation of desired values.
 //! - `usp`: what USP connects and events do to a twin.
 
 pub mod command;
 pub mod datamodel;
+pub mod index;
 pub mod model;
 pub mod operation;
 pub mod paths;

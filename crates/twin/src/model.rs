@@ -265,4 +265,6 @@ impl Twin {
 pub struct ShardState {
     pub dict: PathDict,
     pub twins: BTreeMap<DeviceKey, Twin>,
+    /// Secondary index over meta fields and configured paths; kept current by `apply`.
+    pub index: crate::index::FieldIndex,
 }

@@ -28,6 +28,7 @@ pub struct ReplicaFactory {
     pub host: Arc<RaftHost>,
     pub max_batch: usize,
     pub metrics: Arc<Metrics>,
+    pub indexed_paths: Vec<String>,
 }
 
 impl ReplicaFactory {
@@ -40,6 +41,7 @@ impl ReplicaFactory {
             host: self.host.clone(),
             max_batch: self.max_batch,
             metrics: self.metrics.clone(),
+            indexed_paths: &self.indexed_paths,
         }
     }
 }

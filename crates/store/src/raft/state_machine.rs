@@ -302,6 +302,13 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         for twin in body.twins {
             state.twins.insert(twin.key.clone(), twin);
         }
+        let indexed: Vec<String> = {
+            let current = self.state.read().unwrap_or_else(|e| e.into_inner());
+            current.index.fields().to_vec()
+        };
+        if !indexed.is_empty() {
+            state.index = radar_twin::index::FieldIndex::build(&indexed, &state);
+        }
         self.applied = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),

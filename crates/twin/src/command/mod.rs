@@ -264,7 +264,23 @@ pub enum ApplyError {
 }
 
 /// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
+/// Applies a command to a shard's state and keeps the shard's secondary index current.
 pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutcome, ApplyError> {
+    let outcome = apply_command(state, command);
+    if state.index.is_enabled() {
+        let device = command.device();
+        match state.twins.get(device) {
+            Some(twin) => state.index.update(twin, &state.dict),
+            None => state.index.remove(device),
+        }
+    }
+    outcome
+}
+
+fn apply_command(
+    state: &mut ShardState,
+    command: &TwinCommand,
+) -> Result<ApplyOutcome, ApplyError> {
     let at = command.at();
     let device = command.device().clone();
     if let TwinCommand::Inform {
@@ -295,7 +311,7 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         twin.changes.header = true;
         return Ok(ApplyOutcome::default());
     }
-    let ShardState { dict, twins } = state;
+    let ShardState { dict, twins, .. } = state;
     let twin = twins
         .get_mut(&device)
         .ok_or_else(|| ApplyError::UnknownDevice(device.clone()))?;

@@ -1,0 +1,292 @@
+//! A shard's secondary index: for each indexed field (meta fields and configured parameter
+//! paths), value → devices. `apply` keeps it current for every device a command touches, so
+//! an indexed query reads the candidate devices from the index instead of scanning twins.
+//!
+//! The index narrows; it never decides: the caller still evaluates the whole query on each
+//! candidate. So [`FieldIndex::candidates`] must return a superset of the matching devices, and
+//! it only answers for the shapes where the index is exact: `field = "text"`, `field LIKE
+//! "prefix*"`, and `AND`/`OR` of those.
+
+use crate::model::{ShardState, Twin};
+use crate::paths::PathDict;
+use crate::query::{self, CmpOp, EvalContext, Expr, FieldValue, Literal};
+use radar_core::{DeviceKey, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::time::Duration;
+
+/// Meta fields indexed in every shard (time-dependent ones like `online` are not indexable).
+pub const INDEXED_META_FIELDS: &[&str] = &[
+    "protocol",
+    "mtp",
+    "oui",
+    "product_class",
+    "serial",
+    "software_version",
+    "manufacturer",
+];
+
+/// Parameter paths indexed by default (TR-181 and TR-098 spellings).
+pub const DEFAULT_INDEXED_PATHS: &[&str] = &[
+    "Device.DeviceInfo.SoftwareVersion",
+    "Device.DeviceInfo.ProductClass",
+    "Device.DeviceInfo.ModelName",
+    "InternetGatewayDevice.DeviceInfo.SoftwareVersion",
+    "InternetGatewayDevice.DeviceInfo.ProductClass",
+    "InternetGatewayDevice.DeviceInfo.ModelName",
+];
+
+#[derive(Debug, Default, Clone)]
+pub struct FieldIndex {
+    fields: Vec<String>,
+    /// field → value → devices.
+    postings: HashMap<String, BTreeMap<String, BTreeSet<DeviceKey>>>,
+    /// device → its indexed values, in `fields` order.
+    values: HashMap<DeviceKey, Vec<Option<String>>>,
+}
+
+/// The indexable text of a field: strings only (`=` and `LIKE` compare them exactly).
+fn text_of(twin: &Twin, dict: &PathDict, field: &str) -> Option<String> {
+    // The evaluation context matters only for time-dependent fields, which are not indexed.
+    let ctx = EvalContext {
+        now: Timestamp(0),
+        online_window: Duration::ZERO,
+    };
+    match query::field(twin, dict, &ctx, field)? {
+        FieldValue::Str(s) | FieldValue::Typed(s, _) => Some(s),
+        FieldValue::Bool(_) | FieldValue::Time(_) => None,
+    }
+}
+
+impl FieldIndex {
+    /// An index over the meta fields and `paths`, built from the state's twins.
+    pub fn build(paths: &[String], state: &ShardState) -> Self {
+        let mut fields: Vec<String> = INDEXED_META_FIELDS.iter().map(|f| f.to_string()).collect();
+        fields.extend(
+            paths
+                .iter()
+                .filter(|p| !fields.contains(p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let mut index = Self {
+            fields,
+            ..Default::default()
+        };
+        for twin in state.twins.values() {
+            index.update(twin, &state.dict);
+        }
+        index
+    }
+
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.fields.is_empty()
+    }
+
+    /// Re-reads `twin`'s indexed values and moves it between postings where they changed.
+    pub fn update(&mut self, twin: &Twin, dict: &PathDict) {
+        if self.fields.is_empty() {
+            return;
+        }
+        let now: Vec<Option<String>> = self.fields.iter().map(|f| text_of(twin, dict, f)).collect();
+        let before = self.values.get(&twin.key);
+        if before == Some(&now) {
+            return;
+        }
+        for (i, field) in self.fields.iter().enumerate() {
+            let old = before.and_then(|b| b[i].as_ref());
+            if old == now[i].as_ref() {
+                continue;
+            }
+            let postings = self.postings.entry(field.clone()).or_default();
+            if let Some(old) = old {
+                if let Some(set) = postings.get_mut(old) {
+                    set.remove(&twin.key);
+                    if set.is_empty() {
+                        postings.remove(old);
+                    }
+                }
+            }
+            if let Some(new) = &now[i] {
+                postings
+                    .entry(new.clone())
+                    .or_default()
+                    .insert(twin.key.clone());
+            }
+        }
+        self.values.insert(twin.key.clone(), now);
+    }
+
+    /// Drops a device that no longer has a twin here.
+    pub fn remove(&mut self, key: &DeviceKey) {
+        let Some(values) = self.values.remove(key) else {
+            return;
+        };
+        for (field, value) in self.fields.iter().zip(values) {
+            let (Some(value), Some(postings)) = (value, self.postings.get_mut(field)) else {
+                continue;
+            };
+            if let Some(set) = postings.get_mut(&value) {
+                set.remove(key);
+                if set.is_empty() {
+                    postings.remove(&value);
+                }
+            }
+        }
+    }
+
+    fn indexed(&self, field: &str) -> Option<&BTreeMap<String, BTreeSet<DeviceKey>>> {
+        if !self.fields.iter().any(|f| f == field) {
+            return None;
+        }
+        static EMPTY: BTreeMap<String, BTreeSet<DeviceKey>> = BTreeMap::new();
+        Some(self.postings.get(field).unwrap_or(&EMPTY))
+    }
+
+    /// The devices that can match `expr`, or `None` when the index cannot narrow it.
+    pub fn candidates(&self, expr: &Expr) -> Option<BTreeSet<DeviceKey>> {
+        match expr {
+            Expr::Cmp {
+                field,
+                op: CmpOp::Eq,
+                value: Literal::Str(value),
+            } => Some(self.indexed(field)?.get(value).cloned().unwrap_or_default()),
+            Expr::Like { field, pattern } => {
+                let postings = self.indexed(field)?;
+                let prefix: String = pattern
+                    .chars()
+                    .take_while(|c| *c != '*' && *c != '?')
+                    .collect();
+                if prefix.is_empty() {
+                    return None;
+                }
+                let mut out = BTreeSet::new();
+                for (value, devices) in
+                    postings.range::<String, _>((Bound::Included(&prefix), Bound::Unbounded))
+                {
+                    if !value.starts_with(&prefix) {
+                        break;
+                    }
+                    out.extend(devices.iter().cloned());
+                }
+                Some(out)
+            }
+            Expr::And(a, b) => match (self.candidates(a), self.candidates(b)) {
+                (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                (Some(one), None) | (None, Some(one)) => Some(one),
+                (None, None) => None,
+            },
+            Expr::Or(a, b) => {
+                let (a, b) = (self.candidates(a)?, self.candidates(b)?);
+                Some(a.union(&b).cloned().collect())
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{apply, Identity, ReportedParam, TwinCommand};
+
+    fn inform(serial: &str, class: &str, version: &str) -> TwinCommand {
+        TwinCommand::Inform {
+            device: DeviceKey::from_oui_serial("00D09E", serial).unwrap(),
+            at: Timestamp(1),
+            identity: Identity {
+                oui: "00D09E".into(),
+                product_class: class.into(),
+                serial: serial.into(),
+                manufacturer: "Acme".into(),
+            },
+            events: vec![],
+            params: vec![ReportedParam {
+                path: "Device.DeviceInfo.SoftwareVersion".into(),
+                value: version.into(),
+                ty: None,
+                writable: Some(false),
+            }],
+        }
+    }
+
+    fn keys(set: &BTreeSet<DeviceKey>) -> Vec<&str> {
+        set.iter().map(|k| k.as_str()).collect()
+    }
+
+    #[test]
+    fn the_index_follows_applied_commands_and_narrows_queries() {
+        let mut state = ShardState::default();
+        state.index = FieldIndex::build(&["Device.DeviceInfo.SoftwareVersion".to_string()], &state);
+        apply(&mut state, &inform("A", "HG8245", "1.0")).unwrap();
+        apply(&mut state, &inform("B", "HG8546", "2.0")).unwrap();
+        apply(&mut state, &inform("C", "Archer", "2.0")).unwrap();
+        let q =
+            |state: &ShardState, text: &str| state.index.candidates(&query::parse(text).unwrap());
+        assert_eq!(
+            keys(&q(&state, "software_version = \"2.0\"").unwrap()),
+            ["os::00D09E-B", "os::00D09E-C"]
+        );
+        assert_eq!(
+            keys(
+                &q(
+                    &state,
+                    "product_class LIKE \"HG8*\" AND Device.DeviceInfo.SoftwareVersion = \"2.0\""
+                )
+                .unwrap()
+            ),
+            ["os::00D09E-B"]
+        );
+        assert_eq!(
+            keys(&q(&state, "serial = \"A\" OR serial = \"C\"").unwrap()).len(),
+            2
+        );
+        assert!(q(&state, "online = true").is_none(), "not indexable");
+        assert!(
+            q(&state, "serial = \"A\" OR online = true").is_none(),
+            "an OR needs both sides"
+        );
+        // An upgrade moves the device between postings.
+        apply(&mut state, &inform("A", "HG8245", "2.0")).unwrap();
+        assert_eq!(
+            keys(&q(&state, "software_version = \"2.0\"").unwrap()).len(),
+            3
+        );
+        assert!(q(&state, "software_version = \"1.0\"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn candidates_always_contain_every_match() {
+        let mut state = ShardState::default();
+        state.index = FieldIndex::build(&[], &state);
+        for (i, class) in ["HG8245", "HG8546", "Archer", "HG"].iter().enumerate() {
+            apply(&mut state, &inform(&format!("S{i}"), class, "1.0")).unwrap();
+        }
+        let ctx = EvalContext {
+            now: Timestamp(10),
+            online_window: Duration::from_secs(1),
+        };
+        for text in [
+            "product_class LIKE \"HG*\"",
+            "product_class = \"HG\"",
+            "product_class LIKE \"HG8*\" AND serial = \"S1\"",
+            "product_class = \"Archer\" OR product_class = \"HG\"",
+        ] {
+            let expr = query::parse(text).unwrap();
+            let candidates = state.index.candidates(&expr).unwrap();
+            for twin in state.twins.values() {
+                if query::matches(&expr, twin, &state.dict, &ctx) {
+                    assert!(
+                        candidates.contains(&twin.key),
+                        "{text}: {} missing",
+                        twin.key
+                    );
+                }
+            }
+        }
+    }
+}

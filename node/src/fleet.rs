@@ -6,7 +6,7 @@
 use crate::shard::Shard;
 use radar_core::{DeviceKey, Ring, ShardId, Timestamp};
 use radar_twin::query::{self, EvalContext, Expr};
-use radar_twin::{PathDict, Twin};
+use radar_twin::{PathDict, ShardState, Twin};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -185,7 +185,11 @@ pub fn merge_counts(answers: Vec<(ShardId, Option<ShardCount>)>) -> CountAnswer 
 }
 
 pub fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
-    let state = shard.read();
+    query_state(&shard.read(), q, ctx)
+}
+
+/// One shard's page of a device query, over its state.
+pub fn query_state(state: &ShardState, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
     let start = match &q.cursor {
         Some(c) => std::ops::Bound::Excluded(c.clone()),
         None => std::ops::Bound::Unbounded,
@@ -246,7 +250,16 @@ pub fn count_shard(
     group_by: Option<&str>,
     ctx: &EvalContext,
 ) -> (u64, BTreeMap<String, u64>) {
-    let state = shard.read();
+    count_state(&shard.read(), expr, group_by, ctx)
+}
+
+/// One shard's count (and group-by counts) of a query, over its state.
+pub fn count_state(
+    state: &ShardState,
+    expr: &Expr,
+    group_by: Option<&str>,
+    ctx: &EvalContext,
+) -> (u64, BTreeMap<String, u64>) {
     let mut total = 0;
     let mut groups = BTreeMap::new();
     let candidates = state.index.candidates(expr);

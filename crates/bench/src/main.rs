@@ -5,6 +5,8 @@
 //!   answering the same two POSTs with canned bodies.
 //! - `b6`: bytes per parameter of twin storage, in memory and on disk, for N devices of the
 //!   simulator's model, against the raw `path=value` bytes.
+//! - `b7`: fleet query latency over N small twins in 3 shards, indexed and full scan, against
+//!   a single-threaded column scan.
 //! - `decode`: SOAP decode throughput over the fixture corpus.
 //! - `b5`: memory per idle connected USP agent (10k, 50k, 100k by default), against bare tokio
 //!   TCP tasks. `b5-server` is its server-side child process.
@@ -17,6 +19,7 @@ mod b1;
 mod b4;
 mod b5;
 mod b6;
+mod b7;
 mod decode;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -41,6 +44,10 @@ fn main() -> anyhow::Result<()> {
             seconds,
         )?,
         "b6" => b6::run(arg(&args, "--devices", 10_000))?,
+        "b7" => b7::run(
+            arg(&args, "--devices", 1_000_000),
+            arg(&args, "--rounds", 20),
+        )?,
         "b5" => {
             let counts: String = arg(&args, "--counts", "10000,50000,100000".to_string());
             let counts: Vec<usize> = counts

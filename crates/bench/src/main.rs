@@ -7,6 +7,8 @@
 //!   simulator's model, against the raw `path=value` bytes.
 //! - `b7`: fleet query latency over N small twins in 3 shards, indexed and full scan, against
 //!   a single-threaded column scan.
+//! - `b9`: failover time, kill -9 of a shard leader's node to the first commit on the new
+//!   leader, three `radar node` processes (`--radar` names the binary).
 //! - `decode`: SOAP decode throughput over the fixture corpus.
 //! - `b5`: memory per idle connected USP agent (10k, 50k, 100k by default), against bare tokio
 //!   TCP tasks. `b5-server` is its server-side child process.
@@ -20,6 +22,7 @@ mod b4;
 mod b5;
 mod b6;
 mod b7;
+mod b9;
 mod decode;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -44,6 +47,10 @@ fn main() -> anyhow::Result<()> {
             seconds,
         )?,
         "b6" => b6::run(arg(&args, "--devices", 10_000))?,
+        "b9" => {
+            let radar: String = arg(&args, "--radar", "target/release/radar".to_string());
+            tokio::runtime::Runtime::new()?.block_on(b9::run(&radar, arg(&args, "--trials", 20)))?
+        }
         "b7" => b7::run(
             arg(&args, "--devices", 1_000_000),
             arg(&args, "--rounds", 20),

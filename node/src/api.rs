@@ -91,6 +91,12 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
         .route("/api/v1/query", get(fleet_query))
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/init", post(cluster_init))
+        .route("/api/v1/cluster/shards", post(cluster_add_shard))
+        .route("/api/v1/cluster/nodes", post(cluster_add_node))
+        .route(
+            "/api/v1/cluster/nodes/{id}",
+            axum::routing::delete(cluster_remove_node),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -594,6 +600,67 @@ async fn cluster_init(State(core): State<Arc<NodeCore>>, body: Bytes) -> ApiResu
         "shards": layout.shards.iter().map(|s| json!({"id": s.id.0, "voters": s.voters})).collect::<Vec<_>>(),
         "nodes": layout.nodes.keys().collect::<Vec<_>>(),
     })))
+}
+
+/// `radar cluster add-shard`: adds a shard and moves its partitions to it (answers when done).
+async fn cluster_add_shard(State(core): State<Arc<NodeCore>>) -> ApiResult<Json<Value>> {
+    let meta = cluster_meta(&core)?;
+    let patience = core.config.raft.election_timeout_max * 30;
+    let report = crate::cluster::rebalance::add_shard(meta, patience)
+        .await
+        .map_err(rebalance_error)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+fn cluster_meta(core: &NodeCore) -> ApiResult<&crate::cluster::meta::MetaGroup> {
+    core.meta.as_deref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Conflict,
+            "this node runs embedded (no seeds): its layout is fixed at one node",
+        )
+    })
+}
+
+fn rebalance_error(e: crate::cluster::rebalance::RebalanceError) -> ApiError {
+    use crate::cluster::meta::MetaError;
+    use crate::cluster::rebalance::RebalanceError;
+    match e {
+        RebalanceError::Meta(MetaError::Refused(m)) => ApiError::new(ErrorCode::Conflict, m),
+        other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AddNodeRequest {
+    /// The new node's cluster gRPC address (`host:port`).
+    address: String,
+}
+
+/// `radar cluster add-node`: registers the node at `address` and moves replicas to it.
+async fn cluster_add_node(
+    State(core): State<Arc<NodeCore>>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let request: AddNodeRequest = parse_json(&body)?;
+    let meta = cluster_meta(&core)?;
+    let patience = core.config.raft.election_timeout_max * 30;
+    let report = crate::cluster::membership::add_node(meta, &request.address, patience)
+        .await
+        .map_err(rebalance_error)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+/// `radar cluster remove-node`: drains the node (its replicas move away), then removes it.
+async fn cluster_remove_node(
+    State(core): State<Arc<NodeCore>>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Value>> {
+    let meta = cluster_meta(&core)?;
+    let patience = core.config.raft.election_timeout_max * 30;
+    let report = crate::cluster::membership::remove_node(meta, id, patience)
+        .await
+        .map_err(rebalance_error)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
 async fn metrics(State(core): State<Arc<NodeCore>>) -> impl IntoResponse {

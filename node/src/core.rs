@@ -6,12 +6,17 @@ use crate::cwmp::connection_request::ConnectionRequester;
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::shard::ProposeError;
-use radar_core::{DeviceKey, Timestamp};
+use radar_core::{DeviceKey, ShardId, Timestamp};
 use radar_twin::datamodel::DataModel;
 use radar_twin::planner::{self, PlanConfig, PlannedTask};
-use radar_twin::{ApplyOutcome, Operation, OperationKind, TwinCommand};
+use radar_twin::{ApplyError, ApplyOutcome, Operation, OperationKind, TwinCommand};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::debug;
+
+/// How long a write for a device whose partition is moving waits for the new layout. A move
+/// freezes a partition only while its twins are copied, normally well under a second.
+const MOVE_WAIT: Duration = Duration::from_secs(30);
 
 pub struct NodeCore {
     pub config: NodeConfig,
@@ -33,16 +38,34 @@ pub struct NodeCore {
 }
 
 impl NodeCore {
+    /// Commits a twin command in the device's shard (here, or at the node leading it). A
+    /// command refused because the device's partition is moving to another shard waits for the
+    /// layout that names the new owner and goes there (see `radar_twin::moving`).
     pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
+        loop {
+            let version = self.fleet.view().layout_version;
+            let result = self.propose_once(&command).await;
+            match result {
+                Err(ProposeError::Apply(ApplyError::Moving(_))) if self.meta.is_some() => {
+                    if !self.wait_for_layout_after(version, MOVE_WAIT).await {
+                        return result;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn propose_once(&self, command: &TwinCommand) -> Result<ApplyOutcome, ProposeError> {
         let shard = self.fleet.shard_for(command.device());
         let Some(meta) = &self.meta else {
             return match shard {
-                Some(shard) => shard.propose(command).await,
+                Some(shard) => shard.propose(command.clone()).await,
                 None => Err(ProposeError::Closed),
             };
         };
         if let Some(shard) = shard.as_ref().filter(|s| s.is_leader()) {
-            return shard.propose(command).await;
+            return shard.propose(command.clone()).await;
         }
         let Some(shard_id) = self.fleet.shard_id_for(command.device()) else {
             return Err(ProposeError::NotLeader {
@@ -51,7 +74,37 @@ impl NodeCore {
             });
         };
         let hint = shard.and_then(|s| s.leader());
+        crate::cluster::forward::propose_remote(meta, shard_id, hint, command).await
+    }
+
+    /// Commits a command in a given shard, whatever the ring says (a partition move writes the
+    /// receiving shard before it serves).
+    pub async fn propose_to(
+        &self,
+        shard_id: ShardId,
+        command: TwinCommand,
+    ) -> Result<ApplyOutcome, ProposeError> {
+        let local = self.fleet.view().replicas.get(&shard_id).cloned();
+        if let Some(shard) = local.as_ref().filter(|s| s.is_leader()) {
+            return shard.propose(command).await;
+        }
+        let Some(meta) = &self.meta else {
+            return Err(ProposeError::Closed);
+        };
+        let hint = local.and_then(|s| s.leader());
         crate::cluster::forward::propose_remote(meta, shard_id, hint, &command).await
+    }
+
+    /// Waits until this node serves a layout newer than `version`; false after `patience`.
+    async fn wait_for_layout_after(&self, version: u64, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.fleet.view().layout_version <= version {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// The planner's tasks for a device's session.

@@ -184,12 +184,49 @@ pub fn merge_counts(answers: Vec<(ShardId, Option<ShardCount>)>) -> CountAnswer 
     }
 }
 
-pub fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
-    query_state(&shard.read(), q, ctx)
+/// Twins a shard still holds but no longer owns: partitions it froze for a move that the ring
+/// of `view` already gives to another shard (between the layout change and the release).
+fn handed_over<'a>(
+    state: &'a ShardState,
+    shard: ShardId,
+    view: &'a FleetView,
+) -> Option<impl Fn(&DeviceKey) -> bool + 'a> {
+    let ring = view.ring.as_ref()?;
+    (!state.frozen.partitions.is_empty()).then_some(move |k: &DeviceKey| {
+        state.frozen.contains(k) && ring.shard_for_key(k.as_str()) != shard
+    })
 }
 
-/// One shard's page of a device query, over its state.
-pub fn query_state(state: &ShardState, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
+pub fn query_shard(
+    shard: &Shard,
+    view: &FleetView,
+    q: &DeviceQuery,
+    ctx: &EvalContext,
+) -> ShardPage {
+    query_owned(&shard.read(), shard.id, view, q, ctx)
+}
+
+/// A shard's page of the twins it owns at `view`'s layout version.
+pub fn query_owned(
+    state: &ShardState,
+    shard: ShardId,
+    view: &FleetView,
+    q: &DeviceQuery,
+    ctx: &EvalContext,
+) -> ShardPage {
+    match &handed_over(state, shard, view) {
+        Some(exclude) => query_state(state, q, ctx, Some(exclude)),
+        None => query_state(state, q, ctx, None),
+    }
+}
+
+/// One shard's page of a device query, over its state, without the twins `exclude` names.
+pub fn query_state(
+    state: &ShardState,
+    q: &DeviceQuery,
+    ctx: &EvalContext,
+    exclude: Option<&dyn Fn(&DeviceKey) -> bool>,
+) -> ShardPage {
     let start = match &q.cursor {
         Some(c) => std::ops::Bound::Excluded(c.clone()),
         None => std::ops::Bound::Unbounded,
@@ -204,7 +241,8 @@ pub fn query_state(state: &ShardState, q: &DeviceQuery, ctx: &EvalContext) -> Sh
     let mut devices = Vec::new();
     let mut more = false;
     for twin in twins {
-        if !query::matches(&q.expr, twin, &state.dict, ctx) {
+        if exclude.is_some_and(|f| f(&twin.key)) || !query::matches(&q.expr, twin, &state.dict, ctx)
+        {
             continue;
         }
         if devices.len() == q.limit {
@@ -246,19 +284,37 @@ pub fn summarize(
 
 pub fn count_shard(
     shard: &Shard,
+    view: &FleetView,
     expr: &Expr,
     group_by: Option<&str>,
     ctx: &EvalContext,
 ) -> (u64, BTreeMap<String, u64>) {
-    count_state(&shard.read(), expr, group_by, ctx)
+    count_owned(&shard.read(), shard.id, view, expr, group_by, ctx)
 }
 
-/// One shard's count (and group-by counts) of a query, over its state.
+/// A shard's count of the twins it owns at `view`'s layout version.
+pub fn count_owned(
+    state: &ShardState,
+    shard: ShardId,
+    view: &FleetView,
+    expr: &Expr,
+    group_by: Option<&str>,
+    ctx: &EvalContext,
+) -> (u64, BTreeMap<String, u64>) {
+    match &handed_over(state, shard, view) {
+        Some(exclude) => count_state(state, expr, group_by, ctx, Some(exclude)),
+        None => count_state(state, expr, group_by, ctx, None),
+    }
+}
+
+/// One shard's count (and group-by counts) of a query, over its state, without the twins
+/// `exclude` names.
 pub fn count_state(
     state: &ShardState,
     expr: &Expr,
     group_by: Option<&str>,
     ctx: &EvalContext,
+    exclude: Option<&dyn Fn(&DeviceKey) -> bool>,
 ) -> (u64, BTreeMap<String, u64>) {
     let mut total = 0;
     let mut groups = BTreeMap::new();
@@ -268,7 +324,7 @@ pub fn count_state(
         None => Box::new(state.twins.values()),
     };
     for twin in twins {
-        if !query::matches(expr, twin, &state.dict, ctx) {
+        if exclude.is_some_and(|f| f(&twin.key)) || !query::matches(expr, twin, &state.dict, ctx) {
             continue;
         }
         total += 1;
@@ -280,4 +336,95 @@ pub fn count_state(
         }
     }
     (total, groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radar_twin::{apply, ShardControl, TwinCommand};
+
+    const PARTITIONS: u32 = 64;
+
+    fn ring(shards: &[u32]) -> Ring {
+        let ids: Vec<ShardId> = shards.iter().map(|s| ShardId(*s)).collect();
+        Ring::new(PARTITIONS, &ids, 16).unwrap()
+    }
+
+    fn view(ring: Ring, version: u64) -> FleetView {
+        FleetView {
+            layout_version: version,
+            ring: Some(ring),
+            replicas: BTreeMap::new(),
+        }
+    }
+
+    fn all() -> DeviceQuery {
+        DeviceQuery {
+            text: String::new(),
+            expr: query::parse("").unwrap(),
+            limit: 1000,
+            cursor: None,
+            fields: Vec::new(),
+        }
+    }
+
+    fn ctx() -> EvalContext {
+        EvalContext {
+            now: Timestamp(0),
+            online_window: Duration::from_secs(60),
+        }
+    }
+
+    /// Between the layout that gives frozen partitions to the new shard and their release, the
+    /// source still holds their twins; it must not list them, or they would be listed twice.
+    #[test]
+    fn a_source_shard_stops_listing_frozen_twins_once_the_ring_gives_them_away() {
+        let (old, new) = (ring(&[0, 1]), ring(&[0, 1, 2]));
+        let moving: Vec<u32> = old
+            .moves_to(&new)
+            .into_iter()
+            .filter(|(_, from, _)| *from == ShardId(0))
+            .map(|(p, _, _)| p.0)
+            .collect();
+        assert!(!moving.is_empty());
+        let mut state = ShardState::default();
+        let mut owned = Vec::new();
+        for i in 0..400 {
+            let key = DeviceKey::parse(&format!("os::00D09E-F{i:04}")).unwrap();
+            if old.shard_for_key(key.as_str()) != ShardId(0) {
+                continue;
+            }
+            let command = TwinCommand::UspConnected {
+                device: key.clone(),
+                at: Timestamp(1),
+                mtp: "websocket".into(),
+                reply_to: String::new(),
+            };
+            apply(&mut state, &command).unwrap();
+            owned.push(key);
+        }
+        radar_twin::moving::apply_control(
+            &mut state,
+            &ShardControl::Freeze {
+                partition_count: PARTITIONS,
+                partitions: moving.clone(),
+            },
+        );
+        let listed = |v: &FleetView| {
+            query_owned(&state, ShardId(0), v, &all(), &ctx())
+                .devices
+                .len()
+        };
+        // Still the owner at the old version: everything is listed.
+        assert_eq!(listed(&view(old.clone(), 5)), owned.len());
+        let staying = owned
+            .iter()
+            .filter(|k| new.shard_for_key(k.as_str()) == ShardId(0))
+            .count();
+        assert!(staying < owned.len());
+        let after = view(new, 6);
+        assert_eq!(listed(&after), staying);
+        let counted = count_owned(&state, ShardId(0), &after, &all().expr, None, &ctx());
+        assert_eq!(counted.0, staying as u64);
+    }
 }

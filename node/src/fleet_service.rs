@@ -89,7 +89,8 @@ impl Fleet for FleetService {
             cursor,
             fields: request.fields,
         };
-        let page = tokio::task::spawn_blocking(move || query_shard(&shard, &q, &ctx))
+        let view = self.core.fleet.view();
+        let page = tokio::task::spawn_blocking(move || query_shard(&shard, &view, &q, &ctx))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -122,8 +123,9 @@ impl Fleet for FleetService {
         let ctx = context(request.context, self.core.fleet.online_window);
         let shard = self.replica(request.shard, request.stale).await?;
         let group_by = (!request.group_by.is_empty()).then_some(request.group_by);
+        let view = self.core.fleet.view();
         let (total, groups) = tokio::task::spawn_blocking(move || {
-            count_shard(&shard, &expr, group_by.as_deref(), &ctx)
+            count_shard(&shard, &view, &expr, group_by.as_deref(), &ctx)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;

@@ -104,7 +104,8 @@ pub async fn devices(
                     if !stale {
                         shard.read_barrier(Consistency::Linearizable).await.ok()?;
                     }
-                    tokio::task::spawn_blocking(move || query_shard(&shard, &q, &ctx))
+                    let view = core.fleet.view();
+                    tokio::task::spawn_blocking(move || query_shard(&shard, &view, &q, &ctx))
                         .await
                         .ok()
                 }
@@ -113,6 +114,21 @@ pub async fn devices(
         }
     })
     .await;
+    // A shard answering from a newer layout than this node's (or an older one) may return a
+    // device another shard owns at this node's version; each device counts once, at its owner.
+    let view = core.fleet.view();
+    let pages = pages
+        .into_iter()
+        .map(|(id, page)| {
+            let page = page.map(|mut page| {
+                if let Some(ring) = &view.ring {
+                    page.devices.retain(|d| ring.shard_for_key(&d.id) == id);
+                }
+                page
+            });
+            (id, page)
+        })
+        .collect();
     merge_pages(pages, limit)
 }
 
@@ -136,8 +152,9 @@ pub async fn count(
                     if !stale {
                         shard.read_barrier(Consistency::Linearizable).await.ok()?;
                     }
+                    let view = core.fleet.view();
                     tokio::task::spawn_blocking(move || {
-                        count_shard(&shard, &expr, group_by.as_deref(), &ctx)
+                        count_shard(&shard, &view, &expr, group_by.as_deref(), &ctx)
                     })
                     .await
                     .ok()

@@ -16,7 +16,7 @@ use openraft::{BasicNode, Raft, ServerState};
 use radar_core::{DeviceKey, ShardId};
 use radar_store::raft::{ShardRaft, TwinBatch};
 use radar_store::SledDatabase;
-use radar_twin::{ApplyError, ApplyOutcome, PathDict, ShardState, Twin, TwinCommand};
+use radar_twin::{ApplyError, ApplyOutcome, PathDict, ShardControl, ShardState, Twin, TwinCommand};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -219,6 +219,28 @@ impl Shard {
         rx.await.map_err(|_| ProposeError::Closed)?
     }
 
+    /// Commits a shard-level command of a partition move (freeze, release) on its own entry,
+    /// outside the group-commit batches; answers once it is applied here.
+    pub async fn propose_control(&self, control: ShardControl) -> Result<(), ProposeError> {
+        let written = self
+            .raft
+            .client_write(TwinBatch {
+                commands: Vec::new(),
+                control: vec![control],
+            })
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                    leader_addr: f.leader_node.map(|n| n.addr),
+                })
+            }
+            Err(other) => Err(ProposeError::Storage(other.to_string())),
+        }
+    }
+
     /// Waits until a read at `consistency` may be served from this replica.
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), ProposeError> {
         if consistency == Consistency::Stale {
@@ -324,7 +346,14 @@ impl Writer {
             replies.push(proposal.reply);
         }
         let size = commands.len();
-        let responder = match self.raft.client_write_ff(TwinBatch { commands }).await {
+        let responder = match self
+            .raft
+            .client_write_ff(TwinBatch {
+                commands,
+                control: Vec::new(),
+            })
+            .await
+        {
             Ok(responder) => responder,
             Err(fatal) => {
                 error!(error = %fatal, "shard raft stopped; refusing further writes");
@@ -418,6 +447,7 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::UspProtocol { .. } => "usp_protocol",
         TwinCommand::ReportSnapshot { .. } => "report_snapshot",
         TwinCommand::RemoveObject { .. } => "remove_object",
+        TwinCommand::ImportTwin { .. } => "import_twin",
         TwinCommand::DeviceEvent { .. } => "device_event",
     }
 }

@@ -131,7 +131,7 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
             total = std::thread::scope(|scope| {
                 let handles: Vec<_> = shards
                     .iter()
-                    .map(|s| scope.spawn(|| count_state(s, &expr, group_by, &ctx).0))
+                    .map(|s| scope.spawn(|| count_state(s, &expr, group_by, &ctx, None).0))
                     .collect();
                 handles
                     .into_iter()

@@ -24,6 +24,11 @@ pub struct ShardLayout {
     pub id: ShardId,
     /// Node ids of the shard's Raft voters.
     pub voters: Vec<u64>,
+    /// False while a new shard receives its partitions (`add-shard`): it is not in the ring yet.
+    pub serving: bool,
+    /// Nodes catching up to replace a voter (`add-node`, `remove-node`): they host a replica
+    /// that the shard's leader feeds as a Raft learner.
+    pub learners: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -48,6 +53,19 @@ pub enum LayoutCommand {
         shards: u32,
         replicas: u32,
     },
+    /// Adds a shard that does not serve yet: its voters open replicas and it receives the
+    /// partitions the next ring gives it. While one is receiving, repeating this is a no-op.
+    AddShard,
+    /// The receiving shard has its partitions: it joins the ring (the partitions change owner
+    /// at this version).
+    ActivateShard(ShardId),
+    /// `node` opens a replica of `shard` to catch up as a learner.
+    AddLearner { shard: ShardId, node: u64 },
+    /// The shard's Raft membership changed to `voters`; learners among them are voters now and
+    /// the others stop hosting it.
+    SetVoters { shard: ShardId, voters: Vec<u64> },
+    /// A drained node leaves the cluster (refused while it still hosts a replica).
+    RemoveNode(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -64,6 +82,8 @@ pub enum LayoutError {
     NotEnoughNodes { replicas: u32, nodes: u32 },
     #[error("invalid layout request: {0}")]
     Invalid(String),
+    #[error("the cluster is not initialized")]
+    NotInitialized,
 }
 
 impl Layout {
@@ -86,7 +106,127 @@ impl Layout {
                 shards,
                 replicas,
             } => self.init(*partitions, *shards, *replicas),
+            LayoutCommand::AddShard => self.add_shard(),
+            LayoutCommand::AddLearner { shard, node } => {
+                if !self.nodes.contains_key(node) {
+                    return Err(LayoutError::Invalid(format!("no node {node}")));
+                }
+                let shard = self.shard_mut(*shard)?;
+                if !shard.voters.contains(node) && !shard.learners.contains(node) {
+                    shard.learners.push(*node);
+                    self.version += 1;
+                }
+                Ok(())
+            }
+            LayoutCommand::SetVoters { shard, voters } => {
+                if voters.is_empty() || voters.iter().any(|v| !self.nodes.contains_key(v)) {
+                    return Err(LayoutError::Invalid(format!(
+                        "voters {voters:?} are not all registered nodes"
+                    )));
+                }
+                let shard = self.shard_mut(*shard)?;
+                if shard.voters != *voters || !shard.learners.is_empty() {
+                    shard.voters = voters.clone();
+                    shard.learners.clear();
+                    self.version += 1;
+                }
+                Ok(())
+            }
+            LayoutCommand::RemoveNode(node) => {
+                if self.hosted_by(*node).next().is_some() {
+                    return Err(LayoutError::Invalid(format!(
+                        "node {node} still hosts replicas; drain it first"
+                    )));
+                }
+                if self.nodes.remove(node).is_some() {
+                    self.version += 1;
+                }
+                Ok(())
+            }
+            LayoutCommand::ActivateShard(id) => {
+                let shard = self.shard_mut(*id)?;
+                if !shard.serving {
+                    shard.serving = true;
+                    self.version += 1;
+                }
+                Ok(())
+            }
         }
+    }
+
+    fn shard_mut(&mut self, id: ShardId) -> Result<&mut ShardLayout, LayoutError> {
+        self.shards
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| LayoutError::Invalid(format!("no shard {id}")))
+    }
+
+    /// The shards `node` hosts a replica of: as a voter or as a learner.
+    pub fn hosted_by(&self, node: u64) -> impl Iterator<Item = &ShardLayout> {
+        self.shards
+            .iter()
+            .filter(move |s| s.voters.contains(&node) || s.learners.contains(&node))
+    }
+
+    /// Replicas per registered node (voters and learners).
+    pub fn replica_counts(&self) -> BTreeMap<u64, usize> {
+        self.nodes
+            .keys()
+            .map(|n| (*n, self.hosted_by(*n).count()))
+            .collect()
+    }
+
+    fn add_shard(&mut self) -> Result<(), LayoutError> {
+        if !self.is_initialized() {
+            return Err(LayoutError::NotInitialized);
+        }
+        if self.receiving().is_some() {
+            return Ok(());
+        }
+        if self.shards.len() as u32 >= self.partitions {
+            return Err(LayoutError::Invalid(format!(
+                "{} partitions cannot take another shard",
+                self.partitions
+            )));
+        }
+        if (self.nodes.len() as u32) < self.replicas {
+            return Err(LayoutError::NotEnoughNodes {
+                replicas: self.replicas,
+                nodes: self.nodes.len() as u32,
+            });
+        }
+        // The voters are the nodes hosting the fewest replicas (lowest id first on a tie), so
+        // replicas stay spread as shards are added.
+        let mut nodes: Vec<(usize, u64)> = self
+            .nodes
+            .keys()
+            .map(|n| (self.hosted_by(*n).count(), *n))
+            .collect();
+        nodes.sort();
+        let id = ShardId(self.shards.iter().map(|s| s.id.0 + 1).max().unwrap_or(0));
+        self.shards.push(ShardLayout {
+            id,
+            voters: nodes
+                .iter()
+                .take(self.replicas as usize)
+                .map(|(_, n)| *n)
+                .collect(),
+            serving: false,
+            learners: Vec::new(),
+        });
+        self.version += 1;
+        Ok(())
+    }
+
+    /// The shard receiving partitions, if an `add-shard` is under way.
+    pub fn receiving(&self) -> Option<&ShardLayout> {
+        self.shards.iter().find(|s| !s.serving)
+    }
+
+    /// The ring once the receiving shard serves (the ring itself when none is receiving).
+    pub fn target_ring(&self) -> Result<Ring, RingError> {
+        let shards: Vec<ShardId> = self.shards.iter().map(|s| s.id).collect();
+        Ring::new(self.partitions, &shards, DEFAULT_VNODES)
     }
 
     fn init(&mut self, partitions: u32, shards: u32, replicas: u32) -> Result<(), LayoutError> {
@@ -129,6 +269,8 @@ impl Layout {
                 voters: (0..replicas as usize)
                     .map(|r| nodes[(i as usize + r) % nodes.len()])
                     .collect(),
+                serving: true,
+                learners: Vec::new(),
             })
             .collect();
         self.partitions = partitions;
@@ -137,9 +279,14 @@ impl Layout {
         Ok(())
     }
 
-    /// The partition → shard ring of this version.
+    /// The partition → shard ring of this version (serving shards only).
     pub fn ring(&self) -> Result<Ring, RingError> {
-        let shards: Vec<ShardId> = self.shards.iter().map(|s| s.id).collect();
+        let shards: Vec<ShardId> = self
+            .shards
+            .iter()
+            .filter(|s| s.serving)
+            .map(|s| s.id)
+            .collect();
         Ring::new(self.partitions, &shards, DEFAULT_VNODES)
     }
 
@@ -228,5 +375,87 @@ mod tests {
         let v = layout.version;
         layout.apply(&node(1)).unwrap();
         assert_eq!(layout.version, v);
+    }
+
+    #[test]
+    fn an_added_shard_receives_before_it_serves_and_only_gains_partitions() {
+        let mut layout = Layout::default();
+        for id in [1, 2, 3, 4] {
+            layout.apply(&node(id)).unwrap();
+        }
+        layout.apply(&init(3, 2)).unwrap();
+        let before = layout.ring().unwrap();
+        let v = layout.version;
+        layout.apply(&LayoutCommand::AddShard).unwrap();
+        assert_eq!(layout.version, v + 1);
+        let added = layout.receiving().unwrap().clone();
+        assert_eq!(added.id, ShardId(3));
+        // Node 4 hosted nothing, so it is a voter of the new shard.
+        assert!(added.voters.contains(&4));
+        assert_eq!(added.voters.len(), 2);
+        // Receiving: the ring is unchanged; repeating is a no-op.
+        assert_eq!(layout.ring().unwrap(), before);
+        layout.apply(&LayoutCommand::AddShard).unwrap();
+        assert_eq!(layout.version, v + 1);
+        let target = layout.target_ring().unwrap();
+        let moves = before.moves_to(&target);
+        assert!(!moves.is_empty());
+        assert!(moves.iter().all(|(_, _, to)| *to == ShardId(3)));
+        layout
+            .apply(&LayoutCommand::ActivateShard(ShardId(3)))
+            .unwrap();
+        assert_eq!(layout.version, v + 2);
+        assert_eq!(layout.ring().unwrap(), target);
+        assert!(layout.receiving().is_none());
+    }
+
+    #[test]
+    fn a_voter_is_replaced_through_a_learner_and_a_drained_node_leaves() {
+        let mut layout = Layout::default();
+        for id in [1, 2, 3] {
+            layout.apply(&node(id)).unwrap();
+        }
+        layout.apply(&init(2, 3)).unwrap();
+        layout.apply(&node(4)).unwrap();
+        assert_eq!(layout.hosted_by(4).count(), 0);
+        let refused = layout.apply(&LayoutCommand::RemoveNode(1));
+        assert!(refused.is_err(), "node 1 hosts replicas");
+        let shard = ShardId(0);
+        layout
+            .apply(&LayoutCommand::AddLearner { shard, node: 4 })
+            .unwrap();
+        assert_eq!(layout.hosted_by(4).count(), 1);
+        assert_eq!(layout.shards_of(4).count(), 0, "a learner is not a voter");
+        let voters: Vec<u64> = layout.shards[0]
+            .voters
+            .iter()
+            .map(|v| if *v == 1 { 4 } else { *v })
+            .collect();
+        layout
+            .apply(&LayoutCommand::SetVoters {
+                shard,
+                voters: voters.clone(),
+            })
+            .unwrap();
+        assert_eq!(layout.shards[0].voters, voters);
+        assert!(layout.shards[0].learners.is_empty());
+        assert_eq!(layout.replica_counts()[&4], 1);
+        // Node 1 is still a voter of shard 1.
+        assert!(layout.apply(&LayoutCommand::RemoveNode(1)).is_err());
+        let voters: Vec<u64> = layout.shards[1]
+            .voters
+            .iter()
+            .map(|v| if *v == 1 { 4 } else { *v })
+            .collect();
+        layout
+            .apply(&LayoutCommand::SetVoters {
+                shard: ShardId(1),
+                voters,
+            })
+            .unwrap();
+        let v = layout.version;
+        layout.apply(&LayoutCommand::RemoveNode(1)).unwrap();
+        assert_eq!(layout.version, v + 1);
+        assert!(!layout.nodes.contains_key(&1));
     }
 }

@@ -104,6 +104,20 @@ pub enum ClusterAction {
         #[arg(long)]
         partitions: Option<u32>,
     },
+    /// Add a shard and move to it, with their twins, the partitions the new ring gives it.
+    /// Devices keep being served; running it again finishes an interrupted move.
+    AddShard,
+    /// Add a running node (started with `radar node`) to the cluster and move replicas to it.
+    AddNode {
+        /// The new node's cluster gRPC address (HOST:PORT).
+        #[arg(long)]
+        address: String,
+    },
+    /// Drain a node (move each of its replicas to another node), then remove it.
+    RemoveNode {
+        #[arg(long)]
+        node_id: u64,
+    },
 }
 
 fn segment(s: &str) -> String {
@@ -363,7 +377,70 @@ pub async fn query(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
+fn print_membership(v: &Value, what: &str) {
+    println!(
+        "node {} {what} in {:.1} s; layout version {}",
+        text(&v["node"]),
+        v["seconds"].as_f64().unwrap_or(0.0),
+        text(&v["layout_version"])
+    );
+    for m in v["moves"].as_array().into_iter().flatten() {
+        println!(
+            "  shard {}: replica moved from node {} to node {}",
+            text(&m["shard"]),
+            text(&m["from"]),
+            text(&m["to"])
+        );
+    }
+}
+
 pub async fn cluster(args: ClusterArgs) -> Result<()> {
+    let membership = match &args.action {
+        Some(ClusterAction::AddNode { address }) => Some((
+            reqwest::Method::POST,
+            format!("{}/api/v1/cluster/nodes", args.common.api),
+            Some(json!({ "address": address })),
+            "added",
+        )),
+        Some(ClusterAction::RemoveNode { node_id }) => Some((
+            reqwest::Method::DELETE,
+            format!("{}/api/v1/cluster/nodes/{node_id}", args.common.api),
+            None,
+            "drained and removed",
+        )),
+        _ => None,
+    };
+    if let Some((method, url, body, what)) = membership {
+        let v = call(method, url, body).await?;
+        if args.common.json {
+            print_json(&v);
+        } else {
+            print_membership(&v, what);
+        }
+        return Ok(());
+    }
+    if let Some(ClusterAction::AddShard) = args.action {
+        let v = call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/cluster/shards", args.common.api),
+            None,
+        )
+        .await?;
+        if args.common.json {
+            print_json(&v);
+        } else {
+            println!(
+                "shard {} added (voters {}): {} partitions and {} twins moved in {:.1} s; layout version {}",
+                text(&v["shard"]),
+                v["voters"],
+                text(&v["partitions_moved"]),
+                text(&v["twins_moved"]),
+                v["seconds"].as_f64().unwrap_or(0.0),
+                text(&v["layout_version"])
+            );
+        }
+        return Ok(());
+    }
     if let Some(ClusterAction::Init {
         shards,
         replicas,

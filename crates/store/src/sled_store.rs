@@ -128,10 +128,20 @@ impl SledShardStore {
         } else {
             Vec::new()
         };
+        // Deleted twins (partitions handed to another shard): their header and every chunk.
+        let mut deleted: Vec<(u8, sled::IVec)> = Vec::new();
+        for key in &batch.deleted {
+            deleted.push((2, key.as_str().as_bytes().into()));
+            let mut prefix = key.as_str().as_bytes().to_vec();
+            prefix.push(crate::format::KEY_END);
+            for item in self.params.scan_prefix(&prefix).keys() {
+                deleted.push((1, item.map_err(engine)?));
+            }
+        }
         let result: Result<(), TransactionError<()>> =
             (&self.paths, &self.params, &self.twins, extra_tree).transaction(
                 |(paths, params, twins, extra_tx)| {
-                    for (tag, key) in &existing {
+                    for (tag, key) in existing.iter().chain(&deleted) {
                         match tag {
                             0 => paths.remove(key.clone())?,
                             1 => params.remove(key.clone())?,

@@ -9,6 +9,7 @@
 //! - [`command`]: `TwinCommand` and the pure `apply`.
 //! - [`planner`]: what to send a device in its next session.
 //! - [`query`]: the fleet query language: parse and evaluate.
+//! - [`moving`]: twins and shard commands of a partition move between shards.
 //! - [`index`]: the shard's secondary index (value → devices) that narrows queries.
 //! - [`datamodel`]: the TR-181 model for validation of desired values.
 //! - `usp`: what USP connects and events do to a twin.
@@ -17,6 +18,7 @@ pub mod command;
 pub mod datamodel;
 pub mod index;
 pub mod model;
+pub mod moving;
 pub mod operation;
 pub mod paths;
 pub mod planner;
@@ -25,5 +27,6 @@ mod usp;
 
 pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};
 pub use model::{Meta, Param, ParamChanges, ShardState, Twin, TwinEvent};
+pub use moving::{MovedTwin, ShardControl};
 pub use operation::{Operation, OperationKind, OperationStatus};
 pub use paths::{PathDict, PathId};

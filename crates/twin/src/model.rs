@@ -267,4 +267,6 @@ pub struct ShardState {
     pub twins: BTreeMap<DeviceKey, Twin>,
     /// Secondary index over meta fields and configured paths; kept current by `apply`.
     pub index: crate::index::FieldIndex,
+    /// Partitions being handed to another shard (see [`crate::moving`]).
+    pub frozen: crate::moving::Frozen,
 }

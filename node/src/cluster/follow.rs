@@ -77,13 +77,23 @@ async fn apply_layout(
     let ring = layout.ring().map_err(|e| e.to_string())?;
     let current = fleet.view();
     let mut replicas = current.replicas.clone();
-    for shard in layout.shards_of(factory.node_id) {
+    for shard in layout.hosted_by(factory.node_id) {
         if replicas.contains_key(&shard.id) {
             continue;
         }
         let replica = Shard::open(shard.id, factory.context())
             .await
             .map_err(|e| e.to_string())?;
+        tokio::spawn(close_links_when_leadership_moves(
+            core.clone(),
+            replica.clone(),
+        ));
+        replicas.insert(shard.id, replica.clone());
+        if !shard.voters.contains(&factory.node_id) {
+            // A learner waits for the leader to feed it (add-node, remove-node).
+            info!(shard = %shard.id, "opened shard replica as a learner");
+            continue;
+        }
         let voters: BTreeMap<u64, BasicNode> = shard
             .voters
             .iter()
@@ -95,29 +105,48 @@ async fn apply_layout(
             })
             .collect();
         info!(shard = %shard.id, voters = ?shard.voters, "opened shard replica");
-        let bootstrapping = replica.clone();
         let wait = factory.settings.election_timeout_max * 20;
         let patience = factory.settings.election_timeout_max * 5;
         let preferred = shard.voters.first() == Some(&factory.node_id);
         tokio::spawn(async move {
-            if let Err(e) = bootstrapping
-                .bootstrap(voters, preferred, patience, wait)
-                .await
-            {
-                warn!(shard = %bootstrapping.id, error = %e, "shard bootstrap");
+            if let Err(e) = replica.bootstrap(voters, preferred, patience, wait).await {
+                warn!(shard = %replica.id, error = %e, "shard bootstrap");
             }
         });
-        tokio::spawn(close_links_when_leadership_moves(
-            core.clone(),
-            replica.clone(),
-        ));
-        replicas.insert(shard.id, replica);
     }
+    // Replicas of shards this node no longer hosts (its voter was replaced, or it was drained)
+    // stop; the group's membership no longer counts them.
+    let gone: Vec<_> = replicas
+        .keys()
+        .filter(|id| !layout.hosted_by(factory.node_id).any(|s| s.id == **id))
+        .copied()
+        .collect();
+    for id in gone {
+        if let Some(replica) = replicas.remove(&id) {
+            info!(shard = %id, "this node no longer hosts the shard; closing its replica");
+            replica.shutdown(&factory.host).await;
+        }
+    }
+    let previous = current.ring.clone();
     fleet.install(FleetView {
         layout_version: layout.version,
-        ring: Some(ring),
+        ring: Some(ring.clone()),
         replicas,
     });
+    // Partitions that changed shards (add-shard): their USP agents reconnect through the
+    // router, which sends them to the new owner's leader.
+    if let Some(previous) = previous.filter(|p| *p != ring) {
+        let moved = core.usp_agents.move_away(|device| {
+            previous.shard_for_key(device.as_str()) != ring.shard_for_key(device.as_str())
+        });
+        if moved > 0 {
+            info!(
+                version = layout.version,
+                agents = moved,
+                "partitions changed shards; agents told to reconnect"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -7,8 +7,9 @@ use crate::shard::ProposeError;
 use radar_core::{Layout, LayoutCommand, ShardId};
 use radar_proto::cluster::cluster_server::{Cluster, ClusterServer};
 use radar_proto::cluster::{
-    ForwardReply, GetLayoutRequest, HelloRequest, LayoutProposal, LayoutReply, NodeInfo,
-    NodeStatus, StatusRequest, TwinProposal, TwinReply, UspRecord,
+    ForwardReply, GetLayoutRequest, HelloRequest, LayoutProposal, LayoutReply, MoveReply, NodeInfo,
+    NodeStatus, PartitionMove, StatusRequest, TwinProposal, TwinReply, UspRecord, VoterChange,
+    VoterReply,
 };
 use radar_twin::{ApplyOutcome, TwinCommand};
 use std::pin::Pin;
@@ -150,6 +151,39 @@ impl Cluster for ClusterService {
     ) -> Result<Response<ForwardReply>, Status> {
         let accepted = crate::usp::mqtt_cluster::accept_forwarded(&self.core, request.into_inner());
         Ok(Response::new(ForwardReply { accepted }))
+    }
+
+    async fn move_partitions(
+        &self,
+        request: Request<PartitionMove>,
+    ) -> Result<Response<MoveReply>, Status> {
+        let reply = match super::rebalance::handle_move(&self.core, request.into_inner()).await {
+            Ok(twins) => MoveReply {
+                twins,
+                error: String::new(),
+            },
+            Err(error) => MoveReply { twins: 0, error },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn change_voters(
+        &self,
+        request: Request<VoterChange>,
+    ) -> Result<Response<VoterReply>, Status> {
+        let change = request.into_inner();
+        let reply =
+            match super::membership::handle_change_voters(&self.core, &self.meta, change).await {
+                Ok(voters) => VoterReply {
+                    voters,
+                    error: String::new(),
+                },
+                Err(error) => VoterReply {
+                    voters: Vec::new(),
+                    error,
+                },
+            };
+        Ok(Response::new(reply))
     }
 }
 

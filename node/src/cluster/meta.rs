@@ -94,6 +94,26 @@ impl MetaGroup {
         }
     }
 
+    /// `propose`, retried while the group has no reachable leader (an election, e.g. right
+    /// after a membership change removed the leader) for up to `patience`.
+    pub async fn propose_patiently(
+        &self,
+        command: LayoutCommand,
+        patience: std::time::Duration,
+    ) -> Result<Layout, MetaError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match self.propose(command.clone(), false).await {
+                Err(MetaError::NoLeader | MetaError::Unreachable { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The layout once this replica has applied `index` (the caller's own write).
     async fn layout_at_least(&self, index: u64) -> Layout {
         let _ = self

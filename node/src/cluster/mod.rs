@@ -14,7 +14,9 @@ pub mod follow;
 pub mod forward;
 pub mod grpc;
 pub mod init;
+pub mod membership;
 pub mod meta;
+pub mod rebalance;
 pub mod status;
 
 use serde::{Deserialize, Serialize};

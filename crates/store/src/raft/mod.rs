@@ -19,10 +19,12 @@ use radar_twin::{ApplyError, ApplyOutcome, TwinCommand};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
-/// A Raft entry's payload: the commands of one group commit.
+/// A Raft entry's payload: the commands of one group commit, or shard-level commands of a
+/// partition move (`control`, applied after `commands`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TwinBatch {
     pub commands: Vec<TwinCommand>,
+    pub control: Vec<radar_twin::ShardControl>,
 }
 
 /// What applying a batch gave each command: the operation it created, or why it did not apply.

@@ -40,6 +40,8 @@ type Membership = StoredMembership<u64, BasicNode>;
 struct Applied {
     last_applied: Option<LogId<u64>>,
     membership: Membership,
+    /// Partitions being handed over; stored with the applied id, since twins are.
+    frozen: radar_twin::moving::Frozen,
 }
 
 /// The snapshot body: the applied state and every twin with its path dictionary.
@@ -93,6 +95,7 @@ impl ShardStateMachine {
         let loaded = store.load()?;
         let mut state = ShardState {
             dict: PathDict::from_templates(loaded.templates),
+            frozen: applied.frozen.clone(),
             ..Default::default()
         };
         for twin in loaded.twins {
@@ -130,14 +133,18 @@ impl ShardStateMachine {
         replace_all: bool,
     ) -> Result<(), String> {
         let mut twins = Vec::new();
+        let mut deleted = Vec::new();
         for key in touched {
-            if let Some(twin) = state.twins.get_mut(key) {
-                let write = if replace_all {
-                    crate::format::encode_full(twin)
-                } else {
-                    encode_changes(twin)
-                };
-                twins.push(write.map_err(|e| e.to_string())?);
+            match state.twins.get_mut(key) {
+                Some(twin) => {
+                    let write = if replace_all {
+                        crate::format::encode_full(twin)
+                    } else {
+                        encode_changes(twin)
+                    };
+                    twins.push(write.map_err(|e| e.to_string())?);
+                }
+                None => deleted.push(key.clone()),
             }
         }
         let new_templates = &state.dict.templates()[first_template as usize..];
@@ -145,7 +152,7 @@ impl ShardStateMachine {
             first_template_id: first_template,
             new_templates,
             twins,
-            deleted: Vec::new(),
+            deleted,
         };
         let applied = postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?;
         self.store
@@ -220,6 +227,11 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                         }
                         outcome.results.push(result);
                     }
+                    for control in &batch.control {
+                        let deleted = radar_twin::moving::apply_control(&mut state, control);
+                        self.dirty.extend(deleted);
+                        self.applied.frozen = state.frozen.clone();
+                    }
                 }
                 EntryPayload::Membership(m) => {
                     self.applied.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -248,6 +260,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         let applied = Applied {
             last_applied: self.applied.last_applied,
             membership: self.applied.membership.clone(),
+            frozen: self.applied.frozen.clone(),
         };
         let body = {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
@@ -255,6 +268,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                 applied: Applied {
                     last_applied: applied.last_applied,
                     membership: applied.membership.clone(),
+                    frozen: applied.frozen.clone(),
                 },
                 templates: state.dict.templates().to_vec(),
                 twins: state.twins.values().cloned().collect(),
@@ -296,6 +310,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         let body: SnapshotBody = postcard::from_bytes(&data).map_err(|e| fail(e.to_string()))?;
         let mut state = ShardState {
             dict: PathDict::from_templates(body.templates),
+            frozen: body.applied.frozen.clone(),
             ..Default::default()
         };
         let touched: BTreeSet<_> = body.twins.iter().map(|t| t.key.clone()).collect();
@@ -312,6 +327,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         self.applied = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
+            frozen: body.applied.frozen,
         };
         self.write(&mut state, &touched, 0, true).map_err(fail)?;
         self.dirty.clear();

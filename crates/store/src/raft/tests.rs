@@ -132,7 +132,10 @@ fn inform(serial: &str, version: &str) -> TwinCommand {
 fn normal(index: u64, commands: Vec<TwinCommand>) -> Entry<ShardRaft> {
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(TwinBatch { commands }),
+        payload: EntryPayload::Normal(TwinBatch {
+            commands,
+            control: Vec::new(),
+        }),
     }
 }
 
@@ -264,4 +267,64 @@ async fn appended_entries_and_the_vote_survive_reopen() {
         log.get_log_state().await.unwrap().last_log_id,
         Some(log_id(1, 2))
     );
+}
+
+#[tokio::test]
+async fn a_freeze_and_a_release_are_stored_the_released_twins_deleted_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let serials: Vec<String> = (0..30).map(|i| format!("M{i}")).collect();
+    let partition = |serial: &str| {
+        let key = DeviceKey::from_oui_serial("00D09E", serial).unwrap();
+        radar_core::partition_of(key.as_str(), 16).0
+    };
+    let moving = partition(&serials[0]);
+    let moved: Vec<&String> = serials.iter().filter(|s| partition(s) == moving).collect();
+    let control = |index: u64, control: radar_twin::ShardControl| Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(TwinBatch {
+            commands: Vec::new(),
+            control: vec![control],
+        }),
+    };
+    {
+        let db = SledDatabase::open(dir.path()).unwrap();
+        let mut sm = db.raft_state_machine(0, 1).unwrap();
+        let informs = serials.iter().map(|s| inform(s, "1.0")).collect();
+        sm.apply([normal(1, informs)]).await.unwrap();
+        let freeze = radar_twin::ShardControl::Freeze {
+            partition_count: 16,
+            partitions: vec![moving],
+        };
+        sm.apply([control(2, freeze)]).await.unwrap();
+        // The frozen partition refuses writes; the freeze is checkpointed with the twins.
+        let refused = sm
+            .apply([normal(3, vec![inform(moved[0], "2.0")])])
+            .await
+            .unwrap();
+        assert!(refused[0].results[0].is_err());
+        drop(sm.get_snapshot_builder().await);
+        db.flush_all().unwrap();
+    }
+    let db = reopen(dir.path());
+    let mut sm = db.raft_state_machine(0, 1).unwrap();
+    assert_eq!(version_of(&sm, moved[0]).as_deref(), Some("1.0"));
+    let refused = sm
+        .apply([normal(4, vec![inform(moved[0], "2.0")])])
+        .await
+        .unwrap();
+    assert!(refused[0].results[0].is_err(), "the freeze survived reopen");
+    let release = radar_twin::ShardControl::Release {
+        partitions: vec![moving],
+    };
+    sm.apply([control(5, release)]).await.unwrap();
+    drop(sm.get_snapshot_builder().await);
+    db.flush_all().unwrap();
+    drop(sm);
+    drop(db);
+    let db = reopen(dir.path());
+    let sm = db.raft_state_machine(0, 1).unwrap();
+    for serial in &serials {
+        let expected = (partition(serial) != moving).then(|| "1.0".to_string());
+        assert_eq!(version_of(&sm, serial), expected, "{serial}");
+    }
 }

@@ -196,6 +196,13 @@ pub enum TwinCommand {
         path: String,
         args: Vec<(String, String)>,
     },
+    /// A twin arriving from the shard that owned its partition (a partition move); replaces
+    /// whatever this shard holds for the device.
+    ImportTwin {
+        device: DeviceKey,
+        at: Timestamp,
+        twin: Box<crate::moving::MovedTwin>,
+    },
 }
 
 impl TwinCommand {
@@ -218,7 +225,8 @@ impl TwinCommand {
             | TwinCommand::UspProtocol { device, .. }
             | TwinCommand::ReportSnapshot { device, .. }
             | TwinCommand::RemoveObject { device, .. }
-            | TwinCommand::DeviceEvent { device, .. } => device,
+            | TwinCommand::DeviceEvent { device, .. }
+            | TwinCommand::ImportTwin { device, .. } => device,
         }
     }
 
@@ -241,7 +249,8 @@ impl TwinCommand {
             | TwinCommand::UspProtocol { at, .. }
             | TwinCommand::ReportSnapshot { at, .. }
             | TwinCommand::RemoveObject { at, .. }
-            | TwinCommand::DeviceEvent { at, .. } => *at,
+            | TwinCommand::DeviceEvent { at, .. }
+            | TwinCommand::ImportTwin { at, .. } => *at,
         }
     }
 }
@@ -261,6 +270,9 @@ pub enum ApplyError {
     UnknownOperation(u64),
     #[error("operation {id} is {status} and can no longer be cancelled")]
     NotCancellable { id: u64, status: String },
+    /// The device's partition is moving to another shard; retry once the layout has changed.
+    #[error("device {0} is moving to another shard")]
+    Moving(DeviceKey),
 }
 
 /// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
@@ -283,6 +295,18 @@ fn apply_command(
 ) -> Result<ApplyOutcome, ApplyError> {
     let at = command.at();
     let device = command.device().clone();
+    if let TwinCommand::ImportTwin { twin, .. } = command {
+        let mut imported = (**twin).clone().into_twin(&mut state.dict);
+        imported.key = device.clone();
+        if let Some(old) = state.twins.get(&device) {
+            imported.changes.removed = old.params.iter().map(|(id, _)| *id).collect();
+        }
+        state.twins.insert(device, imported);
+        return Ok(ApplyOutcome::default());
+    }
+    if state.frozen.contains(&device) {
+        return Err(ApplyError::Moving(device));
+    }
     if let TwinCommand::Inform {
         identity,
         events,
@@ -323,7 +347,9 @@ fn apply_command(
     }
     let mut outcome = ApplyOutcome::default();
     match command {
-        TwinCommand::Inform { .. } | TwinCommand::UspConnected { .. } => {
+        TwinCommand::Inform { .. }
+        | TwinCommand::UspConnected { .. }
+        | TwinCommand::ImportTwin { .. } => {
             unreachable!("handled above")
         }
         TwinCommand::UspDisconnected { reason, .. } => {

@@ -24,6 +24,7 @@ pub mod core;
 pub mod cwmp;
 pub mod fleet;
 pub mod fleet_service;
+pub mod local_group;
 pub mod log_limit;
 pub mod metrics;
 pub mod raft;
@@ -94,6 +95,12 @@ pub async fn start(
     let db = tokio::task::spawn_blocking(move || SledDatabase::open_with_cache(&db_dir, cache))
         .await
         .map_err(|e| NodeError::Config(e.to_string()))??;
+    let logs = match config.raft.log_engine {
+        raft::LogEngine::Sled => shard::LogBackend::Sled,
+        raft::LogEngine::Redb => shard::LogBackend::Redb(
+            radar_store::raft::redb_log::RedbLogs::open(&config.data_dir.join("raft-log"))?,
+        ),
+    };
     let raft_host = raft::service::RaftHost::new();
     let peers = raft::network::PeerChannels::new(config.raft.connect_timeout);
     let grpc_addr = match &listeners.grpc {
@@ -129,7 +136,10 @@ pub async fn start(
         (view, Some(meta))
     } else {
         (
-            embedded_view(&config, &db, &peers, &raft_host, &grpc_addr, &metrics).await?,
+            embedded_view(
+                &config, &db, &logs, &peers, &raft_host, &grpc_addr, &metrics,
+            )
+            .await?,
             None,
         )
     };
@@ -178,6 +188,7 @@ pub async fn start(
     if let Some(meta) = &meta {
         let factory = cluster::follow::ReplicaFactory {
             db: db.clone(),
+            logs: logs.clone(),
             node_id: core.config.node_id,
             settings: core.config.raft.clone(),
             peers: peers.clone(),
@@ -227,6 +238,7 @@ pub async fn start(
 async fn embedded_view(
     config: &NodeConfig,
     db: &SledDatabase,
+    logs: &shard::LogBackend,
     peers: &Arc<raft::network::PeerChannels>,
     raft_host: &Arc<raft::service::RaftHost>,
     grpc_addr: &str,
@@ -238,6 +250,7 @@ async fn embedded_view(
     for id in 0..config.shards {
         let replica = shard::ReplicaContext {
             db,
+            logs: logs.clone(),
             node_id: config.node_id,
             settings: &config.raft,
             peers: peers.clone(),

@@ -60,9 +60,19 @@ struct Proposal {
     reply: oneshot::Sender<Result<ApplyOutcome, ProposeError>>,
 }
 
+/// The store of a node's shard Raft logs (`[raft] log_engine`).
+#[derive(Clone, Default)]
+pub enum LogBackend {
+    /// In the twins' sled database.
+    #[default]
+    Sled,
+    Redb(radar_store::raft::redb_log::RedbLogs),
+}
+
 /// Where a shard replica lives and how its group is reached.
 pub struct ReplicaContext<'a> {
     pub db: &'a SledDatabase,
+    pub logs: LogBackend,
     pub node_id: u64,
     pub settings: &'a RaftSettings,
     pub peers: Arc<PeerChannels>,
@@ -99,7 +109,6 @@ impl Shard {
     /// [`Shard::bootstrap`].
     pub async fn open(id: ShardId, ctx: ReplicaContext<'_>) -> Result<Arc<Self>, OpenError> {
         let group = GroupId::shard(id);
-        let log = ctx.db.raft_log(group.0)?;
         let state_machine = ctx.db.raft_state_machine(id.0, group.0)?;
         let state = state_machine.state.clone();
         let twins_now = {
@@ -109,14 +118,18 @@ impl Shard {
         };
         ctx.metrics.twins.add(twins_now as i64);
         let config = ctx.settings.openraft_config(&group.to_string())?;
-        let raft = Raft::new(
-            ctx.node_id,
-            Arc::new(config),
-            GroupNetwork::new(group, ctx.peers.clone()),
-            log,
-            state_machine,
-        )
-        .await
+        let network = GroupNetwork::new(group, ctx.peers.clone());
+        let config = Arc::new(config);
+        let raft = match &ctx.logs {
+            LogBackend::Sled => {
+                let log = ctx.db.raft_log(group.0)?;
+                Raft::new(ctx.node_id, config, network, log, state_machine).await
+            }
+            LogBackend::Redb(logs) => {
+                let log = logs.group(group.0);
+                Raft::new(ctx.node_id, config, network, log, state_machine).await
+            }
+        }
         .map_err(|e| OpenError::Raft(e.to_string()))?;
         ctx.host.register(group, Arc::new(raft.clone()));
         let max_batch = ctx.max_batch.max(1);

@@ -5,27 +5,25 @@
 //! the log was purged.
 
 use openraft::BasicNode;
-use radar_core::{DeviceKey, ShardId, Timestamp};
-use radar_node::metrics::Metrics;
-use radar_node::raft::network::PeerChannels;
-use radar_node::raft::service::RaftHost;
+use radar_core::{DeviceKey, Timestamp};
+use radar_node::local_group::{start_replica, Engine, LocalReplica};
 use radar_node::raft::RaftSettings;
-use radar_node::shard::{Consistency, ProposeError, ReplicaContext, Shard};
-use radar_store::SledDatabase;
+use radar_node::shard::{Consistency, ProposeError};
 use radar_twin::command::{Identity, ReportedParam};
 use radar_twin::TwinCommand;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct TestNode {
-    id: u64,
-    addr: String,
-    shard: Arc<Shard>,
-    host: Arc<RaftHost>,
-    peers: Arc<PeerChannels>,
-    server: tokio::task::JoinHandle<()>,
+    replica: LocalReplica,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestNode {
+    type Target = LocalReplica;
+    fn deref(&self) -> &LocalReplica {
+        &self.replica
+    }
 }
 
 fn settings() -> RaftSettings {
@@ -41,43 +39,10 @@ fn settings() -> RaftSettings {
 
 async fn start_node(id: u64) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let db = SledDatabase::open(dir.path()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let host = RaftHost::new();
-    let peers = PeerChannels::new(Duration::from_secs(1));
-    let shard = Shard::open(
-        ShardId(0),
-        ReplicaContext {
-            db: &db,
-            node_id: id,
-            settings: &settings(),
-            peers: peers.clone(),
-            host: host.clone(),
-            max_batch: 64,
-            metrics: Arc::new(Metrics::new()),
-            indexed_paths: &[],
-        },
-    )
-    .await
-    .unwrap();
-    let service = host.service();
-    let server = tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming)
-            .await;
-    });
-    TestNode {
-        id,
-        addr,
-        shard,
-        host,
-        peers,
-        server,
-        _dir: dir,
-    }
+    let replica = start_replica(id, dir.path(), &settings(), Engine::Sled, 64)
+        .await
+        .unwrap();
+    TestNode { replica, _dir: dir }
 }
 
 fn key(serial: &str) -> DeviceKey {

@@ -7,6 +7,8 @@
 //!   simulator's model, against the raw `path=value` bytes.
 //! - `b7`: fleet query latency over N small twins in 3 shards, indexed and full scan, against
 //!   a single-threaded column scan.
+//! - `b8`: committed updates per second through a 3-replica shard, Raft log on sled and on
+//!   redb, batch sizes 1…256, against raw write+fdatasync; disk space after N updates.
 //! - `b9`: failover time, kill -9 of a shard leader's node to the first commit on the new
 //!   leader, three `radar node` processes (`--radar` names the binary).
 //! - `decode`: SOAP decode throughput over the fixture corpus.
@@ -22,6 +24,7 @@ mod b4;
 mod b5;
 mod b6;
 mod b7;
+mod b8;
 mod b9;
 mod decode;
 
@@ -47,6 +50,10 @@ fn main() -> anyhow::Result<()> {
             seconds,
         )?,
         "b6" => b6::run(arg(&args, "--devices", 10_000))?,
+        "b8" => tokio::runtime::Runtime::new()?.block_on(b8::run(
+            arg(&args, "--seconds", 3.0),
+            arg(&args, "--updates", 1_000_000),
+        ))?,
         "b9" => {
             let radar: String = arg(&args, "--radar", "target/release/radar".to_string());
             tokio::runtime::Runtime::new()?.block_on(b9::run(&radar, arg(&args, "--trials", 20)))?

@@ -18,8 +18,18 @@ enabled = false
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_on_sigkill() {
+    sigkill_under_load(CONFIG).await;
+}
+
+/// The same with the shards' Raft logs on redb instead of sled (B8's alternative engine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_on_sigkill_with_the_redb_raft_log() {
+    sigkill_under_load(&format!("{CONFIG}[raft]\nlog_engine = \"redb\"\n")).await;
+}
+
+async fn sigkill_under_load(config: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut radar = Radar::start(dir.path(), Some(CONFIG));
+    let mut radar = Radar::start(dir.path(), Some(config));
     let fleet = SimFleet::start(SimConfig {
         acs_url: radar.acs_url(),
         count: 30,
@@ -79,7 +89,12 @@ async fn nothing_acknowledged_is_lost_on_sigkill() {
         accepted.len()
     );
 
-    let radar = Radar::start(dir.path(), Some(CONFIG));
+    let radar = Radar::start(dir.path(), Some(config));
+    // The engine really in use: the redb variant keeps its logs in their own file.
+    assert_eq!(
+        dir.path().join("data/raft-log/raft-log.redb").exists(),
+        config.contains("redb")
+    );
     for (device, informs) in &acknowledged {
         let (status, twin) = radar.get(&device_path(device)).await;
         if *informs == 0 {

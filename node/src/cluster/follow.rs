@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 /// What opening a replica needs; owned, because replicas open long after startup.
 pub struct ReplicaFactory {
     pub db: SledDatabase,
+    pub logs: crate::shard::LogBackend,
     pub node_id: u64,
     pub settings: RaftSettings,
     pub peers: Arc<PeerChannels>,
@@ -35,6 +36,7 @@ impl ReplicaFactory {
     pub fn context(&self) -> ReplicaContext<'_> {
         ReplicaContext {
             db: &self.db,
+            logs: self.logs.clone(),
             node_id: self.node_id,
             settings: &self.settings,
             peers: self.peers.clone(),

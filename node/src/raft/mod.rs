@@ -61,6 +61,17 @@ pub struct RaftSettings {
     pub snapshot_chunk_bytes: u64,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Where shard Raft logs live: `sled` (the default, in the twins' database) or `redb` (a
+    /// separate `raft-log.redb` file). B8 in BENCHMARKS.md compares them.
+    pub log_engine: LogEngine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEngine {
+    #[default]
+    Sled,
+    Redb,
 }
 
 impl Default for RaftSettings {
@@ -74,6 +85,7 @@ impl Default for RaftSettings {
             max_entries_per_append: 64,
             snapshot_chunk_bytes: 4 * 1024 * 1024,
             connect_timeout: Duration::from_secs(2),
+            log_engine: LogEngine::Sled,
         }
     }
 }

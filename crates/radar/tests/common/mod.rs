@@ -67,6 +67,12 @@ impl Radar {
 
     /// Starts `radar node` with `args` (ids, listeners, seeds) and waits for its listening line.
     pub fn start_node(data_dir: &Path, args: &[String]) -> Radar {
+        Self::start_node_in(None, data_dir, args)
+    }
+
+    /// `start_node` inside network namespace `netns` (`ip netns exec`, which execs the node, so
+    /// the child's pid is the node's).
+    pub fn start_node_in(netns: Option<&str>, data_dir: &Path, args: &[String]) -> Radar {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = data_dir.join(format!(
             "node-{}.log",
@@ -75,7 +81,14 @@ impl Radar {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_radar"));
+        let mut cmd = match netns {
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_radar")]);
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_radar")),
+        };
         cmd.arg("node").arg("--data-dir").arg(data_dir.join("data"));
         cmd.args(args);
         Self::launch(cmd, data_dir, log)

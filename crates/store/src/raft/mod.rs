@@ -11,6 +11,7 @@
 
 pub mod log_store;
 pub mod meta;
+pub mod redb_log;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,28 @@ fn passes_openraft_storage_suite() {
     Suite::test_all(Builder).unwrap();
 }
 
+/// The redb log (B8's alternative) with the same state machine.
+struct RedbBuilder;
+
+impl StoreBuilder<ShardRaft, super::redb_log::RedbLogStore, ShardStateMachine, TempDir>
+    for RedbBuilder
+{
+    async fn build(
+        &self,
+    ) -> Result<(TempDir, super::redb_log::RedbLogStore, ShardStateMachine), StorageError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SledDatabase::open(&dir.path().join("sled")).expect("open");
+        let logs = super::redb_log::RedbLogs::open(dir.path()).expect("redb");
+        let sm = db.raft_state_machine(0, 7).expect("state machine");
+        Ok((dir, logs.group(7), sm))
+    }
+}
+
+#[test]
+fn redb_log_passes_openraft_storage_suite() {
+    Suite::test_all(RedbBuilder).unwrap();
+}
+
 struct MetaBuilder;
 
 impl StoreBuilder<MetaRaft, SledLogStore<MetaRaft>, MetaStateMachine, TempDir> for MetaBuilder {

@@ -1,9 +1,11 @@
-//! A real cluster: three `radar node` processes (3 shards × 3 replicas) on loopback ports,
-//! formed with `radar cluster init`, with simulated CWMP devices informing to every node.
-//! Proves: the layout and leaders; each twin on exactly one shard and readable from any node
-//! (linearizable through the leader, or stale from the local replica); `kill -9` of a shard
-//! leader loses no acknowledged write and a new leader takes over (the failover time is
-//! printed); and a restart of the whole cluster brings every twin and operation back.
+//! A real cluster: `radar node` processes on loopback ports, formed with `radar cluster init`,
+//! with simulated CWMP devices and USP agents coming in through two routers behind a TCP load
+//! balancer. Proves: the layout and leaders; each twin on exactly one shard and readable from
+//! any node (linearizable through the leader, or stale from the local replica); `kill -9` of a
+//! shard leader loses no acknowledged write and a new leader takes over (the failover time is
+//! printed); a restart of the whole cluster brings every twin and operation back; a fleet query
+//! with a stopped node answers `partial` within the deadline; USP over MQTT through a shared
+//! subscription; `add-shard`, `add-node` and `remove-node` under write load.
 
 mod common;
 
@@ -168,6 +170,26 @@ async fn start_devices(acs_urls: &[String]) -> Vec<SimFleet> {
     fleets
 }
 
+/// A plain TCP load balancer: each accepted connection goes to the next backend in turn and
+/// bytes are copied both ways (what sits in front of several routers).
+async fn tcp_round_robin(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut next = 0;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let backend = backends[next % backends.len()];
+            next += 1;
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A PATCH through `node`; Some(operation id) when it was accepted (202).
 async fn patch(node: &Radar, device: &str, value: &str) -> Option<u64> {
     let (status, op) = node
@@ -248,28 +270,37 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         "{table}"
     );
 
-    // A router in front: CWMP devices and USP agents connect through it only.
-    let router = Radar::start_router(
-        &dir.path().join("router"),
-        &[
-            "--seeds".into(),
-            seeds.clone(),
-            "--cwmp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--usp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--api-listen".into(),
-            "127.0.0.1:0".into(),
-        ],
-    );
-    eventually("the router is ready", Duration::from_secs(30), || async {
-        let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    // Two routers side by side behind a plain TCP load balancer (round robin per connection):
+    // CWMP devices and USP agents connect through the balancer only.
+    let routers: Vec<Radar> = (0..2)
+        .map(|i| {
+            Radar::start_router(
+                &dir.path().join(format!("router{i}")),
+                &[
+                    "--seeds".into(),
+                    seeds.clone(),
+                    "--cwmp-listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--usp-listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--api-listen".into(),
+                    "127.0.0.1:0".into(),
+                ],
+            )
+        })
+        .collect();
+    for router in &routers {
+        eventually("the router is ready", Duration::from_secs(30), || async {
+            let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+    let cwmp_balancer = tcp_round_robin(routers.iter().map(|r| r.cwmp).collect()).await;
+    let usp_balancer = tcp_round_robin(routers.iter().map(|r| r.usp).collect()).await;
 
     // Each twin lands on exactly one shard and is readable from any node.
-    let _fleets = start_devices(&vec![router.acs_url(); 3]).await;
+    let _fleets = start_devices(&vec![format!("http://{cwmp_balancer}/"); 3]).await;
     let agents_config = radar_sim::usp_agent::UspSimConfig {
         count: USP_AGENTS,
         serial_prefix: "AGENT".into(),
@@ -277,7 +308,7 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
     };
     let _agents = radar_sim::usp_agent::start(
         &agents_config,
-        &radar_sim::usp_agent::Mtp::WebSocket(router.usp.to_string()),
+        &radar_sim::usp_agent::Mtp::WebSocket(usp_balancer.to_string()),
     );
     let mut devices = device_ids();
     devices.extend((1..=USP_AGENTS).map(|i| format!("os::00D09E-AGENT{i:06}")));
@@ -420,21 +451,28 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         )
         .await;
     }
-    let metrics = reqwest::get(router.api_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let forwarded_to_leaders: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("radar_router_forwarded_total") && l.contains("by=\"leader\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(
-        forwarded_to_leaders >= devices.len() as f64,
-        "router metrics: {metrics}"
-    );
+    let mut forwarded_to_leaders = 0.0;
+    for router in &routers {
+        let metrics = reqwest::get(router.api_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let by_this: f64 = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("radar_router_forwarded_total") && l.contains("by=\"leader\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(
+            by_this > 0.0,
+            "a router behind the balancer forwarded nothing: {metrics}"
+        );
+        forwarded_to_leaders += by_this;
+    }
+    assert!(forwarded_to_leaders >= devices.len() as f64);
 
     // The killed node comes back and catches up.
     nodes[victim] = Some(start_node(

@@ -72,6 +72,32 @@ pub struct ShardPage {
     pub more: bool,
 }
 
+/// Drops from each shard's page the devices the ring does not give that shard (a shard that
+/// is handing partitions over still holds their twins until it releases them; a device
+/// listed by two shards counts at its owner only), and returns the highest id up to which the
+/// merged pages are complete: a shard that had more stopped at its last device, so a page
+/// that dropped devices must not run past it.
+pub fn keep_owned(
+    pages: &mut [(ShardId, Option<ShardPage>)],
+    ring: Option<&Ring>,
+) -> Option<String> {
+    let mut complete_to: Option<String> = None;
+    for (id, page) in pages.iter_mut() {
+        let Some(page) = page else { continue };
+        if page.more {
+            if let Some(last) = page.devices.last() {
+                if complete_to.as_ref().is_none_or(|c| last.id < *c) {
+                    complete_to = Some(last.id.clone());
+                }
+            }
+        }
+        if let Some(ring) = ring {
+            page.devices.retain(|d| ring.shard_for_key(&d.id) == *id);
+        }
+    }
+    complete_to
+}
+
 impl Fleet {
     pub fn new(view: FleetView, deadline: Duration, online_window: Duration) -> Self {
         Self {
@@ -126,8 +152,13 @@ impl Fleet {
     }
 }
 
-/// Merges the shards' pages: sort by id, cut at the limit, cursor from the last one kept.
-pub fn merge_pages(pages: Vec<(ShardId, Option<ShardPage>)>, limit: usize) -> DevicesAnswer {
+/// Merges the shards' pages: sort by id, cut at the limit and at `complete_to` (see
+/// [`keep_owned`]), cursor from the last one kept.
+pub fn merge_pages(
+    pages: Vec<(ShardId, Option<ShardPage>)>,
+    limit: usize,
+    complete_to: Option<String>,
+) -> DevicesAnswer {
     let mut devices = Vec::new();
     let mut more = false;
     let mut failed = Vec::new();
@@ -141,12 +172,16 @@ pub fn merge_pages(pages: Vec<(ShardId, Option<ShardPage>)>, limit: usize) -> De
         }
     }
     devices.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(bound) = &complete_to {
+        devices.retain(|d| d.id <= *bound);
+    }
     if devices.len() > limit {
         devices.truncate(limit);
         more = true;
     }
     let next_cursor = if more {
-        devices.last().map(|d| d.id.clone())
+        // Every device of a page may have been dropped: the cursor still moves past them.
+        devices.last().map(|d| d.id.clone()).or(complete_to)
     } else {
         None
     };
@@ -186,38 +221,23 @@ pub fn merge_counts(answers: Vec<(ShardId, Option<ShardCount>)>) -> CountAnswer 
 
 /// Twins a shard still holds but no longer owns: partitions it froze for a move that the ring
 /// of `view` already gives to another shard (between the layout change and the release).
+/// Counts use it at the asking node's layout version (`None`: the asking node's layout is
+/// older than this node's, so the twins still count here).
 fn handed_over<'a>(
     state: &'a ShardState,
     shard: ShardId,
-    view: &'a FleetView,
+    view: Option<&'a FleetView>,
 ) -> Option<impl Fn(&DeviceKey) -> bool + 'a> {
-    let ring = view.ring.as_ref()?;
+    let ring = view?.ring.as_ref()?;
     (!state.frozen.partitions.is_empty()).then_some(move |k: &DeviceKey| {
         state.frozen.contains(k) && ring.shard_for_key(k.as_str()) != shard
     })
 }
 
-pub fn query_shard(
-    shard: &Shard,
-    view: &FleetView,
-    q: &DeviceQuery,
-    ctx: &EvalContext,
-) -> ShardPage {
-    query_owned(&shard.read(), shard.id, view, q, ctx)
-}
-
-/// A shard's page of the twins it owns at `view`'s layout version.
-pub fn query_owned(
-    state: &ShardState,
-    shard: ShardId,
-    view: &FleetView,
-    q: &DeviceQuery,
-    ctx: &EvalContext,
-) -> ShardPage {
-    match &handed_over(state, shard, view) {
-        Some(exclude) => query_state(state, q, ctx, Some(exclude)),
-        None => query_state(state, q, ctx, None),
-    }
+pub fn query_shard(shard: &Shard, q: &DeviceQuery, ctx: &EvalContext) -> ShardPage {
+    // Devices of partitions being handed over are listed too; the asking node keeps each at
+    // its owner by its own ring (`keep_owned`).
+    query_state(&shard.read(), q, ctx, None)
 }
 
 /// One shard's page of a device query, over its state, without the twins `exclude` names.
@@ -284,7 +304,7 @@ pub fn summarize(
 
 pub fn count_shard(
     shard: &Shard,
-    view: &FleetView,
+    view: Option<&FleetView>,
     expr: &Expr,
     group_by: Option<&str>,
     ctx: &EvalContext,
@@ -296,7 +316,7 @@ pub fn count_shard(
 pub fn count_owned(
     state: &ShardState,
     shard: ShardId,
-    view: &FleetView,
+    view: Option<&FleetView>,
     expr: &Expr,
     group_by: Option<&str>,
     ctx: &EvalContext,
@@ -376,9 +396,10 @@ mod tests {
     }
 
     /// Between the layout that gives frozen partitions to the new shard and their release, the
-    /// source still holds their twins; it must not list them, or they would be listed twice.
+    /// source still holds their twins: it counts them only for an asker whose ring still gives
+    /// them to it, and a listing keeps each device at its owner by the asker's ring.
     #[test]
-    fn a_source_shard_stops_listing_frozen_twins_once_the_ring_gives_them_away() {
+    fn a_source_shard_hands_frozen_twins_over_at_the_askers_layout_version() {
         let (old, new) = (ring(&[0, 1]), ring(&[0, 1, 2]));
         let moving: Vec<u32> = old
             .moves_to(&new)
@@ -410,21 +431,71 @@ mod tests {
                 partitions: moving.clone(),
             },
         );
-        let listed = |v: &FleetView| {
-            query_owned(&state, ShardId(0), v, &all(), &ctx())
-                .devices
-                .len()
-        };
-        // Still the owner at the old version: everything is listed.
-        assert_eq!(listed(&view(old.clone(), 5)), owned.len());
         let staying = owned
             .iter()
             .filter(|k| new.shard_for_key(k.as_str()) == ShardId(0))
             .count();
         assert!(staying < owned.len());
-        let after = view(new, 6);
-        assert_eq!(listed(&after), staying);
-        let counted = count_owned(&state, ShardId(0), &after, &all().expr, None, &ctx());
-        assert_eq!(counted.0, staying as u64);
+        let count = |v: Option<&FleetView>| {
+            count_owned(&state, ShardId(0), v, &all().expr, None, &ctx()).0 as usize
+        };
+        assert_eq!(count(Some(&view(old.clone(), 5))), owned.len());
+        assert_eq!(count(Some(&view(new.clone(), 6))), staying);
+        assert_eq!(count(None), owned.len());
+
+        // Listing: the source lists everything it holds; the asker keeps each device at its
+        // owner by its own ring.
+        let page = || ShardPage {
+            devices: query_state(&state, &all(), &ctx(), None).devices,
+            more: false,
+        };
+        let mut pages = vec![(ShardId(0), Some(page()))];
+        keep_owned(&mut pages, Some(&old));
+        assert_eq!(pages[0].1.as_ref().unwrap().devices.len(), owned.len());
+        let mut pages = vec![(ShardId(0), Some(page()))];
+        keep_owned(&mut pages, Some(&new));
+        assert_eq!(pages[0].1.as_ref().unwrap().devices.len(), staying);
+    }
+
+    fn summary(id: &str) -> DeviceSummary {
+        DeviceSummary {
+            id: id.into(),
+            protocol: String::new(),
+            mtp: String::new(),
+            online: false,
+            last_contact: String::new(),
+            oui: String::new(),
+            product_class: String::new(),
+            serial: String::new(),
+            software_version: String::new(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// A page that lost devices to `keep_owned` stops the merged page at its last device, so
+    /// the next page resumes there and no device of that shard is skipped.
+    #[test]
+    fn merged_pages_stop_where_a_filtered_shard_page_stopped() {
+        let page = |ids: &[&str], more| ShardPage {
+            devices: ids.iter().map(|i| summary(i)).collect(),
+            more,
+        };
+        // Shard 0 returned a..c (limit 3, more) but lost b and c to the filter; shard 1 has x, y.
+        let pages = vec![
+            (ShardId(0), Some(page(&["a"], true))),
+            (ShardId(1), Some(page(&["d", "e"], false))),
+        ];
+        let answer = merge_pages(pages, 3, Some("c".into()));
+        let ids: Vec<&str> = answer.devices.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, vec!["a"]);
+        assert_eq!(answer.next_cursor.as_deref(), Some("a"));
+        // Everything shard 0 returned was dropped: the cursor still moves past it.
+        let pages = vec![
+            (ShardId(0), Some(page(&[], true))),
+            (ShardId(1), Some(page(&["d"], false))),
+        ];
+        let answer = merge_pages(pages, 3, Some("c".into()));
+        assert!(answer.devices.is_empty());
+        assert_eq!(answer.next_cursor.as_deref(), Some("c"));
     }
 }

@@ -89,8 +89,7 @@ impl Fleet for FleetService {
             cursor,
             fields: request.fields,
         };
-        let view = self.core.fleet.view();
-        let page = tokio::task::spawn_blocking(move || query_shard(&shard, &view, &q, &ctx))
+        let page = tokio::task::spawn_blocking(move || query_shard(&shard, &q, &ctx))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -123,9 +122,24 @@ impl Fleet for FleetService {
         let ctx = context(request.context, self.core.fleet.online_window);
         let shard = self.replica(request.shard, request.stale).await?;
         let group_by = (!request.group_by.is_empty()).then_some(request.group_by);
+        // Count at the asking node's layout version: wait briefly for it if this node is
+        // behind; if this node is ahead, partitions it hands over still count here.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.core.fleet.view().layout_version < request.layout_version
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let view = self.core.fleet.view();
         let (total, groups) = tokio::task::spawn_blocking(move || {
-            count_shard(&shard, &view, &expr, group_by.as_deref(), &ctx)
+            let same = view.layout_version <= request.layout_version;
+            count_shard(
+                &shard,
+                same.then_some(&*view),
+                &expr,
+                group_by.as_deref(),
+                &ctx,
+            )
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;

@@ -7,8 +7,8 @@
 
 use crate::core::NodeCore;
 use crate::fleet::{
-    count_shard, merge_counts, merge_pages, query_shard, CountAnswer, DeviceQuery, DeviceSummary,
-    DevicesAnswer, ShardCount, ShardPage,
+    count_shard, keep_owned, merge_counts, merge_pages, query_shard, CountAnswer, DeviceQuery,
+    DeviceSummary, DevicesAnswer, ShardCount, ShardPage,
 };
 use crate::raft::network::MAX_MESSAGE_BYTES;
 use crate::shard::{Consistency, Shard};
@@ -46,8 +46,7 @@ async fn target(core: &NodeCore, id: ShardId, stale: bool) -> Option<Target> {
         .map(Target::Remote)
 }
 
-fn shard_ids(core: &NodeCore) -> Vec<ShardId> {
-    let view = core.fleet.view();
+fn shard_ids(view: &crate::fleet::FleetView) -> Vec<ShardId> {
     match &view.ring {
         Some(ring) => ring.shards().to_vec(),
         None => view.replicas.keys().copied().collect(),
@@ -61,14 +60,18 @@ fn context_message(ctx: &EvalContext) -> pb::EvalContext {
     }
 }
 
-/// Runs `ask` for every shard, each bounded by the fleet's deadline.
-async fn scatter<T, F, Fut>(core: &Arc<NodeCore>, ask: F) -> Vec<(ShardId, Option<T>)>
+/// Runs `ask` for every shard of `view`, each bounded by the fleet's deadline.
+async fn scatter<T, F, Fut>(
+    core: &Arc<NodeCore>,
+    view: &crate::fleet::FleetView,
+    ask: F,
+) -> Vec<(ShardId, Option<T>)>
 where
     F: Fn(Arc<NodeCore>, ShardId) -> Fut,
     Fut: Future<Output = Option<T>>,
 {
     let deadline = core.fleet.deadline;
-    let asks = shard_ids(core).into_iter().map(|id| {
+    let asks = shard_ids(view).into_iter().map(|id| {
         let answer = ask(core.clone(), id);
         async move {
             match tokio::time::timeout(deadline, answer).await {
@@ -96,7 +99,9 @@ pub async fn devices(
     let q = Arc::new(q);
     let ctx = core.fleet.context();
     let stale = consistency == Consistency::Stale;
-    let pages = scatter(core, |core, id| {
+    // One layout version for the whole page: the shards asked and the owners kept.
+    let view = core.fleet.view();
+    let pages = scatter(core, &view, |core, id| {
         let q = q.clone();
         async move {
             match target(&core, id, stale).await? {
@@ -104,8 +109,7 @@ pub async fn devices(
                     if !stale {
                         shard.read_barrier(Consistency::Linearizable).await.ok()?;
                     }
-                    let view = core.fleet.view();
-                    tokio::task::spawn_blocking(move || query_shard(&shard, &view, &q, &ctx))
+                    tokio::task::spawn_blocking(move || query_shard(&shard, &q, &ctx))
                         .await
                         .ok()
                 }
@@ -114,22 +118,9 @@ pub async fn devices(
         }
     })
     .await;
-    // A shard answering from a newer layout than this node's (or an older one) may return a
-    // device another shard owns at this node's version; each device counts once, at its owner.
-    let view = core.fleet.view();
-    let pages = pages
-        .into_iter()
-        .map(|(id, page)| {
-            let page = page.map(|mut page| {
-                if let Some(ring) = &view.ring {
-                    page.devices.retain(|d| ring.shard_for_key(&d.id) == id);
-                }
-                page
-            });
-            (id, page)
-        })
-        .collect();
-    merge_pages(pages, limit)
+    let mut pages = pages;
+    let complete_to = keep_owned(&mut pages, view.ring.as_ref());
+    merge_pages(pages, limit, complete_to)
 }
 
 pub async fn count(
@@ -142,25 +133,35 @@ pub async fn count(
     let expr = Arc::new(expr);
     let ctx = core.fleet.context();
     let stale = consistency == Consistency::Stale;
-    let answers = scatter(core, |core, id| {
+    // One layout version for the whole count: the shards asked and the owners counted.
+    let view = core.fleet.view();
+    let answers = scatter(core, &view, |core, id| {
         let expr = expr.clone();
         let group_by = group_by.clone();
         let text = text.clone();
+        let view = view.clone();
         async move {
             match target(&core, id, stale).await? {
                 Target::Local(shard) => {
                     if !stale {
                         shard.read_barrier(Consistency::Linearizable).await.ok()?;
                     }
-                    let view = core.fleet.view();
                     tokio::task::spawn_blocking(move || {
-                        count_shard(&shard, &view, &expr, group_by.as_deref(), &ctx)
+                        count_shard(&shard, Some(&view), &expr, group_by.as_deref(), &ctx)
                     })
                     .await
                     .ok()
                 }
                 Target::Remote(node) => {
-                    remote_count(&core, &node, id, text, group_by, &ctx, stale).await
+                    let request = pb::ShardCount {
+                        shard: id.0,
+                        query: text,
+                        group_by: group_by.unwrap_or_default(),
+                        stale,
+                        context: Some(context_message(&ctx)),
+                        layout_version: view.layout_version,
+                    };
+                    remote_count(&core, &node, request).await
                 }
             }
         }
@@ -217,19 +218,9 @@ async fn remote_page(
 async fn remote_count(
     core: &NodeCore,
     node: &NodeInfo,
-    shard: ShardId,
-    query: String,
-    group_by: Option<String>,
-    ctx: &EvalContext,
-    stale: bool,
+    request: pb::ShardCount,
 ) -> Option<ShardCount> {
-    let request = pb::ShardCount {
-        shard: shard.0,
-        query,
-        group_by: group_by.unwrap_or_default(),
-        stale,
-        context: Some(context_message(ctx)),
-    };
+    let shard = ShardId(request.shard);
     let reply = client(core, node)?
         .count_shard(request)
         .await

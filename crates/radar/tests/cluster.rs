@@ -18,6 +18,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DEVICES_PER_NODE: usize = 6;
+
+/// The tests of this file run one at a time: each starts several processes on ports picked
+/// free a moment earlier, and on a 2-core machine five clusters at once also starve the Raft
+/// timers the tests measure.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const USP_AGENTS: usize = 6;
 
 struct Ports {
@@ -216,6 +221,7 @@ async fn assert_acknowledged_writes_kept(node: &Radar, acked: &[(String, u64)]) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_restart() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (ports, seeds) = cluster_ports();
     let mut nodes: Vec<Option<Radar>> = ports
@@ -502,6 +508,7 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fleet_query_with_a_stopped_node_answers_partial_within_the_deadline() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (ports, seeds) = cluster_ports();
     let nodes: Vec<Option<Radar>> = ports
@@ -579,6 +586,7 @@ fn leader_shard_of(status: &Value, node: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usp_agents_over_mqtt_are_served_by_their_shard_leaders_through_a_shared_subscription() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let broker = common::Mosquitto::start(dir.path());
     let (ports, seeds) = cluster_ports();
@@ -690,6 +698,7 @@ async fn list_all(node: &Radar) -> Option<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_shard_under_load_moves_twins_intact_and_serves_each_device_from_one_shard() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (ports, seeds) = cluster_ports();
     let nodes: Vec<Radar> = ports
@@ -916,6 +925,7 @@ fn placement(status: &Value) -> Vec<(u64, Vec<u64>, Vec<u64>, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<Ports> = (0..4)
         .map(|_| Ports {

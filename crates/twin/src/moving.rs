@@ -76,7 +76,9 @@ pub enum ShardControl {
         partition_count: u32,
         partitions: Vec<u32>,
     },
-    /// The partitions now belong to another shard: delete their twins and forget the freeze.
+    /// The partitions now belong to another shard: delete their twins. They stay frozen here,
+    /// so a command routed by a node that has not seen the new layout yet is refused (and
+    /// retried at the owner) instead of recreating a twin in a shard that no longer owns it.
     Release { partitions: Vec<u32> },
 }
 
@@ -122,9 +124,6 @@ pub fn apply_control(state: &mut ShardState, control: &ShardControl) -> Vec<Devi
             for key in &gone {
                 state.twins.remove(key);
                 state.index.remove(key);
-            }
-            for p in &released {
-                state.frozen.partitions.remove(p);
             }
             gone
         }
@@ -229,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn frozen_partitions_refuse_commands_until_released_and_release_deletes_only_them() {
+    fn frozen_partitions_refuse_commands_and_release_deletes_only_their_twins() {
         let mut state = ShardState::default();
         let all = devices(40);
         for d in &all {
@@ -271,7 +270,10 @@ mod tests {
         );
         assert_eq!(deleted.len(), gone.len());
         assert_eq!(state.twins.len(), kept.len());
-        assert!(state.frozen.partitions.is_empty());
-        apply(&mut state, &inform(gone[0], 4, &[])).unwrap();
+        // A late command for a moved device is still refused: it must not recreate the twin.
+        assert_eq!(
+            apply(&mut state, &inform(gone[0], 4, &[])),
+            Err(ApplyError::Moving(gone[0].clone()))
+        );
     }
 }

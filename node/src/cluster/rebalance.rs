@@ -85,6 +85,9 @@ pub async fn add_shard(
     let layout = meta
         .propose_patiently(LayoutCommand::ActivateShard(target.id), patience)
         .await?;
+    // A node still on the previous layout would list the moved devices at their source: the
+    // source keeps them until every node routes by this version.
+    wait_for_nodes_at(meta, layout.version, patience).await;
     for (source, partitions) in &by_source {
         let step = PartitionMove {
             source: source.0,
@@ -111,6 +114,43 @@ pub async fn add_shard(
         "shard added"
     );
     Ok(report)
+}
+
+/// Waits until every node of the layout reports `version` or newer (a node that does not answer
+/// within `patience` is not waited for: it catches up before it serves again).
+async fn wait_for_nodes_at(meta: &MetaGroup, version: u64, patience: Duration) {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let layout = meta.current();
+        let asks = layout.nodes.values().map(|node| {
+            let peers = meta.peers.clone();
+            let node = node.clone();
+            async move {
+                let channel = peers.channel(node.id, &node.grpc).ok()?;
+                let status = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    ClusterClient::new(channel).status(radar_proto::cluster::StatusRequest {}),
+                )
+                .await
+                .ok()?
+                .ok()?;
+                Some(status.into_inner().layout_version)
+            }
+        });
+        let versions = futures_util::future::join_all(asks).await;
+        if versions.iter().all(|v| v.is_some_and(|v| v >= version)) {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                version,
+                ?versions,
+                "not every node reached the layout; releasing anyway"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_for_leader(
@@ -191,6 +231,7 @@ pub async fn handle_move(core: &Arc<NodeCore>, step: PartitionMove) -> Result<u6
             .await
             .map_err(describe)?;
         let after = replica.read().twins.len();
+        info!(source = %source, twins = before.saturating_sub(after), "partitions released");
         return Ok(before.saturating_sub(after) as u64);
     }
     // After this entry is applied here, no command for these devices applies in the source,

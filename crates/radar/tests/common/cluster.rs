@@ -1,0 +1,270 @@
+//! Helpers for the cluster process tests (`cluster.rs`, `cluster_membership.rs`): node
+//! processes on free loopback ports, the `radar` CLI, cluster status, device fleets, writes
+//! with an acknowledgement log, listings.
+
+use super::{device_path, eventually, Radar};
+use radar_sim::{SimConfig, SimFleet};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub const DEVICES_PER_NODE: usize = 6;
+
+/// The cluster tests of one test binary run one at a time: each starts several processes on
+/// ports picked free a moment earlier, and on a 2-core machine several clusters at once also
+/// starve the Raft timers the tests measure.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub const USP_AGENTS: usize = 6;
+
+pub struct Ports {
+    pub grpc: u16,
+    pub api: u16,
+    pub cwmp: u16,
+    pub usp: u16,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn node_args(id: u64, ports: &Ports, seeds: &str) -> Vec<String> {
+    let addr = |p: u16| format!("127.0.0.1:{p}");
+    [
+        "--node-id".to_string(),
+        id.to_string(),
+        "--grpc-listen".into(),
+        addr(ports.grpc),
+        "--api-listen".into(),
+        addr(ports.api),
+        "--cwmp-listen".into(),
+        addr(ports.cwmp),
+        "--usp-listen".into(),
+        addr(ports.usp),
+        "--seeds".into(),
+        seeds.into(),
+        "--config".into(),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Faster elections than production defaults, so failover is quick on a test machine.
+pub const NODE_TOML: &str = r#"
+[cwmp]
+allow_anonymous = true
+
+[twin]
+shard_query_deadline = "1s"
+
+[raft]
+heartbeat_interval = "100ms"
+election_timeout_min = "500ms"
+election_timeout_max = "1s"
+"#;
+
+pub fn start_node(dir: &Path, id: u64, ports: &Ports, seeds: &str) -> Radar {
+    start_node_with(dir, id, ports, seeds, &[])
+}
+
+pub fn start_node_with(dir: &Path, id: u64, ports: &Ports, seeds: &str, extra: &[String]) -> Radar {
+    let node_dir = dir.join(format!("node{id}"));
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let config = node_dir.join("node.toml");
+    std::fs::write(&config, NODE_TOML).unwrap();
+    let mut args = node_args(id, ports, seeds);
+    args.push(config.to_string_lossy().into_owned());
+    args.extend_from_slice(extra);
+    Radar::start_node(&node_dir, &args)
+}
+
+pub fn radar_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_radar"))
+        .args(args)
+        .output()
+        .expect("run radar")
+}
+
+pub fn cluster_ports() -> (Vec<Ports>, String) {
+    let ports: Vec<Ports> = (0..3)
+        .map(|_| Ports {
+            grpc: free_port(),
+            api: free_port(),
+            cwmp: free_port(),
+            usp: free_port(),
+        })
+        .collect();
+    let seeds = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.grpc))
+        .collect::<Vec<_>>()
+        .join(",");
+    (ports, seeds)
+}
+
+/// Cluster status from one node once every shard has a leader and every node answers.
+pub async fn settled_status(node: &Radar, nodes: usize) -> Value {
+    settled_status_of(node, nodes, 3).await
+}
+
+pub async fn settled_status_of(node: &Radar, nodes: usize, shard_count: usize) -> Value {
+    eventually(
+        "every shard led, every node reachable",
+        Duration::from_secs(60),
+        || async {
+            let (status, v) = node.get("/api/v1/cluster").await;
+            let shards = v["shards"].as_array()?;
+            let led = status == 200
+                && shards.len() == shard_count
+                && shards.iter().all(|s| s["leader"].is_u64());
+            let reachable = v["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["reachable"] == json!(true))
+                .count();
+            (led && reachable == nodes).then_some(v)
+        },
+    )
+    .await
+}
+
+pub fn leader_of_shard(status: &Value, shard: u64) -> u64 {
+    status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == json!(shard))
+        .and_then(|s| s["leader"].as_u64())
+        .expect("shard has a leader")
+}
+
+pub fn device_ids() -> Vec<String> {
+    (0..3)
+        .flat_map(|n| (1..=DEVICES_PER_NODE).map(move |i| format!("os::00D09E-N{n}SIM{i:06}")))
+        .collect()
+}
+
+/// Simulated CWMP devices, one fleet per ACS URL (the nodes' own, or a router's).
+pub async fn start_devices(acs_urls: &[String]) -> Vec<SimFleet> {
+    start_devices_every(acs_urls, Duration::from_secs(3600)).await
+}
+
+/// `start_devices` with a periodic inform interval.
+pub async fn start_devices_every(acs_urls: &[String], periodic: Duration) -> Vec<SimFleet> {
+    let mut fleets = Vec::new();
+    for (n, acs_url) in acs_urls.iter().enumerate() {
+        fleets.push(
+            SimFleet::start(SimConfig {
+                acs_url: acs_url.clone(),
+                count: DEVICES_PER_NODE,
+                serial_prefix: format!("N{n}SIM"),
+                periodic_interval: periodic,
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    fleets
+}
+
+/// A plain TCP load balancer: each accepted connection goes to the next backend in turn and
+/// bytes are copied both ways (what sits in front of several routers).
+pub async fn tcp_round_robin(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut next = 0;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let backend = backends[next % backends.len()];
+            next += 1;
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A PATCH through `node`; Some(operation id) when it was accepted (202).
+pub async fn patch(node: &Radar, device: &str, value: &str) -> Option<u64> {
+    let (status, op) = node
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(device)),
+            json!({"Device.WiFi.SSID.1.SSID": value}),
+        )
+        .await;
+    (status == 202).then(|| op["id"].as_u64()).flatten()
+}
+
+pub async fn assert_acknowledged_writes_kept(node: &Radar, acked: &[(String, u64)]) {
+    for (device, op) in acked {
+        let (status, body) = node
+            .get(&format!("{}/operations/{op}", device_path(device)))
+            .await;
+        assert_eq!(
+            status, 200,
+            "acknowledged operation {op} of {device} lost: {body}"
+        );
+    }
+}
+
+/// Pages through every device from `node`; None if a page failed or was partial.
+pub async fn list_all(node: &Radar) -> Option<Vec<String>> {
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = node
+            .get(&format!("/api/v1/devices?limit=7&cursor={cursor}"))
+            .await;
+        if status != 200 || page["partial"] != json!(false) {
+            return None;
+        }
+        seen.extend(
+            page["devices"]
+                .as_array()?
+                .iter()
+                .filter_map(|d| Some(d["id"].as_str()?.to_owned())),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.replace(':', "%3A"),
+            None => return Some(seen),
+        }
+    }
+}
+
+/// Replica placement as `GET /api/v1/cluster` reports it: (shard, voters, replicas' nodes,
+/// every replica at the leader's applied index).
+pub fn placement(status: &Value) -> Vec<(u64, Vec<u64>, Vec<u64>, bool)> {
+    status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let replicas = s["replicas"].as_array().unwrap();
+            let applied: Vec<u64> = replicas
+                .iter()
+                .filter_map(|r| r["last_applied"].as_u64())
+                .collect();
+            (
+                s["id"].as_u64().unwrap(),
+                s["voters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .collect(),
+                replicas.iter().filter_map(|r| r["node"].as_u64()).collect(),
+                applied.windows(2).all(|w| w[0] == w[1]),
+            )
+        })
+        .collect()
+}

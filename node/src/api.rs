@@ -626,6 +626,7 @@ fn rebalance_error(e: crate::cluster::rebalance::RebalanceError) -> ApiError {
     use crate::cluster::rebalance::RebalanceError;
     match e {
         RebalanceError::Meta(MetaError::Refused(m)) => ApiError::new(ErrorCode::Conflict, m),
+        e @ RebalanceError::UnknownNode(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
         other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
     }
 }

@@ -383,6 +383,17 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("remove-node under load: {report}");
+    // Removing a node the cluster does not have is a clear 404, not a silent success.
+    let out = radar_cli(&[
+        "cluster",
+        "remove-node",
+        "--node-id",
+        "99",
+        "--api",
+        &api_of(2),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("404"), "{stderr}");
     nodes[0].kill9();
     let status = eventually(
         "node 1 gone, every shard led by three voters",

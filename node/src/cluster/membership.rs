@@ -114,6 +114,9 @@ pub async fn remove_node(
     patience: Duration,
 ) -> Result<MembershipReport, RebalanceError> {
     let started = std::time::Instant::now();
+    if !meta.current().nodes.contains_key(&node) {
+        return Err(RebalanceError::UnknownNode(node));
+    }
     let mut moves = Vec::new();
     loop {
         let layout = meta.current();

@@ -36,6 +36,8 @@ pub enum RebalanceError {
     NoLeader(ShardId),
     #[error("moving partitions out of shard {shard}: {message}")]
     Move { shard: ShardId, message: String },
+    #[error("no node {0} in the cluster")]
+    UnknownNode(u64),
 }
 
 #[derive(Debug, Serialize)]

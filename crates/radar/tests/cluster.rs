@@ -74,29 +74,9 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
 
     // Two routers side by side behind a plain TCP load balancer (round robin per connection):
     // CWMP devices and USP agents connect through the balancer only.
-    let routers: Vec<Radar> = (0..2)
-        .map(|i| {
-            Radar::start_router(
-                &dir.path().join(format!("router{i}")),
-                &[
-                    "--seeds".into(),
-                    seeds.clone(),
-                    "--cwmp-listen".into(),
-                    "127.0.0.1:0".into(),
-                    "--usp-listen".into(),
-                    "127.0.0.1:0".into(),
-                    "--api-listen".into(),
-                    "127.0.0.1:0".into(),
-                ],
-            )
-        })
-        .collect();
-    for router in &routers {
-        eventually("the router is ready", Duration::from_secs(30), || async {
-            let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
+    let mut routers = Vec::new();
+    for i in 0..2 {
+        routers.push(start_ready_router(&dir.path().join(format!("router{i}")), &seeds).await);
     }
     let cwmp_balancer = tcp_round_robin(routers.iter().map(|r| r.cwmp).collect()).await;
     let usp_balancer = tcp_round_robin(routers.iter().map(|r| r.usp).collect()).await;
@@ -314,21 +294,7 @@ async fn a_fleet_query_with_a_stopped_node_answers_partial_within_the_deadline()
         .collect();
     // One replica per shard: a stopped node takes its shard's only replica with it.
     let api = format!("http://127.0.0.1:{}", ports[0].api);
-    let out = radar_cli(&[
-        "cluster",
-        "init",
-        "--shards",
-        "3",
-        "--replicas",
-        "1",
-        "--api",
-        &api,
-    ]);
-    assert!(
-        out.status.success(),
-        "init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_cluster(&api, 3, 1);
     let status = settled_status(nodes[0].as_ref().unwrap(), 3).await;
     let urls: Vec<String> = nodes.iter().flatten().map(|n| n.acs_url()).collect();
     let _fleets = start_devices(&urls).await;
@@ -393,21 +359,7 @@ async fn usp_agents_over_mqtt_are_served_by_their_shard_leaders_through_a_shared
         .map(|(i, p)| start_node_with(dir.path(), i as u64 + 1, p, &seeds, &mqtt))
         .collect();
     let api = format!("http://127.0.0.1:{}", ports[0].api);
-    let out = radar_cli(&[
-        "cluster",
-        "init",
-        "--shards",
-        "3",
-        "--replicas",
-        "3",
-        "--api",
-        &api,
-    ]);
-    assert!(
-        out.status.success(),
-        "init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_cluster(&api, 3, 3);
     settled_status(&nodes[0], 3).await;
     let config = radar_sim::usp_agent::UspSimConfig {
         count: USP_AGENTS,

@@ -21,40 +21,9 @@ async fn add_shard_under_load_moves_twins_intact_and_serves_each_device_from_one
         .map(|(i, p)| start_node(dir.path(), i as u64 + 1, p, &seeds))
         .collect();
     let api_of = |i: usize| format!("http://127.0.0.1:{}", ports[i].api);
-    let out = radar_cli(&[
-        "cluster",
-        "init",
-        "--shards",
-        "2",
-        "--replicas",
-        "3",
-        "--api",
-        &api_of(0),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_cluster(&api_of(0), 2, 3);
     settled_status_of(&nodes[0], 3, 2).await;
-    let router = Radar::start_router(
-        &dir.path().join("router"),
-        &[
-            "--seeds".into(),
-            seeds.clone(),
-            "--cwmp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--usp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--api-listen".into(),
-            "127.0.0.1:0".into(),
-        ],
-    );
-    eventually("the router is ready", Duration::from_secs(30), || async {
-        let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    let router = start_ready_router(&dir.path().join("router"), &seeds).await;
     // Load: CWMP devices inform every 2 s and USP agents stay connected, all through the router.
     let mut fleets = Vec::new();
     for n in 0..3 {
@@ -238,35 +207,9 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
         .collect();
     nodes.push(start_node(dir.path(), 4, &ports[3], &seeds_of(&ports)));
     let api_of = |i: usize| format!("http://127.0.0.1:{}", ports[i].api);
-    let out = radar_cli(&[
-        "cluster",
-        "init",
-        "--shards",
-        "2",
-        "--replicas",
-        "3",
-        "--api",
-        &api_of(0),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_cluster(&api_of(0), 2, 3);
     settled_status_of(&nodes[0], 3, 2).await;
-    let router = Radar::start_router(
-        &dir.path().join("router"),
-        &[
-            "--seeds".into(),
-            seeds.clone(),
-            "--cwmp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--usp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--api-listen".into(),
-            "127.0.0.1:0".into(),
-        ],
-    );
+    let router = start_ready_router(&dir.path().join("router"), &seeds).await;
     // Devices also inform every 5 s, as real CPEs do periodically: a connection request lost
     // while its node is drained and stopped is made up by the next periodic session.
     let _fleets = start_devices_every(&vec![router.acs_url(); 3], Duration::from_secs(5)).await;

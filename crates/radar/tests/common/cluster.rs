@@ -268,3 +268,47 @@ pub fn placement(status: &Value) -> Vec<(u64, Vec<u64>, Vec<u64>, bool)> {
         })
         .collect()
 }
+
+/// `radar cluster init --shards S --replicas R` through the node at `api`; panics unless it
+/// succeeds.
+pub fn init_cluster(api: &str, shards: u32, replicas: u32) {
+    let (shards, replicas) = (shards.to_string(), replicas.to_string());
+    let out = radar_cli(&[
+        "cluster",
+        "init",
+        "--shards",
+        &shards,
+        "--replicas",
+        &replicas,
+        "--api",
+        api,
+    ]);
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `radar router` on free loopback ports following the nodes at `seeds`, once it is ready.
+pub async fn start_ready_router(dir: &Path, seeds: &str) -> Radar {
+    let router = Radar::start_router(
+        dir,
+        &[
+            "--seeds".into(),
+            seeds.into(),
+            "--cwmp-listen".into(),
+            "127.0.0.1:0".into(),
+            "--usp-listen".into(),
+            "127.0.0.1:0".into(),
+            "--api-listen".into(),
+            "127.0.0.1:0".into(),
+        ],
+    );
+    eventually("the router is ready", Duration::from_secs(30), || async {
+        let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    router
+}

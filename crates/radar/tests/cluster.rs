@@ -83,15 +83,7 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
 
     // Each twin lands on exactly one shard and is readable from any node.
     let _fleets = start_devices(&vec![format!("http://{cwmp_balancer}/"); 3]).await;
-    let agents_config = radar_sim::usp_agent::UspSimConfig {
-        count: USP_AGENTS,
-        serial_prefix: "AGENT".into(),
-        ..Default::default()
-    };
-    let _agents = radar_sim::usp_agent::start(
-        &agents_config,
-        &radar_sim::usp_agent::Mtp::WebSocket(usp_balancer.to_string()),
-    );
+    let _agents = start_usp_agents(usp_balancer.to_string());
     let mut devices = device_ids();
     devices.extend((1..=USP_AGENTS).map(|i| format!("os::00D09E-AGENT{i:06}")));
     for node in nodes.iter().flatten() {
@@ -219,20 +211,7 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
     // Devices resume through the router: each device's last write reaches it (a connection
     // request or a reconnect brings it to its shard's current leader) and is done.
     let reader = nodes[survivors[0]].as_ref().unwrap();
-    for id in &devices {
-        let (_, last) = acked.iter().rev().find(|(d, _)| d == id).unwrap();
-        eventually(
-            "the last write delivered after failover",
-            Duration::from_secs(90),
-            || async {
-                let (_, op) = reader
-                    .get(&format!("{}/operations/{last}", device_path(id)))
-                    .await;
-                (op["status"] == "done").then_some(())
-            },
-        )
-        .await;
-    }
+    assert_last_writes_done(reader, &acked, "after failover").await;
     let mut forwarded_to_leaders = 0.0;
     for router in &routers {
         let metrics = reqwest::get(router.api_url("/metrics"))

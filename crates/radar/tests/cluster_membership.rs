@@ -39,15 +39,7 @@ async fn add_shard_under_load_moves_twins_intact_and_serves_each_device_from_one
             .unwrap(),
         );
     }
-    let agents_config = radar_sim::usp_agent::UspSimConfig {
-        count: USP_AGENTS,
-        serial_prefix: "AGENT".into(),
-        ..Default::default()
-    };
-    let _agents = radar_sim::usp_agent::start(
-        &agents_config,
-        &radar_sim::usp_agent::Mtp::WebSocket(router.usp.to_string()),
-    );
+    let _agents = start_usp_agents(router.usp.to_string());
     let mut devices = device_ids();
     devices.extend((1..=USP_AGENTS).map(|i| format!("os::00D09E-AGENT{i:06}")));
     devices.sort();
@@ -160,20 +152,7 @@ async fn add_shard_under_load_moves_twins_intact_and_serves_each_device_from_one
         }
     }
     // Devices are served by the new owner: each device's last write is delivered and done.
-    for id in &devices {
-        let (_, last) = acked.iter().rev().find(|(d, _)| d == id).unwrap();
-        eventually(
-            "the last write delivered after the move",
-            Duration::from_secs(90),
-            || async {
-                let (_, op) = nodes[0]
-                    .get(&format!("{}/operations/{last}", device_path(id)))
-                    .await;
-                (op["status"] == "done").then_some(())
-            },
-        )
-        .await;
-    }
+    assert_last_writes_done(&nodes[0], &acked, "after the move").await;
     // After the move, one listing still holds every device once.
     assert_eq!(list_all(&nodes[0]).await.unwrap(), devices);
 }
@@ -289,13 +268,29 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
     )
     .await;
     assert_eq!(status["nodes"].as_array().unwrap().len(), 4, "{status}");
-    // Node 4 serves stale reads of the shard it now hosts from its own replica.
-    let four: Vec<u64> = placement(&status)
-        .into_iter()
-        .filter(|(_, v, _, _)| v.contains(&4))
-        .map(|(s, _, _, _)| s)
+    // Node 4's replica holds the same twins as its shard's leader.
+    let leader_and_four = |shard: &Value| {
+        let devices_on = |node: Value| {
+            shard["replicas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["node"] == node)
+                .and_then(|r| r["devices"].as_u64())
+        };
+        (devices_on(shard["leader"].clone()), devices_on(json!(4)))
+    };
+    let hosted: Vec<&Value> = status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["voters"].as_array().unwrap().contains(&json!(4)))
         .collect();
-    assert!(!four.is_empty());
+    assert!(!hosted.is_empty(), "{status}");
+    for shard in hosted {
+        let (leader, four) = leader_and_four(shard);
+        assert!(leader.is_some() && leader == four, "{shard}");
+    }
 
     // remove-node: node 1 is drained while writes go on through nodes 2–4, then stopped.
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -370,17 +365,5 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
             .expect("202 after remove-node");
         last.push((id.clone(), op));
     }
-    for (id, op) in &last {
-        eventually(
-            "the last write delivered",
-            Duration::from_secs(90),
-            || async {
-                let (_, v) = nodes[3]
-                    .get(&format!("{}/operations/{op}", device_path(id)))
-                    .await;
-                (v["status"] == "done").then_some(())
-            },
-        )
-        .await;
-    }
+    assert_last_writes_done(&nodes[3], &last, "after remove-node").await;
 }

@@ -91,19 +91,7 @@ pub async fn add_node(
             to: node,
         });
     }
-    let report = MembershipReport {
-        node,
-        moves,
-        layout_version: meta.current().version,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    info!(
-        node,
-        moves = report.moves.len(),
-        seconds = report.seconds,
-        "node added"
-    );
-    Ok(report)
+    Ok(finish(meta, node, moves, started, "node added"))
 }
 
 /// Drains `node` (each of its replicas replaced by one on the node hosting the fewest), then
@@ -147,6 +135,16 @@ pub async fn remove_node(
     change_voters(meta, GroupId::META, None, Some(node), patience).await?;
     meta.propose_patiently(LayoutCommand::RemoveNode(node), patience)
         .await?;
+    Ok(finish(meta, node, moves, started, "node removed"))
+}
+
+fn finish(
+    meta: &MetaGroup,
+    node: u64,
+    moves: Vec<ReplicaMove>,
+    started: std::time::Instant,
+    what: &str,
+) -> MembershipReport {
     let report = MembershipReport {
         node,
         moves,
@@ -157,9 +155,9 @@ pub async fn remove_node(
         node,
         moves = report.moves.len(),
         seconds = report.seconds,
-        "node removed"
+        "{what}"
     );
-    Ok(report)
+    report
 }
 
 /// Replaces voter `out` (or adds one, when `None`) of `shard` by `new`.

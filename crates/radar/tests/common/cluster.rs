@@ -312,3 +312,37 @@ pub async fn start_ready_router(dir: &Path, seeds: &str) -> Radar {
     .await;
     router
 }
+
+/// `USP_AGENTS` simulated USP agents (`os::00D09E-AGENT…`) over WebSocket to `addr`.
+pub fn start_usp_agents(
+    addr: String,
+) -> Vec<std::sync::Arc<radar_sim::usp_agent::agent::SimAgent>> {
+    let config = radar_sim::usp_agent::UspSimConfig {
+        count: USP_AGENTS,
+        serial_prefix: "AGENT".into(),
+        ..Default::default()
+    };
+    radar_sim::usp_agent::start(&config, &radar_sim::usp_agent::Mtp::WebSocket(addr))
+}
+
+/// Each device's newest acknowledged write (its last entry in `acked`) is delivered to the
+/// device and done, read through `node`, within 90 s.
+pub async fn assert_last_writes_done(node: &Radar, acked: &[(String, u64)], when: &str) {
+    let mut newest = std::collections::BTreeMap::new();
+    for (device, op) in acked {
+        newest.insert(device.as_str(), *op);
+    }
+    for (device, op) in newest {
+        eventually(
+            &format!("the last write of {device} delivered {when}"),
+            Duration::from_secs(90),
+            || async {
+                let (_, v) = node
+                    .get(&format!("{}/operations/{op}", device_path(device)))
+                    .await;
+                (v["status"] == "done").then_some(())
+            },
+        )
+        .await;
+    }
+}

@@ -218,6 +218,7 @@ async fn device_summary(
                 "discovered_at": m.discovered_at.map(|t| t.to_rfc3339()),
                 "notifications_configured": m.notifications_configured,
                 "notification_refused": m.notification_refused,
+                "subscriptions": subscriptions_json(m),
                 "sessions": m.sessions,
                 "last_inform_events": m.last_inform_events,
                 "counts": {
@@ -231,6 +232,41 @@ async fn device_summary(
         })
         .map(Json)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
+}
+
+/// Where Radar's USP subscriptions stand on the agent, as it answered (empty for CWMP).
+fn subscriptions_json(m: &radar_twin::Meta) -> Value {
+    use radar_twin::SubscriptionStanding;
+    let with = |state: &str| -> Vec<Value> {
+        m.subscriptions
+            .iter()
+            .filter(|s| s.standing.name() == state)
+            .map(|s| {
+                let mut entry = json!({"notif_type": s.notif_type, "reference": s.reference});
+                match &s.standing {
+                    SubscriptionStanding::InPlace { note } if !note.is_empty() => {
+                        entry["note"] = json!(note)
+                    }
+                    SubscriptionStanding::InPlace { .. } => {}
+                    SubscriptionStanding::Refused { code, message } => {
+                        entry["code"] = json!(code);
+                        entry["message"] = json!(message);
+                    }
+                    SubscriptionStanding::NotInDataModel { reason } => {
+                        entry["reason"] = json!(reason)
+                    }
+                }
+                entry
+            })
+            .collect()
+    };
+    json!({
+        "wanted": m.subscriptions.len(),
+        "checked_at": m.subscriptions_checked_at.map(|t| t.to_rfc3339()),
+        "in_place": with("in_place"),
+        "refused": with("refused"),
+        "not_in_data_model": with("not_in_data_model"),
+    })
 }
 
 async fn get_params(

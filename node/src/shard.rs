@@ -462,5 +462,6 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::RemoveObject { .. } => "remove_object",
         TwinCommand::ImportTwin { .. } => "import_twin",
         TwinCommand::DeviceEvent { .. } => "device_event",
+        TwinCommand::UspSubscriptions { .. } => "usp_subscriptions",
     }
 }

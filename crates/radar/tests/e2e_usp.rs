@@ -276,6 +276,14 @@ async fn scenario(
     })
     .await;
     assert!(ids.iter().all(|id| id.starts_with("radar-")), "{ids:?}");
+    // The twin says where each wanted subscription stands, as the agent answered.
+    let subs = eventually("subscription standing on the twin", WAIT, || async {
+        let s = radar.get(&device_path(&ida)).await.1["subscriptions"].clone();
+        (s["in_place"].as_array().map(Vec::len) == Some(ids.len())).then_some(s)
+    })
+    .await;
+    assert_eq!(subs["wanted"], 11, "{subs}");
+    assert_eq!(subs["refused"], json!([]), "{subs}");
     wait_online(&radar, &idb, true).await;
     let ids_b = eventually("subscriptions on B reconciled", WAIT, || async {
         let ids = b.subscription_ids();

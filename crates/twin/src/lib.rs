@@ -26,7 +26,10 @@ pub mod query;
 mod usp;
 
 pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};
-pub use model::{Meta, Param, ParamChanges, ShardState, Twin, TwinEvent};
+pub use model::{
+    Meta, Param, ParamChanges, ShardState, SubscriptionStanding, SubscriptionStatus, Twin,
+    TwinEvent,
+};
 pub use moving::{MovedTwin, ShardControl};
 pub use operation::{Operation, OperationKind, OperationStatus};
 pub use paths::{PathDict, PathId};

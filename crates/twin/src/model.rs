@@ -54,6 +54,39 @@ pub struct Meta {
     pub notification_refused: Vec<String>,
     pub notifications_configured: bool,
     pub sessions: u64,
+    /// Where each of Radar's wanted USP subscriptions stands on the agent, as it last answered.
+    pub subscriptions: Vec<SubscriptionStatus>,
+    pub subscriptions_checked_at: Option<Timestamp>,
+}
+
+/// One wanted USP subscription on one agent (TR-181 `Device.LocalAgent.Subscription.{i}.`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionStatus {
+    /// `ValueChange`, `ObjectCreation`, `ObjectDeletion`, `OperationComplete` or `Event`.
+    pub notif_type: String,
+    pub reference: String,
+    pub standing: SubscriptionStanding,
+}
+
+/// Stored with postcard, so externally tagged (postcard cannot read internally tagged enums).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubscriptionStanding {
+    /// The agent holds it; `note` says what was given up (an optional parameter it refused).
+    InPlace { note: String },
+    /// The agent refused it, with its USP error.
+    Refused { code: u32, message: String },
+    /// The agent's data model lacks what it references, so it was not asked for.
+    NotInDataModel { reason: String },
+}
+
+impl SubscriptionStanding {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SubscriptionStanding::InPlace { .. } => "in_place",
+            SubscriptionStanding::Refused { .. } => "refused",
+            SubscriptionStanding::NotInDataModel { .. } => "not_in_data_model",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

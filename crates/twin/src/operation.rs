@@ -144,6 +144,15 @@ impl OperationKind {
     }
 }
 
+/// How long a sent reboot or factory reset may take to come back with a boot that names its
+/// CommandKey. A CPE reboot takes one to five minutes; a factory reset with a firmware check
+/// can take longer.
+pub const BOOT_CONFIRMATION_WINDOW_MS: u64 = 15 * 60 * 1000;
+
+/// Failure code of an operation the device never confirmed: Radar's own, in the vendor range
+/// TR-369 leaves to implementations (the same as its USP request timeout).
+pub const UNCONFIRMED: u32 = 7800;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationStatus {
@@ -210,7 +219,18 @@ impl Operation {
     pub fn effective_status(&self, now: Timestamp) -> OperationStatus {
         match (&self.status, self.expires_at) {
             (OperationStatus::Queued, Some(at)) if at <= now => OperationStatus::Expired { at },
-            (status, _) => status.clone(),
+            _ => match self.boot_deadline() {
+                Some(at) if at <= now => OperationStatus::Failed {
+                    at,
+                    code: UNCONFIRMED,
+                    message: format!(
+                        "no boot with CommandKey {} within {} s",
+                        self.command_key(),
+                        BOOT_CONFIRMATION_WINDOW_MS / 1000
+                    ),
+                },
+                _ => self.status.clone(),
+            },
         }
     }
 
@@ -218,6 +238,25 @@ impl Operation {
     /// TransferComplete) back to this operation.
     pub fn command_key(&self) -> String {
         format!("radar-op-{}", self.id)
+    }
+
+    /// A reboot or factory reset: done only when the device comes back and names its
+    /// CommandKey (USP `Boot!`, CWMP `M Reboot`).
+    pub fn awaits_boot(&self) -> bool {
+        matches!(
+            self.kind,
+            OperationKind::Reboot | OperationKind::FactoryReset
+        )
+    }
+
+    /// When a sent reboot stops waiting for its confirmation.
+    pub fn boot_deadline(&self) -> Option<Timestamp> {
+        match self.status {
+            OperationStatus::Sent { at } if self.awaits_boot() => {
+                Some(Timestamp(at.0.saturating_add(BOOT_CONFIRMATION_WINDOW_MS)))
+            }
+            _ => None,
+        }
     }
 
     pub fn id_from_command_key(key: &str) -> Option<u64> {

@@ -1,8 +1,8 @@
 //! What USP contacts do to a twin: connects, identity from the data model, and events
 //! (`Device.Boot!` closes reboots and factory resets, TR-181 `Device.Boot!` arguments).
 
-use crate::model::{Meta, Twin};
-use crate::operation::{Operation, OperationKind, OperationStatus};
+use crate::model::{Meta, SubscriptionStanding, SubscriptionStatus, Twin};
+use crate::operation::{Operation, OperationStatus};
 use radar_core::Timestamp;
 
 /// Longest event argument kept in the event log.
@@ -84,27 +84,75 @@ pub(crate) fn apply_event(twin: &mut Twin, at: Timestamp, path: &str, args: &[(S
     if cause.contains("FactoryReset") {
         twin.meta.discovered_at = None;
     }
+    let command_key = arg("CommandKey");
     let detail = format!("device rebooted ({cause})");
-    if let Some(op) =
-        Operation::id_from_command_key(arg("CommandKey")).and_then(|id| twin.operation_mut(id))
-    {
+    let confirmed = Operation::id_from_command_key(command_key);
+    if let Some(op) = confirmed.and_then(|id| twin.operation_mut(id)) {
         if op.status.is_pending() {
-            op.status = OperationStatus::Done {
-                at,
-                detail: detail.clone(),
-            };
+            op.status = OperationStatus::Done { at, detail };
         }
     }
-    // A boot also closes a reboot or reset that was sent and not yet confirmed (the agent may
-    // lose the CommandKey, e.g. after a factory reset).
-    for op in twin.operations.iter_mut() {
-        if matches!(op.kind, OperationKind::Reboot | OperationKind::FactoryReset)
-            && matches!(op.status, OperationStatus::Sent { .. })
-        {
-            op.status = OperationStatus::Done {
-                at,
-                detail: detail.clone(),
-            };
+    // Only the Boot! carrying an operation's CommandKey completes it (TR-181 Device.Boot!): a
+    // boot for another reason (a power cut, a local restart) says nothing about a reboot Radar
+    // asked for. It is noted, and the operation waits for its own Boot! until its
+    // confirmation window closes, when the note says what happened instead.
+    let waiting: Vec<u64> = twin
+        .operations
+        .iter()
+        .filter(|op| op.awaits_boot() && matches!(op.status, OperationStatus::Sent { .. }))
+        .filter(|op| Some(op.id) != confirmed)
+        .map(|op| op.id)
+        .collect();
+    for id in waiting {
+        twin.log(
+            at,
+            UNCONFIRMED_BOOT,
+            format!("Boot! (Cause {cause}, CommandKey {command_key:?}) does not confirm operation #{id}"),
+        );
+    }
+}
+
+/// Event-log kind of a boot that did not carry a waiting operation's CommandKey.
+pub(crate) const UNCONFIRMED_BOOT: &str = "unconfirmed_boot";
+
+/// Records the agent's answer to a subscription check. The event log gets a line only when the
+/// picture changed, so a reconnecting agent does not fill it with the same summary.
+pub(crate) fn apply_subscriptions(
+    twin: &mut Twin,
+    at: Timestamp,
+    subscriptions: &[SubscriptionStatus],
+    removed: u32,
+) {
+    let changed = twin.meta.subscriptions != subscriptions;
+    twin.meta.subscriptions_checked_at = Some(at);
+    if !changed && removed == 0 {
+        return;
+    }
+    twin.meta.subscriptions = subscriptions.to_vec();
+    let count = |state: &str| {
+        subscriptions
+            .iter()
+            .filter(|s| s.standing.name() == state)
+            .count()
+    };
+    let mut detail = format!(
+        "{} wanted, {} in place, {} refused, {} not in the data model",
+        subscriptions.len(),
+        count("in_place"),
+        count("refused"),
+        count("not_in_data_model"),
+    );
+    if removed > 0 {
+        detail.push_str(&format!(", {removed} stale removed"));
+    }
+    for s in subscriptions {
+        if let SubscriptionStanding::Refused { code, message } = &s.standing {
+            let message: String = message.chars().take(MAX_LOGGED_ARG).collect();
+            detail.push_str(&format!(
+                "; refused {} {}: {code} {message}",
+                s.notif_type, s.reference
+            ));
         }
     }
+    twin.log(at, "subscriptions", detail);
 }

@@ -23,6 +23,7 @@ pub mod msg;
 pub mod record;
 pub mod request;
 pub mod session;
+pub mod subscription_support;
 pub mod subscriptions;
 pub mod supported_dm;
 pub mod websocket;

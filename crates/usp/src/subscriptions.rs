@@ -4,6 +4,9 @@
 //! carries Radar's prefix; it never touches any other controller's. On every connect it reads the
 //! agent's table and reconciles: add what is missing, delete its own stale or changed entries,
 //! re-enable its own disabled ones. New subscriptions are `Persistent` so they survive reboots.
+//!
+//! Radar never sets `Recipient`: TR-181 makes it read-only, filled by the agent with the
+//! controller that created the row (obuspa refuses an Add that sets it, 7013).
 
 use crate::inbound::PathValue;
 use std::collections::BTreeMap;
@@ -181,21 +184,43 @@ pub fn reconcile(existing: &[Existing], desired: &[Desired], recipient: &str) ->
     plan
 }
 
-/// Parameters of an Add for a new subscription (all `required`, so a refusal is explicit).
-pub fn add_params(d: &Desired, recipient: &str) -> Vec<(String, String, bool)> {
-    vec![
+/// Parameters of an Add for a new subscription. The essential ones are `required`, so a refusal
+/// is explicit; `with_optional` adds the ones a subscription can live without, for a first try.
+pub fn add_params(d: &Desired, with_optional: bool) -> Vec<(String, String, bool)> {
+    let mut params = vec![
         ("Enable".into(), "true".into(), true),
         ("ID".into(), d.id(), true),
-        ("Recipient".into(), recipient.into(), true),
         ("NotifType".into(), d.notif_type.as_str().into(), true),
         ("ReferenceList".into(), d.reference.clone(), true),
-        // Without Persistent the agent drops the subscription at every reboot (DESIGN §5).
-        ("Persistent".into(), "true".into(), true),
+    ];
+    if with_optional {
+        // Without Persistent the agent drops the subscription at every reboot (DESIGN §5);
+        // Radar re-checks its subscriptions after every Boot! and connect, so an agent that
+        // lacks it still gets them back.
+        params.push(("Persistent".into(), "true".into(), false));
         // Retry until acknowledged: Radar answers with NotifyResp only once the change is
-        // durable, so no notification is lost to a controller crash. Not every agent supports
-        // it, hence not required.
-        ("NotifRetry".into(), "true".into(), false),
-    ]
+        // durable, so no notification is lost to a controller crash.
+        params.push(("NotifRetry".into(), "true".into(), false));
+    }
+    params
+}
+
+/// Where one wanted subscription stands on one agent, as the agent answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// The agent holds it. `note` says what was given up on the way (an optional parameter the
+    /// agent refused), empty when nothing was.
+    InPlace { note: String },
+    /// The agent refused the Add.
+    Refused { code: u32, message: String },
+    /// The agent's data model lacks what it references, so Radar did not ask.
+    NotInDataModel { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub desired: Desired,
+    pub standing: Standing,
 }
 
 #[cfg(test)]
@@ -293,7 +318,11 @@ mod tests {
         assert_eq!(rows[1].instance, format!("{SUBSCRIPTION_TABLE}2."));
         assert!(rows[1].enable);
         assert_eq!(rows[1].reference_list, "Device.Boot!");
-        let params = add_params(&Desired::new(NotifType::Event, "Device.Boot!"), ME);
-        assert!(params.contains(&("Persistent".into(), "true".into(), true)));
+        let params = add_params(&Desired::new(NotifType::Event, "Device.Boot!"), true);
+        assert!(params.contains(&("Persistent".into(), "true".into(), false)));
+        // TR-181: Recipient is read-only, filled in by the agent.
+        assert!(params.iter().all(|(name, _, _)| name != "Recipient"));
+        let essential = add_params(&Desired::new(NotifType::Event, "Device.Boot!"), false);
+        assert!(essential.iter().all(|(_, _, required)| *required));
     }
 }

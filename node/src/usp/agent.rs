@@ -308,6 +308,7 @@ impl AgentLink {
                         }
                     }
                     self.count_failure(&event);
+                    self.warn_of_refusals(&event);
                     for command in event_commands(&self.device, Timestamp::now(), event) {
                         if let Err(e) = self.propose(command).await {
                             return Flow::Close(format!("twin unavailable: {e}"));
@@ -333,6 +334,56 @@ impl AgentLink {
             }
         }
         Flow::Continue
+    }
+
+    /// A refusal is worth one warning per device and cause: subscription refusals the twin
+    /// does not already hold, and failures of Radar's own requests at most once per interval.
+    fn warn_of_refusals(&self, event: &radar_usp::session::SessionEvent) {
+        use radar_usp::session::SessionEvent;
+        use radar_usp::subscriptions::Standing;
+        match event {
+            SessionEvent::Subscriptions { reports, .. } => {
+                let known = self
+                    .core
+                    .fleet
+                    .with_twin(&self.device, |twin, _| twin.meta.subscriptions.clone())
+                    .unwrap_or_default();
+                for report in reports {
+                    let Standing::Refused { code, message } = &report.standing else {
+                        continue;
+                    };
+                    let status = super::translate::subscription_status(report.clone());
+                    if !known.contains(&status) {
+                        warn!(
+                            device = %self.device,
+                            proto = "usp",
+                            notif_type = report.desired.notif_type.as_str(),
+                            reference = %report.desired.reference,
+                            code,
+                            message = %message,
+                            "agent refused a subscription"
+                        );
+                    }
+                }
+            }
+            SessionEvent::RequestFailed { what, failure } => {
+                if self
+                    .core
+                    .log_limit
+                    .allow(&self.device, "usp_request_failed")
+                {
+                    warn!(
+                        device = %self.device,
+                        proto = "usp",
+                        what,
+                        code = failure.code,
+                        message = %failure.message,
+                        "agent refused a request of radar's"
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 
     fn count_failure(&self, event: &radar_usp::session::SessionEvent) {

@@ -3,10 +3,14 @@
 
 use radar_core::{DeviceKey, Timestamp};
 use radar_twin::command::Outcome;
-use radar_twin::{Operation, OperationKind, PathDict, ReportedParam, Source, Twin, TwinCommand};
+use radar_twin::{
+    Operation, OperationKind, PathDict, ReportedParam, Source, SubscriptionStanding,
+    SubscriptionStatus, Twin, TwinCommand,
+};
 use radar_usp::errors;
 use radar_usp::request::{Failure, Reply, Request};
 use radar_usp::session::{SessionEvent, TypedValue, ValueSource};
+use radar_usp::subscriptions::{Report, Standing};
 use std::collections::HashMap;
 
 /// TR-181 commands whose end is the agent's next `Device.Boot!`, not their OperateResp.
@@ -131,36 +135,31 @@ pub fn event_commands(device: &DeviceKey, at: Timestamp, event: SessionEvent) ->
             at,
             operation: id,
         }],
-        SessionEvent::Subscriptions {
-            added,
-            removed,
-            failed,
-        } => {
-            if added.is_empty() && removed == 0 && failed.is_empty() {
-                return Vec::new();
-            }
-            let refused: Vec<String> = failed
-                .iter()
-                .map(|(what, f)| format!("{what} ({} {})", f.code, f.message))
-                .collect();
-            vec![record(
-                "subscriptions",
-                format!(
-                    "{} added, {removed} removed{}",
-                    added.len(),
-                    if refused.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", refused: {}", refused.join("; "))
-                    }
-                ),
-            )]
+        SessionEvent::Subscriptions { reports, removed } => {
+            vec![TwinCommand::UspSubscriptions {
+                device: device.clone(),
+                at,
+                subscriptions: reports.into_iter().map(subscription_status).collect(),
+                removed: u32::try_from(removed).unwrap_or(u32::MAX),
+            }]
         }
         SessionEvent::RequestFailed { what, failure } => vec![record(
             "usp_error",
             format!("{what}: {} {}", failure.code, failure.message),
         )],
         SessionEvent::Ignored { .. } => Vec::new(),
+    }
+}
+
+pub fn subscription_status(report: Report) -> SubscriptionStatus {
+    SubscriptionStatus {
+        notif_type: report.desired.notif_type.as_str().into(),
+        reference: report.desired.reference,
+        standing: match report.standing {
+            Standing::InPlace { note } => SubscriptionStanding::InPlace { note },
+            Standing::Refused { code, message } => SubscriptionStanding::Refused { code, message },
+            Standing::NotInDataModel { reason } => SubscriptionStanding::NotInDataModel { reason },
+        },
     }
 }
 

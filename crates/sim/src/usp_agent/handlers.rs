@@ -234,7 +234,8 @@ fn check_subscription(
 ) -> Result<(), (u32, String)> {
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
     let id = get("ID");
-    let recipient = get("Recipient");
+    // The agent fills Recipient with the controller that created the row.
+    let recipient = super::CONTROLLER_ENTRY;
     let duplicate = agent.model.params.iter().any(|(k, v)| {
         k.starts_with(SUBSCRIPTIONS) && k.ends_with(".ID") && v.value == id && {
             let inst = &k[..k.len() - 2];
@@ -289,11 +290,18 @@ fn create(
         .collect();
     let mut fields: Vec<(String, String, ParamType)> = Vec::new();
     if table == SUBSCRIPTIONS {
+        // TR-181 makes Recipient read-only; obuspa v11 refuses the whole row, with this text.
+        if settings.contains_key("Recipient") {
+            return Err((
+                errors::PARAM_READ_ONLY,
+                format!("Trying to perform a parameter set on read-only parameter {table}{next}.Recipient"),
+            ));
+        }
         check_subscription(agent, &settings)?;
         for (name, default, ty) in [
             ("Enable", "false", ParamType::Boolean),
             ("ID", "", ParamType::String),
-            ("Recipient", "", ParamType::String),
+            ("Recipient", super::CONTROLLER_ENTRY, ParamType::String),
             ("NotifType", "", ParamType::String),
             ("ReferenceList", "", ParamType::String),
             ("Persistent", "false", ParamType::Boolean),

@@ -14,16 +14,22 @@ fn add_subscription(
     notif_type: &str,
     reference: &str,
 ) -> Result<(), u32> {
-    let params: Vec<(String, String, bool)> = [
-        ("ID", id),
-        ("Recipient", CONTROLLER_ENTRY),
-        ("NotifType", notif_type),
-        ("ReferenceList", reference),
-        ("Enable", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string(), true))
-    .collect();
+    add_subscription_with(
+        core,
+        &[
+            ("ID", id),
+            ("NotifType", notif_type),
+            ("ReferenceList", reference),
+            ("Enable", "true"),
+        ],
+    )
+}
+
+fn add_subscription_with(core: &mut AgentCore, settings: &[(&str, &str)]) -> Result<(), u32> {
+    let params: Vec<(String, String, bool)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string(), true))
+        .collect();
     let msg = radar_usp::msg::add("a1", true, notify::SUBSCRIPTIONS, &params);
     let reply = core.handle_msg(msg).expect("an answer");
     match reply.body.and_then(|b| b.msg_body) {
@@ -65,6 +71,24 @@ fn subscriptions_are_refused_like_real_agents_refuse_them() {
         add_subscription(&mut core, "s3", "ValueChange", "Device.WiFi."),
         Err(7025)
     );
+    // Recipient is read-only (TR-181); obuspa refuses the row with 7013, and so does the sim.
+    assert_eq!(
+        add_subscription_with(
+            &mut core,
+            &[
+                ("ID", "s4"),
+                ("Recipient", CONTROLLER_ENTRY),
+                ("NotifType", "ValueChange"),
+                ("ReferenceList", "Device.WiFi."),
+            ]
+        ),
+        Err(7013)
+    );
+    assert!(core
+        .model
+        .params
+        .iter()
+        .any(|(k, v)| k.ends_with(".Recipient") && v.value == CONTROLLER_ENTRY));
     // The accepted one notifies a local change under its reference.
     assert_eq!(core.local_change("Device.WiFi.SSID.1.SSID", "x").len(), 1);
     assert!(core.local_change("Device.Time.Enable", "false").is_empty());

@@ -203,6 +203,14 @@ pub enum TwinCommand {
         at: Timestamp,
         twin: Box<crate::moving::MovedTwin>,
     },
+    /// Where Radar's subscriptions stand on a USP agent, as it answered the last check.
+    UspSubscriptions {
+        device: DeviceKey,
+        at: Timestamp,
+        subscriptions: Vec<crate::model::SubscriptionStatus>,
+        /// Radar's stale rows the check removed.
+        removed: u32,
+    },
 }
 
 impl TwinCommand {
@@ -226,6 +234,7 @@ impl TwinCommand {
             | TwinCommand::ReportSnapshot { device, .. }
             | TwinCommand::RemoveObject { device, .. }
             | TwinCommand::DeviceEvent { device, .. }
+            | TwinCommand::UspSubscriptions { device, .. }
             | TwinCommand::ImportTwin { device, .. } => device,
         }
     }
@@ -250,6 +259,7 @@ impl TwinCommand {
             | TwinCommand::ReportSnapshot { at, .. }
             | TwinCommand::RemoveObject { at, .. }
             | TwinCommand::DeviceEvent { at, .. }
+            | TwinCommand::UspSubscriptions { at, .. }
             | TwinCommand::ImportTwin { at, .. } => *at,
         }
     }
@@ -385,6 +395,11 @@ fn apply_command(
         TwinCommand::DeviceEvent { path, args, .. } => {
             crate::usp::apply_event(twin, at, path, args);
         }
+        TwinCommand::UspSubscriptions {
+            subscriptions,
+            removed,
+            ..
+        } => crate::usp::apply_subscriptions(twin, at, subscriptions, *removed),
         TwinCommand::ReportValues { source, params, .. } => {
             report_values(twin, dict, at, *source, params)
         }
@@ -772,14 +787,56 @@ fn complete_operation(
     Ok(())
 }
 
-/// Expires queued operations past their TTL; true when any did.
+/// Expires queued operations past their TTL, and fails reboots whose confirming boot never
+/// came within the window (saying which boots came instead); true when any changed.
 fn expire_operations(twin: &mut Twin, at: Timestamp) -> bool {
     let mut expired = false;
+    let mut unconfirmed = Vec::new();
     for op in twin.operations.iter_mut() {
         if op.status == OperationStatus::Queued && op.expires_at.is_some_and(|e| e <= at) {
             op.status = OperationStatus::Expired { at };
             expired = true;
         }
+        if op.boot_deadline().is_some_and(|d| d <= at) {
+            unconfirmed.push(op.id);
+        }
+    }
+    for id in unconfirmed {
+        let Some(op) = twin.operation(id) else {
+            continue;
+        };
+        let OperationStatus::Failed { code, message, .. } = op.effective_status(at) else {
+            continue;
+        };
+        let suffix = format!("operation #{id}");
+        let seen: Vec<String> = twin
+            .events
+            .iter()
+            .filter(|e| e.kind == crate::usp::UNCONFIRMED_BOOT && e.detail.ends_with(&suffix))
+            .map(|e| {
+                format!(
+                    "{} at {}",
+                    e.detail
+                        .trim_end_matches(&suffix)
+                        .trim_end_matches(" does not confirm ")
+                        .trim(),
+                    e.at.to_rfc3339()
+                )
+            })
+            .collect();
+        let message = if seen.is_empty() {
+            format!("{message}; the device did not report a boot")
+        } else {
+            format!(
+                "{message}; the device booted for another reason: {}",
+                seen.join(", ")
+            )
+        };
+        twin.log(at, "operation", format!("#{id} failed: {message}"));
+        if let Some(op) = twin.operation_mut(id) {
+            op.status = OperationStatus::Failed { at, code, message };
+        }
+        expired = true;
     }
     if expired {
         twin.changes.header = true;

@@ -603,3 +603,148 @@ fn boot_event_completes_the_reboot_named_by_its_command_key() {
     }
     .supported_by("cwmp"));
 }
+
+/// Seen with obuspa: a pending `Device.Reboot()` (radar-op-1) was marked done by a Boot! whose
+/// CommandKey was empty and whose Cause was LocalReboot, after an unrelated restart.
+#[test]
+fn a_boot_for_another_reason_does_not_complete_a_reboot_and_its_timeout_says_so() {
+    use crate::operation::{BOOT_CONFIRMATION_WINDOW_MS, UNCONFIRMED};
+    let mut s = ShardState::default();
+    apply(&mut s, &usp_connect(1)).unwrap();
+    for (at, command) in [
+        (
+            2,
+            TwinCommand::EnqueueOperation {
+                device: key(),
+                at: Timestamp(2),
+                kind: OperationKind::Reboot,
+                requested_by: "t".into(),
+                ttl_ms: None,
+            },
+        ),
+        (
+            3,
+            TwinCommand::MarkSent {
+                device: key(),
+                at: Timestamp(3),
+                operation: 1,
+            },
+        ),
+    ] {
+        assert_eq!(command.at(), Timestamp(at));
+        apply(&mut s, &command).unwrap();
+    }
+    let boot = |at: u64, cause: &str, command_key: &str| TwinCommand::DeviceEvent {
+        device: key(),
+        at: Timestamp(at),
+        path: "Device.Boot!".into(),
+        args: vec![
+            ("Cause".into(), cause.into()),
+            ("CommandKey".into(), command_key.into()),
+        ],
+    };
+    apply(&mut s, &boot(4, "LocalReboot", "")).unwrap();
+    assert!(matches!(status(&s, 1), OperationStatus::Sent { .. }));
+    apply(&mut s, &boot(5, "RemoteReboot", "radar-op-99")).unwrap();
+    assert!(matches!(status(&s, 1), OperationStatus::Sent { .. }));
+    let events: Vec<&str> = s.twins[&key()]
+        .events
+        .iter()
+        .filter(|e| e.kind == "unconfirmed_boot")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+
+    // Its window closes: the next command records the failure, and says what came instead.
+    let late = 3 + BOOT_CONFIRMATION_WINDOW_MS;
+    let reading = s.twins[&key()].operations[0].effective_status(Timestamp(late));
+    assert!(matches!(
+        reading,
+        OperationStatus::Failed {
+            code: UNCONFIRMED,
+            ..
+        }
+    ));
+    apply(
+        &mut s,
+        &TwinCommand::RecordEvent {
+            device: key(),
+            at: Timestamp(late),
+            kind: "x".into(),
+            detail: "y".into(),
+        },
+    )
+    .unwrap();
+    match status(&s, 1) {
+        OperationStatus::Failed { code, message, .. } => {
+            assert_eq!(*code, UNCONFIRMED);
+            assert!(message.contains("radar-op-1"), "{message}");
+            assert!(message.contains("LocalReboot"), "{message}");
+            assert!(message.contains("radar-op-99"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The matching Boot! does complete a second reboot.
+    apply(
+        &mut s,
+        &TwinCommand::EnqueueOperation {
+            device: key(),
+            at: Timestamp(late + 1),
+            kind: OperationKind::Reboot,
+            requested_by: "t".into(),
+            ttl_ms: None,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::MarkSent {
+            device: key(),
+            at: Timestamp(late + 2),
+            operation: 2,
+        },
+    )
+    .unwrap();
+    apply(&mut s, &boot(late + 3, "RemoteReboot", "radar-op-2")).unwrap();
+    assert!(matches!(status(&s, 2), OperationStatus::Done { .. }));
+}
+
+/// Commands travel through the Raft log in postcard, which reads only externally tagged enums.
+#[test]
+fn subscription_reports_survive_the_log_encoding() {
+    use crate::model::{SubscriptionStanding, SubscriptionStatus};
+    let command = TwinCommand::UspSubscriptions {
+        device: key(),
+        at: Timestamp(1),
+        subscriptions: [
+            SubscriptionStanding::InPlace { note: "n".into() },
+            SubscriptionStanding::Refused {
+                code: 7013,
+                message: "read-only".into(),
+            },
+            SubscriptionStanding::NotInDataModel { reason: "r".into() },
+        ]
+        .into_iter()
+        .map(|standing| SubscriptionStatus {
+            notif_type: "ValueChange".into(),
+            reference: "Device.WiFi.SSID.".into(),
+            standing,
+        })
+        .collect(),
+        removed: 1,
+    };
+    let bytes = postcard::to_allocvec(&command).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<TwinCommand>(&bytes).unwrap(),
+        command
+    );
+    let mut s = ShardState::default();
+    apply(&mut s, &usp_connect(1)).unwrap();
+    apply(&mut s, &command).unwrap();
+    let twin = &s.twins[&key()];
+    assert_eq!(twin.meta.subscriptions.len(), 3);
+    assert!(twin.events.iter().any(|e| e.kind == "subscriptions"
+        && e.detail.contains("1 refused")
+        && e.detail.contains("7013")));
+}

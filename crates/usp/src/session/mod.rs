@@ -12,6 +12,7 @@
 //! 4. then deliver queued operations one at a time, in order, asking the driver for each.
 
 mod notify;
+mod subscribe;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +20,8 @@ use crate::correlation::{Correlation, Correlator};
 use crate::inbound::{classify, flatten_get_resp, Inbound, PathValue};
 use crate::proto::msg::{body, header, response, Msg};
 use crate::request::{interpret, Failure, Reply, Request};
-use crate::subscriptions::{self, Desired, SUBSCRIPTION_TABLE};
+use crate::subscription_support::SupportedObjects;
+use crate::subscriptions::{self, Desired, Report};
 use crate::supported_dm::{ParamSchema, Schema};
 use crate::{errors, msg};
 use radar_core::Timestamp;
@@ -148,10 +150,11 @@ pub enum SessionEvent {
     Requeue {
         id: u64,
     },
+    /// Where each wanted subscription stands on the agent, as it answered (in the configured
+    /// order), and how many of Radar's stale rows were removed.
     Subscriptions {
-        added: Vec<String>,
+        reports: Vec<Report>,
         removed: usize,
-        failed: Vec<(String, Failure)>,
     },
     /// A request Radar made for itself failed (schema, sync, subscriptions): logged on the twin.
     RequestFailed {
@@ -190,11 +193,20 @@ pub enum Output {
 enum Tag {
     Protocol,
     SubscriptionTable,
-    SubscriptionChange { added: Vec<Desired> },
+    SubscriptionSupport,
+    SubscriptionChange {
+        added: Vec<Desired>,
+        with_optional: bool,
+    },
     SupportedDm,
-    Sync { prefix: String },
+    Sync {
+        prefix: String,
+    },
     ObjectRead,
-    Operation { id: u64, request: Request },
+    Operation {
+        id: u64,
+        request: Request,
+    },
 }
 
 pub struct AgentSession {
@@ -206,9 +218,8 @@ pub struct AgentSession {
     schema: Option<Schema>,
     sync_pending: usize,
     sync_done: bool,
-    subscriptions_pending: usize,
     subscriptions_done: bool,
-    subscription_report: (Vec<String>, usize, Vec<(String, Failure)>),
+    subscription_check: Option<subscribe::SubscriptionCheck>,
     awaiting_work: bool,
     operation_in_flight: Option<u64>,
 }
@@ -224,9 +235,8 @@ impl AgentSession {
             schema: None,
             sync_pending: 0,
             sync_done: false,
-            subscriptions_pending: 0,
             subscriptions_done: false,
-            subscription_report: Default::default(),
+            subscription_check: None,
             awaiting_work: false,
             operation_in_flight: None,
         }
@@ -323,8 +333,7 @@ impl AgentSession {
         }
         self.connected = true;
         self.send(now, Tag::Protocol, msg::get_supported_protocol);
-        let tables = vec![CONTROLLER_TABLE.to_owned(), SUBSCRIPTION_TABLE.to_owned()];
-        self.send(now, Tag::SubscriptionTable, |id| msg::get(id, &tables, 0));
+        self.start_subscription_check(now, true);
         match sync {
             Sync::Discover => {
                 let root = vec![self.config.root.clone()];
@@ -375,11 +384,18 @@ impl AgentSession {
                     SessionEvent::ObjectCreated { path, .. } => Some(path.clone()),
                     _ => None,
                 };
+                // Agents drop non-persistent subscriptions at a reboot (and some lose persistent
+                // ones at a factory reset): look again once the connect-time check is done.
+                let booted =
+                    matches!(&event, SessionEvent::Event { path, .. } if path.ends_with("Boot!"));
                 self.outputs
                     .push_back(Output::Notification { event, respond });
                 // A created object arrives without its parameters: read them (TR-369 §7.6.2).
                 if let Some(path) = read {
                     self.send(now, Tag::ObjectRead, |id| msg::get(id, &[path], 0));
+                }
+                if booted && self.subscriptions_done {
+                    self.start_subscription_check(now, false);
                 }
             }
             Inbound::Response(m) => self.on_response(now, *m),
@@ -421,6 +437,27 @@ impl AgentSession {
             Correlation::Response { tag, msg } => (tag, Ok(*msg)),
         };
         match (tag, result) {
+            (
+                Tag::SubscriptionChange {
+                    added,
+                    with_optional,
+                },
+                result,
+            ) => {
+                let resp = result.and_then(|m| match m.body.and_then(|b| b.msg_body) {
+                    Some(body::MsgBody::Response(r)) => r
+                        .resp_type
+                        .ok_or_else(|| Failure::new(errors::MESSAGE_FAILED, "empty response")),
+                    _ => Err(Failure::new(errors::MESSAGE_FAILED, "not a response")),
+                });
+                if let Err(f) = &resp {
+                    self.emit(SessionEvent::RequestFailed {
+                        what: "subscriptions",
+                        failure: f.clone(),
+                    });
+                }
+                self.on_subscription_change(now, added, with_optional, resp);
+            }
             (Tag::Operation { id, request }, result) => {
                 let result = result.and_then(|m| interpret(&request, &m));
                 self.operation_in_flight = None;
@@ -449,10 +486,10 @@ impl AgentSession {
             }
             (Tag::SubscriptionTable, Some(response::RespType::GetResp(r))) => {
                 let (values, _) = flatten_get_resp(&r);
-                self.reconcile_subscriptions(now, &values);
+                self.on_subscription_table(now, Some(values));
             }
-            (Tag::SubscriptionChange { added }, Some(resp)) => {
-                self.on_subscription_change(added, resp);
+            (Tag::SubscriptionSupport, Some(response::RespType::GetSupportedDmResp(r))) => {
+                self.on_subscription_support(now, Some(SupportedObjects::from_response(&r)));
             }
             (Tag::SupportedDm, Some(response::RespType::GetSupportedDmResp(r))) => {
                 let schema = Schema::from_response(&r);
@@ -526,6 +563,7 @@ impl AgentSession {
         let what = match &tag {
             Tag::Protocol => "GetSupportedProtocol",
             Tag::SubscriptionTable | Tag::SubscriptionChange { .. } => "subscriptions",
+            Tag::SubscriptionSupport => "GetSupportedDM of subscription paths",
             Tag::SupportedDm => "GetSupportedDM",
             Tag::Sync { .. } => "data model read",
             Tag::ObjectRead => "created object read",
@@ -547,136 +585,14 @@ impl AgentSession {
                     self.finish_sync();
                 }
             }
-            Tag::SubscriptionTable => {
-                self.subscriptions_done = true;
-                self.maybe_need_work();
-            }
-            Tag::SubscriptionChange { added } => {
-                let failed = added.iter().map(|d| (d.id(), failure.clone())).collect();
-                self.subscription_step_done(Vec::new(), 0, failed);
-            }
-            _ => {}
-        }
-    }
-
-    fn reconcile_subscriptions(&mut self, now: Timestamp, values: &[PathValue]) {
-        // Radar's entry in the agent's controller table is the Recipient of its subscriptions.
-        let recipient = values.iter().find_map(|v| {
-            let rest = v.path.strip_prefix(CONTROLLER_TABLE)?;
-            let (n, field) = rest.split_once('.')?;
-            (field == "EndpointID" && v.value == self.config.controller_id)
-                .then(|| format!("{CONTROLLER_TABLE}{n}"))
-        });
-        let Some(recipient) = recipient else {
-            self.emit(SessionEvent::RequestFailed {
-                what: "subscriptions",
-                failure: Failure::new(
-                    errors::REQUEST_DENIED,
-                    format!(
-                        "agent has no Device.LocalAgent.Controller entry for {}",
-                        self.config.controller_id
-                    ),
-                ),
-            });
-            self.subscriptions_done = true;
-            self.maybe_need_work();
-            return;
-        };
-        let table = subscriptions::parse_table(values);
-        let plan = subscriptions::reconcile(&table, &self.config.subscriptions, &recipient);
-        if !plan.delete.is_empty() {
-            self.subscriptions_pending += 1;
-            let paths = plan.delete.clone();
-            self.send(now, Tag::SubscriptionChange { added: vec![] }, |id| {
-                msg::delete(id, true, &paths)
-            });
-        }
-        if !plan.enable.is_empty() {
-            self.subscriptions_pending += 1;
-            let objects: Vec<msg::SetObject> = plan
-                .enable
-                .iter()
-                .map(|p| (p.clone(), vec![("Enable".into(), "true".into(), true)]))
-                .collect();
-            self.send(now, Tag::SubscriptionChange { added: vec![] }, |id| {
-                msg::set(id, true, &objects)
-            });
-        }
-        if !plan.add.is_empty() {
-            self.subscriptions_pending += 1;
-            let create_objs = plan
-                .add
-                .iter()
-                .map(|d| {
-                    msg::create_object(
-                        SUBSCRIPTION_TABLE,
-                        &subscriptions::add_params(d, &recipient),
-                    )
-                })
-                .collect();
-            // allow_partial: one refused subscription (7005, 7018) must not sink the others.
-            self.send(
-                now,
-                Tag::SubscriptionChange {
-                    added: plan.add.clone(),
-                },
-                |id| msg::add_many(id, true, create_objs),
-            );
-        }
-        if self.subscriptions_pending == 0 {
-            self.subscription_step_done(Vec::new(), 0, Vec::new());
-        }
-    }
-
-    fn on_subscription_change(&mut self, added: Vec<Desired>, resp: response::RespType) {
-        use crate::proto::msg::add_resp::created_object_result::operation_status::OperStatus;
-        match resp {
-            response::RespType::AddResp(r) => {
-                let mut ok = Vec::new();
-                let mut failed = Vec::new();
-                for (d, result) in added.iter().zip(r.created_obj_results.iter()) {
-                    match result
-                        .oper_status
-                        .as_ref()
-                        .and_then(|s| s.oper_status.as_ref())
-                    {
-                        Some(OperStatus::OperSuccess(_)) => ok.push(d.id()),
-                        Some(OperStatus::OperFailure(f)) => failed.push((
-                            format!("{} {}", d.notif_type.as_str(), d.reference),
-                            Failure::new(f.err_code, f.err_msg.clone()),
-                        )),
-                        None => {}
-                    }
-                }
-                self.subscription_step_done(ok, 0, failed);
-            }
-            response::RespType::DeleteResp(r) => {
-                self.subscription_step_done(Vec::new(), r.deleted_obj_results.len(), Vec::new())
-            }
-            _ => self.subscription_step_done(Vec::new(), 0, Vec::new()),
-        }
-    }
-
-    fn subscription_step_done(
-        &mut self,
-        added: Vec<String>,
-        removed: usize,
-        failed: Vec<(String, Failure)>,
-    ) {
-        let report = &mut self.subscription_report;
-        report.0.extend(added);
-        report.1 += removed;
-        report.2.extend(failed);
-        self.subscriptions_pending = self.subscriptions_pending.saturating_sub(1);
-        if self.subscriptions_pending == 0 && !self.subscriptions_done {
-            let (added, removed, failed) = std::mem::take(&mut self.subscription_report);
-            self.subscriptions_done = true;
-            self.emit(SessionEvent::Subscriptions {
+            Tag::SubscriptionTable => self.on_subscription_table(now, None),
+            // Without the agent's word on its data model, every wanted subscription is tried.
+            Tag::SubscriptionSupport => self.on_subscription_support(now, None),
+            Tag::SubscriptionChange {
                 added,
-                removed,
-                failed,
-            });
-            self.maybe_need_work();
+                with_optional,
+            } => self.on_subscription_change(now, added, with_optional, Err(failure)),
+            _ => {}
         }
     }
 

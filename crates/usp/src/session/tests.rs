@@ -87,6 +87,114 @@ fn get_resp(id: &str, requested: &str, objects: &[(&str, &[(&str, &str)])]) -> M
     )
 }
 
+/// One supported object, for answering the subscription check's GetSupportedDM.
+fn supported(path: &str, multi: bool, events: &[&str]) -> gsdm::SupportedObjectResult {
+    gsdm::SupportedObjectResult {
+        supported_obj_path: path.into(),
+        is_multi_instance: multi,
+        supported_events: events
+            .iter()
+            .map(|e| gsdm::SupportedEventResult {
+                event_name: (*e).into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A GetSupportedDMResp: per requested path, an error code or the objects found.
+fn support_resp(id: &str, results: Vec<(&str, u32, Vec<gsdm::SupportedObjectResult>)>) -> Msg {
+    response(
+        id,
+        header::MsgType::GetSupportedDmResp,
+        response::RespType::GetSupportedDmResp(GetSupportedDmResp {
+            req_obj_results: results
+                .into_iter()
+                .map(|(path, err, objs)| gsdm::RequestedObjectResult {
+                    req_obj_path: path.into(),
+                    err_code: err,
+                    supported_objs: objs,
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    )
+}
+
+/// What `session()`'s agent supports: Boot! and the SSID table.
+fn support_for_session(id: &str) -> Msg {
+    support_resp(
+        id,
+        vec![
+            ("Device.", 0, vec![supported("Device.", false, &["Boot!"])]),
+            (
+                "Device.WiFi.SSID.",
+                0,
+                vec![supported("Device.WiFi.SSID.{i}.", true, &[])],
+            ),
+        ],
+    )
+}
+
+fn controller_table(id: &str) -> Msg {
+    get_resp(
+        id,
+        "Device.LocalAgent.",
+        &[("Device.LocalAgent.Controller.1.", &[("EndpointID", ME)])],
+    )
+}
+
+use crate::proto::msg::add_resp::{
+    created_object_result::{
+        operation_status::{OperStatus, OperationFailure, OperationSuccess},
+        OperationStatus,
+    },
+    CreatedObjectResult,
+};
+
+fn add_result(status: OperStatus) -> CreatedObjectResult {
+    CreatedObjectResult {
+        requested_path: subscriptions::SUBSCRIPTION_TABLE.into(),
+        oper_status: Some(OperationStatus {
+            oper_status: Some(status),
+        }),
+    }
+}
+
+fn add_ok(instance: u32) -> CreatedObjectResult {
+    add_result(OperStatus::OperSuccess(OperationSuccess {
+        instantiated_path: format!("Device.LocalAgent.Subscription.{instance}."),
+        ..Default::default()
+    }))
+}
+
+fn add_failed(code: u32, message: &str) -> CreatedObjectResult {
+    add_result(OperStatus::OperFailure(OperationFailure {
+        err_code: code,
+        err_msg: message.into(),
+    }))
+}
+
+fn add_resp(id: &str, results: Vec<CreatedObjectResult>) -> Msg {
+    response(
+        id,
+        header::MsgType::AddResp,
+        response::RespType::AddResp(crate::proto::msg::AddResp {
+            created_obj_results: results,
+        }),
+    )
+}
+
+fn subscription_reports(out: &[Output]) -> Vec<Report> {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Event(SessionEvent::Subscriptions { reports, .. }) => Some(reports.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no subscription report in {out:?}"))
+}
+
 /// Connects without discovery and answers everything up to the point where work is asked for.
 fn connected_and_ready(s: &mut AgentSession) {
     s.handle(
@@ -95,8 +203,16 @@ fn connected_and_ready(s: &mut AgentSession) {
     );
     let out = drain(s);
     let msgs = sent(&out);
-    assert_eq!(msgs.len(), 3, "{out:?}");
-    let (gsp, table, sync) = (id_of(msgs[0]), id_of(msgs[1]), id_of(msgs[2]));
+    assert_eq!(msgs.len(), 4, "{out:?}");
+    let (gsp, table, support, sync) = (
+        id_of(msgs[0]),
+        id_of(msgs[1]),
+        id_of(msgs[2]),
+        id_of(msgs[3]),
+    );
+    assert!(
+        matches!(req_of(msgs[2]), request::ReqType::GetSupportedDm(g) if g.first_level_only && g.obj_paths == ["Device.", "Device.WiFi.SSID."])
+    );
     s.handle(
         Timestamp(1),
         Input::Msg(response(
@@ -107,58 +223,37 @@ fn connected_and_ready(s: &mut AgentSession) {
             }),
         )),
     );
-    s.handle(
-        Timestamp(1),
-        Input::Msg(get_resp(
-            &table,
-            "Device.LocalAgent.",
-            &[("Device.LocalAgent.Controller.1.", &[("EndpointID", ME)])],
-        )),
-    );
+    s.handle(Timestamp(1), Input::Msg(controller_table(&table)));
+    assert!(sent(&drain(s)).is_empty(), "waits for the data model check");
+    s.handle(Timestamp(1), Input::Msg(support_for_session(&support)));
     let out = drain(s);
     let add = sent(&out)[0];
     let add_id = id_of(add);
     assert!(
         matches!(req_of(add), request::ReqType::Add(a) if a.allow_partial && a.create_objs.len() == 2)
     );
-    use crate::proto::msg::add_resp::{
-        created_object_result::{
-            operation_status::{OperStatus, OperationFailure, OperationSuccess},
-            OperationStatus,
-        },
-        CreatedObjectResult,
-    };
     s.handle(
         Timestamp(2),
-        Input::Msg(response(
+        Input::Msg(add_resp(
             &add_id,
-            header::MsgType::AddResp,
-            response::RespType::AddResp(crate::proto::msg::AddResp {
-                created_obj_results: vec![
-                    CreatedObjectResult {
-                        requested_path: SUBSCRIPTION_TABLE.into(),
-                        oper_status: Some(OperationStatus {
-                            oper_status: Some(OperStatus::OperSuccess(OperationSuccess {
-                                instantiated_path: "Device.LocalAgent.Subscription.1.".into(),
-                                ..Default::default()
-                            })),
-                        }),
-                    },
-                    CreatedObjectResult {
-                        requested_path: SUBSCRIPTION_TABLE.into(),
-                        oper_status: Some(OperationStatus {
-                            oper_status: Some(OperStatus::OperFailure(OperationFailure {
-                                err_code: 7005,
-                                err_msg: "resources exceeded".into(),
-                            })),
-                        }),
-                    },
-                ],
-            }),
+            vec![add_ok(1), add_failed(7005, "resources exceeded")],
         )),
     );
     let out = drain(s);
-    assert!(out.iter().any(|o| matches!(o, Output::Event(SessionEvent::Subscriptions { added, failed, .. }) if added.len() == 1 && failed.len() == 1 && failed[0].1.code == 7005)), "{out:?}");
+    let reports = subscription_reports(&out);
+    assert_eq!(
+        reports[0].standing,
+        subscriptions::Standing::InPlace {
+            note: String::new()
+        }
+    );
+    assert!(
+        matches!(
+            &reports[1].standing,
+            subscriptions::Standing::Refused { code: 7005, .. }
+        ),
+        "{reports:?}"
+    );
     assert!(
         !out.contains(&Output::NeedWork),
         "work waits for the data model read"
@@ -190,10 +285,10 @@ fn first_contact_reads_the_schema_and_types_the_values() {
     let out = drain(&mut s);
     let msgs = sent(&out);
     assert!(matches!(
-        req_of(msgs[2]),
-        request::ReqType::GetSupportedDm(_)
+        req_of(msgs[3]),
+        request::ReqType::GetSupportedDm(g) if g.obj_paths == ["Device."] && !g.first_level_only
     ));
-    let gsdm_id = id_of(msgs[2]);
+    let gsdm_id = id_of(msgs[3]);
     s.handle(
         Timestamp(1),
         Input::Msg(response(
@@ -461,11 +556,12 @@ fn an_agent_without_our_controller_entry_gets_no_subscriptions_but_still_works()
     );
     let out = drain(&mut s);
     let msgs = sent(&out);
-    let (table, sync) = (id_of(msgs[1]), id_of(msgs[2]));
+    let (table, support, sync) = (id_of(msgs[1]), id_of(msgs[2]), id_of(msgs[3]));
     s.handle(
         Timestamp(1),
         Input::Msg(get_resp(&table, "Device.LocalAgent.", &[])),
     );
+    s.handle(Timestamp(1), Input::Msg(support_for_session(&support)));
     let out = drain(&mut s);
     assert!(matches!(
         &out[0],
@@ -488,7 +584,7 @@ fn a_reconnect_reads_the_known_subtrees_one_get_each() {
         }),
     );
     let out = drain(&mut s);
-    let gets: Vec<Vec<String>> = sent(&out)[2..]
+    let gets: Vec<Vec<String>> = sent(&out)[3..]
         .iter()
         .map(|m| match req_of(m) {
             request::ReqType::Get(g) => g.param_paths.clone(),
@@ -502,4 +598,206 @@ fn a_reconnect_reads_the_known_subtrees_one_get_each() {
             vec!["Device.WiFi.".to_string()]
         ]
     );
+}
+
+/// A session wanting what a home gateway has, against an agent that has little of it (like
+/// obuspa v11.0.4: Boot! and DeviceInfo, no WiFi or Hosts tables).
+fn gateway_session() -> AgentSession {
+    use subscriptions::NotifType::*;
+    AgentSession::new(
+        Arc::new(SessionConfig {
+            controller_id: ME.into(),
+            request_timeout_ms: 1_000,
+            subscriptions: vec![
+                Desired::new(ValueChange, "Device.DeviceInfo.SoftwareVersion"),
+                Desired::new(ValueChange, "Device.WiFi.SSID."),
+                Desired::new(ObjectCreation, "Device.Hosts.Host."),
+                Desired::new(ObjectCreation, "Device.DeviceInfo."),
+                Desired::new(Event, "Device.Boot!"),
+            ],
+            root: "Device.".into(),
+        }),
+        "t",
+    )
+}
+
+/// Connects, answers the tables and the data-model check like obuspa; returns the Add sent.
+fn check_against_a_small_agent(s: &mut AgentSession) -> Msg {
+    s.handle(
+        Timestamp(0),
+        Input::Connected(Sync::Resync { subtrees: vec![] }),
+    );
+    let out = drain(s);
+    let msgs = sent(&out);
+    let (table, support) = (id_of(msgs[1]), id_of(msgs[2]));
+    s.handle(Timestamp(1), Input::Msg(controller_table(&table)));
+    let mut device_info = supported("Device.DeviceInfo.", false, &[]);
+    device_info.supported_params = vec![gsdm::SupportedParamResult {
+        param_name: "SoftwareVersion".into(),
+        ..Default::default()
+    }];
+    s.handle(
+        Timestamp(1),
+        Input::Msg(support_resp(
+            &support,
+            vec![
+                ("Device.", 0, vec![supported("Device.", false, &["Boot!"])]),
+                ("Device.DeviceInfo.", 0, vec![device_info]),
+                ("Device.Hosts.Host.", 7026, vec![]),
+                ("Device.WiFi.SSID.", 7026, vec![]),
+            ],
+        )),
+    );
+    let out = drain(s);
+    sent(&out)
+        .first()
+        .map(|m| (*m).clone())
+        .unwrap_or_else(|| panic!("no Add in {out:?}"))
+}
+
+fn created(add: &Msg) -> Vec<Vec<(String, String, bool)>> {
+    match req_of(add) {
+        request::ReqType::Add(a) => a
+            .create_objs
+            .iter()
+            .map(|c| {
+                c.param_settings
+                    .iter()
+                    .map(|p| (p.param.clone(), p.value.clone(), p.required))
+                    .collect()
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn only_what_the_agents_data_model_has_is_subscribed_and_recipient_is_never_set() {
+    let mut s = gateway_session();
+    let add = check_against_a_small_agent(&mut s);
+    let objs = created(&add);
+    let references: Vec<&str> = objs
+        .iter()
+        .map(|o| {
+            o.iter()
+                .find(|p| p.0 == "ReferenceList")
+                .unwrap()
+                .1
+                .as_str()
+        })
+        .collect();
+    assert_eq!(
+        references,
+        ["Device.DeviceInfo.SoftwareVersion", "Device.Boot!"]
+    );
+    // TR-181: Recipient is read-only; obuspa refuses the whole row with 7013 when it is set.
+    assert!(
+        objs.iter().flatten().all(|p| p.0 != "Recipient"),
+        "{objs:?}"
+    );
+    s.handle(
+        Timestamp(2),
+        Input::Msg(add_resp(&id_of(&add), vec![add_ok(1), add_ok(2)])),
+    );
+    let reports = subscription_reports(&drain(&mut s));
+    let standing: Vec<&str> = reports
+        .iter()
+        .map(|r| match &r.standing {
+            subscriptions::Standing::InPlace { .. } => "in_place",
+            subscriptions::Standing::Refused { .. } => "refused",
+            subscriptions::Standing::NotInDataModel { .. } => "not_in_data_model",
+        })
+        .collect();
+    assert_eq!(
+        standing,
+        [
+            "in_place",
+            "not_in_data_model",
+            "not_in_data_model",
+            "not_in_data_model",
+            "in_place"
+        ]
+    );
+    match &reports[3].standing {
+        subscriptions::Standing::NotInDataModel { reason } => {
+            assert!(reason.contains("multi-instance"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_add_refused_over_an_optional_parameter_is_retried_with_the_essentials() {
+    let mut s = gateway_session();
+    let add = check_against_a_small_agent(&mut s);
+    assert!(created(&add)[0].iter().any(|p| p.0 == "Persistent"));
+    s.handle(
+        Timestamp(2),
+        Input::Msg(add_resp(
+            &id_of(&add),
+            vec![
+                add_failed(7013, "Persistent is read-only"),
+                add_failed(errors::UNIQUE_KEY_CONFLICT, "exists"),
+            ],
+        )),
+    );
+    let out = drain(&mut s);
+    let retry = sent(&out)[0].clone();
+    let objs = created(&retry);
+    assert_eq!(objs.len(), 1, "only the refused one is retried");
+    assert!(
+        objs[0].iter().all(|p| p.2),
+        "essentials only, all required: {objs:?}"
+    );
+    s.handle(
+        Timestamp(3),
+        Input::Msg(add_resp(&id_of(&retry), vec![add_failed(7013, "still no")])),
+    );
+    let out = drain(&mut s);
+    let reports = subscription_reports(&out);
+    assert!(
+        matches!(&reports[0].standing, subscriptions::Standing::Refused { code: 7013, message } if message == "still no")
+    );
+    // 7025: this controller's row with that ID exists already; adopt it.
+    assert!(
+        matches!(&reports[4].standing, subscriptions::Standing::InPlace { note } if note.contains("7025"))
+    );
+    assert!(sent(&out).is_empty(), "no third attempt: {out:?}");
+}
+
+#[test]
+fn a_boot_rechecks_subscriptions_without_holding_back_work() {
+    let mut s = session();
+    connected_and_ready(&mut s);
+    let boot = Msg {
+        header: Some(Header {
+            msg_id: "b1".into(),
+            msg_type: header::MsgType::Notify as i32,
+        }),
+        body: Some(Body {
+            msg_body: Some(body::MsgBody::Request(UspRequest {
+                req_type: Some(request::ReqType::Notify(Notify {
+                    subscription_id: "radar-ev-1".into(),
+                    send_resp: true,
+                    notification: Some(notify::Notification::Event(notify::Event {
+                        obj_path: "Device.".into(),
+                        event_name: "Boot!".into(),
+                        params: HashMap::from([("Cause".to_string(), "LocalReboot".to_string())]),
+                    })),
+                })),
+            })),
+        }),
+    };
+    s.handle(Timestamp(30), Input::Msg(boot));
+    let out = drain(&mut s);
+    let kinds: Vec<&str> = sent(&out)
+        .iter()
+        .map(|m| match req_of(m) {
+            request::ReqType::Get(_) => "get",
+            request::ReqType::GetSupportedDm(_) => "gsdm",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["get", "gsdm"], "{out:?}");
+    assert!(s.is_ready(), "a re-check does not hold operations back");
 }

@@ -267,6 +267,12 @@ pub struct UspConfig {
     /// WebSocket ping interval; a peer silent for two intervals is dropped.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// When requests to a WebSocket agent have gone unanswered this long, Radar pings it.
+    /// obuspa with libwebsockets 4.3 holds its answers in its send queue until something wakes
+    /// its connection (its own 30 s keepalive, or a frame from Radar), so without a nudge a twin
+    /// takes 30 s to fill. Zero turns it off.
+    #[serde(with = "humantime_serde")]
+    pub ws_nudge_after: Duration,
     /// WebSocket read buffer per connection (tokio-tungstenite's 128 KiB default is too much
     /// for 100k idle agents).
     pub ws_read_buffer_bytes: usize,
@@ -301,6 +307,7 @@ impl Default for UspConfig {
             max_record_bytes: radar_usp::record::DEFAULT_MAX_RECORD_BYTES,
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
+            ws_nudge_after: Duration::from_millis(250),
             ws_read_buffer_bytes: 1024,
             max_connections: 200_000,
             value_change: of(NotifType::ValueChange),

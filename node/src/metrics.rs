@@ -20,6 +20,8 @@ pub struct Metrics {
     pub usp_mqtt_connected: IntGauge,
     pub usp_records: IntCounterVec,
     pub usp_rejected: IntCounterVec,
+    /// WebSocket link events that are routine for CPEs (resets, nudges), counted not logged.
+    pub usp_ws_events: IntCounterVec,
     /// MQTT records for agents led elsewhere: `sent` to the leader, or `handled_here`.
     pub usp_forwarded: IntCounterVec,
     pub usp_notifies: IntCounterVec,
@@ -76,6 +78,11 @@ impl Metrics {
                 "radar_usp_rejected_total",
                 "USP handshakes, frames and records refused, by reason",
                 &["reason"],
+            ),
+            usp_ws_events: counter_vec(
+                "radar_usp_websocket_events_total",
+                "Routine WebSocket link events: agents that dropped without a close handshake, pings sent to agents slow to answer",
+                &["event"],
             ),
             usp_forwarded: counter_vec(
                 "radar_usp_forwarded_total",

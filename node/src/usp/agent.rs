@@ -58,6 +58,11 @@ impl AgentLink {
         self.session.compact();
     }
 
+    /// Whether requests sent to the agent are still unanswered.
+    pub fn awaiting_answers(&self) -> bool {
+        self.session.awaiting_answers()
+    }
+
     /// When the session next needs `on_timeout`.
     pub fn next_timeout(&self) -> Option<Duration> {
         let at = self.session.poll_timeout()?;
@@ -271,7 +276,8 @@ impl AgentLink {
                 reason: reason.into(),
             })
             .await;
-        info!(device = %self.device, proto = "usp", reason, "agent disconnected");
+        // One info line per connection (its connect); a disconnect is routine for a CPE.
+        debug!(device = %self.device, proto = "usp", reason, "agent disconnected");
     }
 
     /// A fresh session for a later connect on the same link (e.g. MQTT).

@@ -181,16 +181,30 @@ async fn run_link(
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
     let mut last_heard = Instant::now();
+    let nudge_after = core.config.usp.ws_nudge_after;
+    let mut last_nudge = Instant::now();
     let controller_id = core.config.usp.controller_id.clone();
     let max = core.config.usp.max_record_bytes;
     let mut out: Vec<Vec<u8>> = Vec::new();
     let reason = loop {
         let timeout = link.next_timeout();
+        let nudge = (link.awaiting_answers() && !nudge_after.is_zero()).then(|| {
+            (last_heard.max(last_nudge) + nudge_after).saturating_duration_since(Instant::now())
+        });
         let flow = tokio::select! {
             frame = ws.next() => {
                 last_heard = Instant::now();
                 match frame {
                     None => break "connection closed".to_string(),
+                    // An agent that stops (a reboot, a power cut, a lost line) drops the TCP
+                    // connection without a close handshake: ordinary for a CPE, so counted and
+                    // not logged above debug.
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Protocol(
+                        tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    ))) => {
+                        core.metrics.usp_ws_events.with_label_values(&["reset"]).inc();
+                        break "connection reset without closing handshake".to_string();
+                    }
                     Some(Err(e)) => {
                         let (reason, code) = match &e {
                             tokio_tungstenite::tungstenite::Error::Capacity(_) => ("oversize", CloseCode::Size),
@@ -256,6 +270,16 @@ async fn run_link(
                 }
             },
             _ = sleep_opt(timeout) => Box::pin(link.on_timeout(&mut out)).await,
+            _ = sleep_opt(nudge) => {
+                // A ping makes the agent's WebSocket stack service the connection, and with it
+                // the answers waiting in its send queue (see `ws_nudge_after`).
+                last_nudge = Instant::now();
+                core.metrics.usp_ws_events.with_label_values(&["nudge"]).inc();
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break "ping failed".to_string();
+                }
+                Flow::Continue
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_interval * 2 {
                     core.metrics.usp_rejected.with_label_values(&["dead_peer"]).inc();

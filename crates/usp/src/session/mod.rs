@@ -247,6 +247,11 @@ impl AgentSession {
         self.sync_done && self.subscriptions_done
     }
 
+    /// Whether requests Radar sent are still unanswered.
+    pub fn awaiting_answers(&self) -> bool {
+        self.correlator.in_flight() > 0
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }

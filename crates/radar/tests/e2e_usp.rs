@@ -6,54 +6,14 @@
 
 mod common;
 
+use common::usp::{param, wait_online, wait_param, wait_status, WAIT};
 use common::{device_path, eventually, file_server, Mosquitto, Radar};
 use radar_sim::usp_agent::{self, agent::SimAgent, mqtt::Broker, Mtp, UspSimConfig};
 use radar_usp::record::MqttVersion;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn wait_status(radar: &Radar, device: &str, op: u64, want: &str) -> Value {
-    eventually(
-        &format!("operation {op} of {device} to be {want}"),
-        WAIT,
-        || async {
-            let v = radar
-                .get(&format!("{}/operations/{op}", device_path(device)))
-                .await
-                .1;
-            (v["status"] == want).then_some(v)
-        },
-    )
-    .await
-}
-
-async fn param(radar: &Radar, device: &str, path: &str) -> Value {
-    let (_, v) = radar
-        .get(&format!("{}/params?prefix={path}", device_path(device)))
-        .await;
-    v["params"][path].clone()
-}
-
-async fn wait_param(radar: &Radar, device: &str, path: &str, value: &str) -> Value {
-    eventually(&format!("{path} = {value:?} on {device}"), WAIT, || async {
-        let p = param(radar, device, path).await;
-        (p["value"] == value).then_some(p)
-    })
-    .await
-}
-
-async fn wait_online(radar: &Radar, device: &str, online: bool) -> Value {
-    eventually(&format!("{device} online={online}"), WAIT, || async {
-        let (status, v) = radar.get(&device_path(device)).await;
-        (status == 200 && v["online"] == online && (!online || !v["discovered_at"].is_null()))
-            .then_some(v)
-    })
-    .await
-}
 
 /// Two agents (B pre-provisioned with another controller's subscription and a stale one of
 /// Radar's) on `mtp`.

@@ -9,12 +9,14 @@
 //! - [`http`]: the device's HTTP client.
 //! - [`connection_request`]: the connection-request listener.
 //! - [`usp_agent`]: simulated USP agents (WebSocket and MQTT MTPs) that behave like obuspa.
+//! - [`replay`]: a scripted USP agent that answers exactly as a recorded real agent did.
 
 pub mod connection_request;
 pub mod cpe;
 pub mod device;
 pub mod http;
 pub mod model;
+pub mod replay;
 pub mod usp_agent;
 
 use device::{DeviceSettings, SimDevice};

@@ -273,6 +273,9 @@ pub struct UspConfig {
     /// takes 30 s to fill. Zero turns it off.
     #[serde(with = "humantime_serde")]
     pub ws_nudge_after: Duration,
+    /// How long an agent has to answer a liveness probe before it counts as gone.
+    #[serde(with = "humantime_serde")]
+    pub liveness_timeout: Duration,
     /// WebSocket read buffer per connection (tokio-tungstenite's 128 KiB default is too much
     /// for 100k idle agents).
     pub ws_read_buffer_bytes: usize,
@@ -308,6 +311,7 @@ impl Default for UspConfig {
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             ws_nudge_after: Duration::from_millis(250),
+            liveness_timeout: Duration::from_secs(10),
             ws_read_buffer_bytes: 1024,
             max_connections: 200_000,
             value_change: of(NotifType::ValueChange),
@@ -370,6 +374,14 @@ pub struct MqttConfig {
     /// is away (MQTT 5 session expiry; 3.1.1 sessions persist until the broker forgets them).
     #[serde(with = "humantime_serde")]
     pub session_expiry: Duration,
+    /// An agent quiet this long is probed (a Get of `Device.LocalAgent.EndpointID`): MQTT
+    /// carries no presence, and agents such as obuspa set no Will and may leave without a USP
+    /// Disconnect. Zero turns it off.
+    #[serde(with = "humantime_serde")]
+    pub liveness_interval: Duration,
+    /// After a broker (re)connect or a restart every known MQTT agent without a link is probed,
+    /// at most this many per second.
+    pub probe_rate: u32,
 }
 
 impl Default for MqttConfig {
@@ -383,6 +395,8 @@ impl Default for MqttConfig {
             keep_alive: Duration::from_secs(30),
             max_reconnect_backoff: Duration::from_secs(30),
             session_expiry: Duration::from_secs(24 * 3600),
+            liveness_interval: Duration::from_secs(60),
+            probe_rate: 200,
         }
     }
 }

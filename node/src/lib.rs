@@ -156,6 +156,7 @@ pub async fn start(
             request_timeout_ms: config.usp.request_timeout.as_millis() as u64,
             subscriptions: config.usp.desired_subscriptions(),
             root: "Device.".into(),
+            liveness_timeout_ms: config.usp.liveness_timeout.as_millis() as u64,
         }),
         usp_agents: Default::default(),
         usp_mqtt: Default::default(),

@@ -4,6 +4,7 @@
 //! Modules: [`server`] (up, node, print-config, sim), [`client`] (devices, get, set, op, query).
 
 mod client;
+mod logging;
 mod router_cmd;
 mod server;
 

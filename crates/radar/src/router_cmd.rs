@@ -25,8 +25,8 @@ pub struct RouterArgs {
     /// `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "RADAR_API_LISTEN")]
     api_listen: Option<SocketAddr>,
-    #[arg(long, env = "RADAR_LOG_JSON")]
-    log_json: bool,
+    #[command(flatten)]
+    log: crate::server::LogArgs,
 }
 
 pub fn load(path: Option<&PathBuf>) -> Result<RouterConfig> {
@@ -41,7 +41,7 @@ pub fn load(path: Option<&PathBuf>) -> Result<RouterConfig> {
 }
 
 pub async fn router(args: RouterArgs) -> Result<()> {
-    crate::server::init_tracing(args.log_json);
+    args.log.init();
     let mut config = load(args.config.as_ref())?;
     if !args.seeds.is_empty() {
         config.seeds = args.seeds;

@@ -1,5 +1,6 @@
 //! Server-side subcommands: `up`, `node`, `print-config`, `sim`.
 
+use crate::logging::LogFormat;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use radar_node::config::NodeConfig;
@@ -47,9 +48,8 @@ pub struct UpArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     listen: ListenArgs,
-    /// Log as JSON lines.
-    #[arg(long, env = "RADAR_LOG_JSON")]
-    log_json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Args)]
@@ -68,8 +68,8 @@ pub struct NodeArgs {
     advertise_host: Option<String>,
     #[command(flatten)]
     listen: ListenArgs,
-    #[arg(long, env = "RADAR_LOG_JSON")]
-    log_json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Args)]
@@ -130,16 +130,25 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
-pub fn init_tracing(json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RADAR_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// Log flags shared by `up`, `node` and `router`. The filter comes from `RUST_LOG` (or
+/// `RADAR_LOG`), else [`crate::logging::DEFAULT_FILTER`].
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LogArgs {
+    /// `text` for people, `json` (one object per line) for log shippers.
+    #[arg(long, env = "RADAR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Same as `--log-format json` (kept for existing scripts).
+    #[arg(long, env = "RADAR_LOG_JSON", hide = true)]
+    log_json: bool,
+}
+
+impl LogArgs {
+    pub fn init(&self) {
+        crate::logging::init(if self.log_json {
+            LogFormat::Json
+        } else {
+            self.log_format
+        });
     }
 }
 
@@ -275,7 +284,7 @@ pub async fn wait_for_signal() {
 }
 
 pub async fn up(args: UpArgs) -> Result<()> {
-    init_tracing(args.log_json);
+    args.log.init();
     let mut config = load_config(args.config.as_ref())?;
     config.data_dir = args.data_dir;
     // `radar up` is the try-it-now mode: devices may connect without credentials (warned above).
@@ -287,7 +296,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
 }
 
 pub async fn node(args: NodeArgs) -> Result<()> {
-    init_tracing(args.log_json);
+    args.log.init();
     let mut config = load_config(args.config.as_ref())?;
     if let Some(id) = args.node_id {
         config.node_id = id;
@@ -367,7 +376,7 @@ async fn sim_usp(args: &SimArgs) -> Result<()> {
 }
 
 pub async fn sim(args: SimArgs) -> Result<()> {
-    init_tracing(false);
+    crate::logging::init(LogFormat::Text);
     if args.usp_ws.is_some() || args.usp_mqtt.is_some() {
         return sim_usp(&args).await;
     }

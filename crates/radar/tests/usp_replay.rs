@@ -46,6 +46,69 @@ fn names(list: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn replay_agent(port: u16) -> ReplayAgent {
+    ReplayAgent {
+        endpoint_id: OBUSPA.into(),
+        controller_id: "self::radar".into(),
+        host: "127.0.0.1".into(),
+        port,
+        reboot_delay: Duration::from_millis(300),
+    }
+}
+
+/// obuspa sets no MQTT Will and left the broker without a USP Disconnect: Radar must find out
+/// by itself that it is gone, and after its own restart that it is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt_agent_that_leaves_silently_goes_offline_and_one_that_stays_is_found_after_a_restart(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let config = format!(
+        "[usp]\nliveness_timeout = \"1s\"\n[usp.mqtt]\nurl = \"{}\"\nliveness_interval = \"1s\"\n",
+        broker.url()
+    );
+    let radar = Radar::start(dir.path(), Some(&config));
+    radar.wait_mqtt_subscribed().await;
+    let agent = tokio::spawn(radar_sim::replay::mqtt::run(
+        replay_agent(broker.port),
+        Arc::new(Mutex::new(recordings())),
+    ));
+    wait_online(&radar, OBUSPA, true).await;
+    // Quiet but present: probes are answered and it stays online.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(radar.get(&device_path(OBUSPA)).await.1["online"], true);
+
+    // Gone without a word (its TCP connection dropped, no Will, no Disconnect record).
+    agent.abort();
+    let gone = wait_online(&radar, OBUSPA, false).await;
+    let events = gone["events"].to_string();
+    assert!(events.contains("liveness probe"), "{events}");
+
+    // Back, then Radar restarts: the agent does not speak, Radar asks it. (Liveness probes
+    // off here, so no answer to an earlier probe can be what brings it back.)
+    let mut radar = radar;
+    radar.terminate();
+    let quiet = format!(
+        "[usp.mqtt]\nurl = \"{}\"\nliveness_interval = \"0s\"\n",
+        broker.url()
+    );
+    let radar = Radar::start(dir.path(), Some(&quiet));
+    radar.wait_mqtt_subscribed().await;
+    let agent = tokio::spawn(radar_sim::replay::mqtt::run(
+        replay_agent(broker.port),
+        Arc::new(Mutex::new(recordings())),
+    ));
+    wait_online(&radar, OBUSPA, true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut radar = radar;
+    radar.terminate();
+    let radar = Radar::start(dir.path(), Some(&quiet));
+    radar.wait_mqtt_subscribed().await;
+    let back = wait_online(&radar, OBUSPA, true).await;
+    assert!(back["events"].to_string().contains("connect"), "{back}");
+    agent.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn radar_manages_a_replayed_obuspa_over_mqtt() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,13 +117,7 @@ async fn radar_manages_a_replayed_obuspa_over_mqtt() {
     radar.wait_mqtt_subscribed().await;
     let recording = Arc::new(Mutex::new(recordings()));
     let agent = tokio::spawn(radar_sim::replay::mqtt::run(
-        ReplayAgent {
-            endpoint_id: OBUSPA.into(),
-            controller_id: "self::radar".into(),
-            host: "127.0.0.1".into(),
-            port: broker.port,
-            reboot_delay: Duration::from_millis(300),
-        },
+        replay_agent(broker.port),
         recording.clone(),
     ));
 

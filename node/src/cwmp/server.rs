@@ -251,11 +251,7 @@ impl AcsServer {
         if let Err(e) = slot.session.handle(now, Input::Post(&body)) {
             warn!(error = %e, "cwmp session refused input");
         }
-        let span = tracing::info_span!(
-            "cwmp",
-            proto = "cwmp",
-            device = slot.session.device().map(|d| d.as_str()).unwrap_or("-")
-        );
+        let span = session_span(&slot);
         let reply = self.drive(&mut slot).instrument(span).await;
         let id = slot.id.clone();
         if slot.session.is_closed() {
@@ -356,6 +352,8 @@ impl AcsServer {
                         .cwmp_sessions
                         .with_label_values(&[close_label(reason)])
                         .inc();
+                    // The one line per session (its span names the device).
+                    info!(outcome = close_label(reason), "cwmp session ended");
                 }
             }
         }
@@ -409,8 +407,9 @@ impl AcsServer {
                 if slot.session.poll_timeout().is_some_and(|t| t <= now) || slot.session.is_closed()
                 {
                     let _ = slot.session.handle(now, Input::Timeout);
-                    let _ = self.drive(&mut slot).await;
-                    info!(
+                    let span = session_span(&slot);
+                    let _ = self.drive(&mut slot).instrument(span).await;
+                    debug!(
                         device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"),
                         "cwmp session timed out"
                     );
@@ -420,6 +419,15 @@ impl AcsServer {
             }
         }
     }
+}
+
+/// Every line of a session names its device.
+fn session_span(slot: &Slot) -> tracing::Span {
+    tracing::info_span!(
+        "cwmp",
+        proto = "cwmp",
+        device = slot.session.device().map(|d| d.as_str()).unwrap_or("-")
+    )
 }
 
 fn close_label(reason: CloseReason) -> &'static str {

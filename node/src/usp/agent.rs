@@ -241,6 +241,15 @@ impl AgentLink {
         }
     }
 
+    /// Probes a quiet agent: no answer within the liveness timeout closes the link.
+    pub async fn check_alive(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
+        if !self.is_active() {
+            return Flow::Continue;
+        }
+        self.session.handle(Timestamp::now(), Input::CheckAlive);
+        self.pump(out).await
+    }
+
     pub async fn on_wake(&mut self, out: &mut Vec<Vec<u8>>) -> Flow {
         if !self.is_active() {
             return Flow::Continue;

@@ -218,7 +218,6 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(200);
-    let mut probed = false;
     loop {
         let event = tokio::select! {
             e = event_loop.next() => e,
@@ -238,10 +237,10 @@ async fn run(
             }
             MqttEvent::Subscribed => {
                 core.metrics.usp_mqtt_connected.set(1);
-                if !probed {
-                    probed = true;
-                    probe_agents_with_work(&core);
-                }
+                // After a restart or a broker outage Radar does not know which agents are
+                // still on the broker: MQTT has no presence, and agents that stayed connected
+                // have no reason to speak. Ask each one.
+                tokio::spawn(probe_known_agents(core.clone(), config.probe_rate));
             }
             MqttEvent::Message {
                 topic,
@@ -369,26 +368,33 @@ pub fn probe(core: &Arc<NodeCore>, device: &DeviceKey) {
     spawn_link(core, publisher, device.clone(), None, rx);
 }
 
-/// After a restart: agents with queued operations are probed once the broker is up.
-fn probe_agents_with_work(core: &Arc<NodeCore>) {
+/// After a restart or a broker reconnect: every known MQTT agent without a live link is
+/// probed, those with queued operations first, at most `rate` per second so a large fleet does
+/// not answer all at once.
+async fn probe_known_agents(core: Arc<NodeCore>, rate: u32) {
     let mut devices = Vec::new();
-    for shard in core.fleet.shards() {
+    // Each node asks after the agents of the shards it leads (the leader serves their links).
+    for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
         let state = shard.read();
         devices.extend(
             state
                 .twins
                 .values()
                 .filter(|t| t.meta.mtp == "mqtt" && !t.meta.usp_reply_to.is_empty())
-                .filter(|t| {
-                    t.operations
+                .map(|t| {
+                    let idle = !t
+                        .operations
                         .iter()
-                        .any(|o| o.status == OperationStatus::Queued)
-                })
-                .map(|t| t.key.clone()),
+                        .any(|o| o.status == OperationStatus::Queued);
+                    (idle, t.key.clone())
+                }),
         );
     }
-    for device in devices {
-        probe(core, &device);
+    devices.sort();
+    let pause = Duration::from_secs(1) / rate.max(1);
+    for (_, device) in devices {
+        probe(&core, &device);
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -407,7 +413,15 @@ async fn run_link(
         .with_twin(&device, |t, _| t.meta.usp_reply_to.clone())
         .unwrap_or_default();
     let mut out = Vec::new();
-    // Without a first record this link probes an agent queued work is waiting for.
+    let liveness = core
+        .config
+        .usp
+        .mqtt
+        .as_ref()
+        .map(|m| m.liveness_interval)
+        .unwrap_or_default();
+    let mut last_heard = std::time::Instant::now();
+    // Without a first record this link probes an agent that may be on the broker.
     let mut flow = match first {
         Some(signal) => on_signal(&mut link, signal, &mut out).await,
         None => link.probe(&mut out).await,
@@ -433,13 +447,24 @@ async fn run_link(
             break "agent disconnected".to_string();
         }
         let timeout = link.next_timeout();
+        let check_in = (!liveness.is_zero() && !link.awaiting_answers())
+            .then(|| (last_heard + liveness).saturating_duration_since(std::time::Instant::now()));
         flow = tokio::select! {
             signal = mailbox.recv() => match signal {
                 Signal::Replaced => break "replaced".to_string(),
                 Signal::Moved => break "shard leadership moved".to_string(),
-                signal => on_signal(&mut link, signal, &mut out).await,
+                signal => {
+                    if matches!(signal, Signal::Record { .. }) {
+                        last_heard = std::time::Instant::now();
+                    }
+                    on_signal(&mut link, signal, &mut out).await
+                }
             },
             _ = super::websocket::sleep_opt(timeout) => link.on_timeout(&mut out).await,
+            _ = super::websocket::sleep_opt(check_in) => {
+                last_heard = std::time::Instant::now();
+                link.check_alive(&mut out).await
+            }
             _ = shutdown.changed() => break "controller shutting down".to_string(),
         };
     };

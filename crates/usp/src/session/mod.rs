@@ -40,6 +40,9 @@ pub struct SessionConfig {
     pub subscriptions: Vec<Desired>,
     /// The data model root.
     pub root: String,
+    /// Deadline of a liveness probe (`Input::CheckAlive`): an agent that answers nothing within
+    /// it is taken to be gone.
+    pub liveness_timeout_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -49,9 +52,14 @@ impl Default for SessionConfig {
             request_timeout_ms: 30_000,
             subscriptions: subscriptions::default_desired(),
             root: "Device.".into(),
+            liveness_timeout_ms: 10_000,
         }
     }
 }
+
+/// What a liveness probe reads: one small parameter every agent has (TR-181
+/// `Device.LocalAgent.EndpointID`, the agent's own endpoint id).
+pub const LIVENESS_PATH: &str = "Device.LocalAgent.EndpointID";
 
 /// A queued operation to deliver, already translated to a USP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +81,10 @@ pub enum Input {
     Wake,
     /// The connection is gone.
     Disconnected,
+    /// Ask something small of an agent that has been quiet, to learn whether it is still there
+    /// (MQTT gives no presence: obuspa sets no Will and may leave the broker without a USP
+    /// Disconnect). No answer within the liveness timeout closes the link.
+    CheckAlive,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +215,7 @@ enum Tag {
         prefix: String,
     },
     ObjectRead,
+    Liveness,
     Operation {
         id: u64,
         request: Request,
@@ -276,6 +289,14 @@ impl AgentSession {
             Input::Msg(m) => self.on_msg(now, m),
             Input::Work(op) => self.on_work(now, op),
             Input::Wake => self.maybe_need_work(),
+            Input::CheckAlive => {
+                // Requests already in flight will tell by their own deadlines.
+                if self.connected && !self.awaiting_answers() {
+                    let paths = vec![LIVENESS_PATH.to_owned()];
+                    let timeout = self.config.liveness_timeout_ms;
+                    self.send_within(now, timeout, Tag::Liveness, |id| msg::get(id, &paths, 0));
+                }
+            }
             Input::Disconnected => {
                 self.connected = false;
                 if let Some(id) = self.operation_in_flight.take() {
@@ -293,6 +314,12 @@ impl AgentSession {
                 format!("no answer to {msg_id} within the timeout"),
             );
             match tag {
+                Tag::Liveness => self.outputs.push_back(Output::Close {
+                    reason: format!(
+                        "no answer to a liveness probe within {} ms",
+                        self.config.liveness_timeout_ms
+                    ),
+                }),
                 Tag::Operation { id, .. } => {
                     // The agent may still act on it; redeliver on the next connection rather
                     // than guess, and reset this one (it stopped answering).
@@ -312,6 +339,16 @@ impl AgentSession {
     }
 
     fn send(&mut self, now: Timestamp, tag: Tag, build: impl FnOnce(&str) -> Msg) {
+        self.send_within(now, self.config.request_timeout_ms, tag, build)
+    }
+
+    fn send_within(
+        &mut self,
+        now: Timestamp,
+        timeout_ms: u64,
+        tag: Tag,
+        build: impl FnOnce(&str) -> Msg,
+    ) {
         let msg_id = self.correlator.next_msg_id();
         let msg = build(&msg_id);
         let ty = msg
@@ -320,7 +357,7 @@ impl AgentSession {
             .and_then(|h| header::MsgType::try_from(h.msg_type).ok())
             .and_then(crate::inbound::expected_response)
             .unwrap_or(header::MsgType::Error);
-        let deadline = Timestamp(now.0.saturating_add(self.config.request_timeout_ms));
+        let deadline = Timestamp(now.0.saturating_add(timeout_ms));
         let operation = match &tag {
             Tag::Operation { id, .. } => Some(*id),
             _ => None,
@@ -473,6 +510,8 @@ impl AgentSession {
                 });
                 self.maybe_need_work();
             }
+            // Any answer, an Error included, shows the agent is there.
+            (Tag::Liveness, _) => {}
             (tag, Err(failure)) => self.internal_failure(now, tag, failure),
             (tag, Ok(m)) => self.on_internal_response(now, tag, m),
         }
@@ -572,6 +611,7 @@ impl AgentSession {
             Tag::SupportedDm => "GetSupportedDM",
             Tag::Sync { .. } => "data model read",
             Tag::ObjectRead => "created object read",
+            Tag::Liveness => "liveness probe",
             Tag::Operation { .. } => "operation",
         };
         self.emit(SessionEvent::RequestFailed {

@@ -19,6 +19,7 @@ fn session() -> AgentSession {
                 Desired::new(subscriptions::NotifType::Event, "Device.Boot!"),
             ],
             root: "Device.".into(),
+            liveness_timeout_ms: 500,
         }),
         "t",
     )
@@ -616,6 +617,7 @@ fn gateway_session() -> AgentSession {
                 Desired::new(Event, "Device.Boot!"),
             ],
             root: "Device.".into(),
+            liveness_timeout_ms: 500,
         }),
         "t",
     )
@@ -800,4 +802,30 @@ fn a_boot_rechecks_subscriptions_without_holding_back_work() {
         .collect();
     assert_eq!(kinds, ["get", "gsdm"], "{out:?}");
     assert!(s.is_ready(), "a re-check does not hold operations back");
+}
+
+#[test]
+fn a_quiet_agent_is_probed_and_one_that_never_answers_is_closed() {
+    let mut s = session();
+    connected_and_ready(&mut s);
+    s.handle(Timestamp(100), Input::CheckAlive);
+    let out = drain(&mut s);
+    let probe = sent(&out)[0].clone();
+    assert!(matches!(req_of(&probe), request::ReqType::Get(g) if g.param_paths == [LIVENESS_PATH]));
+    // Any answer, even an Error, shows it is there.
+    s.handle(
+        Timestamp(200),
+        Input::Msg(crate::msg::error(&id_of(&probe), 7000, "whatever")),
+    );
+    assert!(!drain(&mut s)
+        .iter()
+        .any(|o| matches!(o, Output::Close { .. })));
+    assert!(!s.awaiting_answers());
+    // No answer within the liveness deadline (500 ms here, not the 1 s request timeout).
+    s.handle(Timestamp(1_000), Input::CheckAlive);
+    assert_eq!(sent(&drain(&mut s)).len(), 1);
+    s.handle_timeout(Timestamp(1_501));
+    assert!(drain(&mut s)
+        .iter()
+        .any(|o| matches!(o, Output::Close { reason } if reason.contains("liveness"))),);
 }

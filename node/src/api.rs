@@ -33,6 +33,10 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -64,7 +68,7 @@ impl From<ProposeError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
     let devices = Router::new()
@@ -81,6 +85,10 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
             "/api/v1/devices/{id}/operations/{op}",
             get(get_operation).delete(cancel_operation),
         )
+        .route(
+            "/api/v1/devices/{id}/connection-request-credentials",
+            axum::routing::put(crate::api_credentials::put_device),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             core.clone(),
             crate::api_routing::leader_only,
@@ -89,6 +97,10 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
         .merge(devices)
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/query", get(fleet_query))
+        .route(
+            "/api/v1/connection-request-credentials",
+            post(crate::api_credentials::put_fleet),
+        )
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/init", post(cluster_init))
         .route("/api/v1/cluster/shards", post(cluster_add_shard))
@@ -117,7 +129,7 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
         .with_state(core)
 }
 
-fn device_key(raw: &str) -> ApiResult<DeviceKey> {
+pub(crate) fn device_key(raw: &str) -> ApiResult<DeviceKey> {
     DeviceKey::parse(raw).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))
 }
 
@@ -139,7 +151,7 @@ fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consisten
     }
 }
 
-fn parse_query(q: &str) -> ApiResult<query::Expr> {
+pub(crate) fn parse_query(q: &str) -> ApiResult<query::Expr> {
     query::parse(q).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
 }
 
@@ -215,6 +227,7 @@ async fn device_summary(
                 "software_version": m.software_version,
                 "root": m.root,
                 "connection_request_url": m.connection_request_url,
+                "connection_request": connection_request_json(m),
                 "discovered_at": m.discovered_at.map(|t| t.to_rfc3339()),
                 "notifications_configured": m.notifications_configured,
                 "notification_refused": m.notification_refused,
@@ -233,6 +246,33 @@ async fn device_summary(
         .map(Json)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
 }
+
+/// What Radar knows about reaching the device with a connection request. The password is
+/// never shown: only whether one is held.
+fn connection_request_json(m: &radar_twin::Meta) -> Value {
+    json!({
+        "url": m.connection_request_url,
+        "username": m.connection_request_username,
+        "password_set": !m.connection_request_password.is_empty(),
+        "credentials_source": m.connection_request_credentials_source.name(),
+        "last": m.connection_request_status.as_ref().map(|s| json!({
+            "at": s.at.to_rfc3339(),
+            "outcome": s.outcome,
+            "detail": s.detail,
+        })),
+    })
+}
+
+/// A value as read routes show it: secrets (passwords, keys) never in clear.
+fn shown(path: &str, value: &str) -> String {
+    if radar_twin::credentials::is_secret(path) && !value.is_empty() {
+        SECRET_MASK.into()
+    } else {
+        value.into()
+    }
+}
+
+const SECRET_MASK: &str = "***";
 
 /// Where Radar's USP subscriptions stand on the agent, as it answered (empty for CWMP).
 fn subscriptions_json(m: &radar_twin::Meta) -> Value {
@@ -283,14 +323,14 @@ async fn get_params(
                 .params_under(dict, &prefix)
                 .into_iter()
                 .map(|(path, p)| {
-                    (path, json!({"value": p.value.as_str(), "type": p.ty.name(), "writable": p.writable, "reported_at": p.reported_at.to_rfc3339(), "source": p.source.name()}))
+                    (path.clone(), json!({"value": shown(&path, p.value.as_str()), "type": p.ty.name(), "writable": p.writable, "reported_at": p.reported_at.to_rfc3339(), "source": p.source.name()}))
                 })
                 .collect();
             let mut desired = serde_json::Map::new();
             for op in twin.pending_operations() {
                 if let OperationKind::SetParams { params } = &op.kind {
                     for (path, value) in params.iter().filter(|(p, _)| p.starts_with(&prefix)) {
-                        desired.insert(path.clone(), json!({"value": value, "operation_id": op.id, "status": op.status.name()}));
+                        desired.insert(path.clone(), json!({"value": shown(path, value), "operation_id": op.id, "status": op.status.name()}));
                     }
                 }
             }
@@ -300,7 +340,7 @@ async fn get_params(
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResult<T> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResult<T> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid json body: {e}")))
 }
@@ -491,7 +531,15 @@ pub fn operation_json(op: &Operation) -> Value {
         .get_mut("password")
         .filter(|p| p.as_str().is_some_and(|s| !s.is_empty()))
     {
-        *p = json!("***");
+        *p = json!(SECRET_MASK);
+    }
+    // Nor secrets written as parameters.
+    if let Some(Value::Object(params)) = request.get_mut("params") {
+        for (path, value) in params.iter_mut() {
+            if let Value::String(v) = value {
+                *v = shown(path, v);
+            }
+        }
     }
     let status = op.effective_status(Timestamp::now());
     let mut v = json!({

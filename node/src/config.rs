@@ -153,6 +153,13 @@ pub struct ConnectionRequestConfig {
     pub timeout: Duration,
     /// Credentials used when the twin holds none.
     pub default_credentials: Option<Credential>,
+    /// For `https://` ConnectionRequestURLs: a PEM file of the CA certificates that sign CPE
+    /// certificates. Without it, only `tls_accept_self_signed` lets such requests through.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate a CPE presents on an `https://` ConnectionRequestURL (many CPEs
+    /// carry self-signed ones). The request still carries Digest authentication, but the CPE
+    /// is not authenticated: prefer a CA bundle where the vendor provides one.
+    pub tls_accept_self_signed: bool,
 }
 
 impl Default for ConnectionRequestConfig {
@@ -164,6 +171,8 @@ impl Default for ConnectionRequestConfig {
             global_per_second: 50,
             timeout: Duration::from_secs(5),
             default_credentials: None,
+            tls_ca_file: None,
+            tls_accept_self_signed: false,
         }
     }
 }

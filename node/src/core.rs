@@ -116,6 +116,40 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
+    /// Records a connection request's result on the twin when it says something new: a
+    /// refusal (401) or an unreachable device is a visible state until a request succeeds.
+    pub async fn record_connection_request(
+        &self,
+        device: &DeviceKey,
+        result: &crate::cwmp::connection_request::RequestResult,
+    ) {
+        debug!(device = %device, result = ?result, "connection request");
+        let Some((outcome, detail)) = result.outcome() else {
+            return;
+        };
+        let known = self
+            .fleet
+            .with_twin(device, |twin, _| {
+                twin.meta
+                    .connection_request_status
+                    .as_ref()
+                    .is_some_and(|s| s.outcome == outcome && s.detail == detail)
+            })
+            .unwrap_or(true);
+        if known {
+            return;
+        }
+        let command = TwinCommand::ConnectionRequestOutcome {
+            device: device.clone(),
+            at: Timestamp::now(),
+            outcome: outcome.into(),
+            detail,
+        };
+        if let Err(e) = self.propose(command).await {
+            debug!(device = %device, error = %e, "connection-request outcome not recorded");
+        }
+    }
+
     /// Queues an operation and, if the device was seen recently, wakes it with a connection
     /// request so delivery is immediate. Returns the operation as committed.
     pub async fn enqueue(
@@ -171,7 +205,7 @@ impl NodeCore {
             let device = device.clone();
             tokio::spawn(async move {
                 let result = core.requester.request(&device, &url, creds).await;
-                debug!(device = %device, result = ?result, "connection request");
+                core.record_connection_request(&device, &result).await;
             });
         }
         operation.ok_or(ProposeError::Storage(

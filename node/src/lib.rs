@@ -17,6 +17,7 @@
 //! - [`tls`]: TLS for the ACS endpoint.
 
 pub mod api;
+pub mod api_credentials;
 pub mod api_routing;
 pub mod cluster;
 pub mod config;

@@ -463,5 +463,7 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::ImportTwin { .. } => "import_twin",
         TwinCommand::DeviceEvent { .. } => "device_event",
         TwinCommand::UspSubscriptions { .. } => "usp_subscriptions",
+        TwinCommand::KnownConnectionRequestCredentials { .. } => "known_cr_credentials",
+        TwinCommand::ConnectionRequestOutcome { .. } => "connection_request_outcome",
     }
 }

@@ -23,10 +23,10 @@ pub struct Common {
         default_value = "http://127.0.0.1:7557",
         global = true
     )]
-    api: String,
+    pub(crate) api: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]
@@ -120,11 +120,15 @@ pub enum ClusterAction {
     },
 }
 
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
-async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Result<Value> {
+pub(crate) async fn call(
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> Result<Value> {
     let client = reqwest::Client::new();
     let mut request = client.request(method, &url);
     if let Some(b) = body {
@@ -147,7 +151,7 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Resu
     Ok(value)
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -172,7 +176,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

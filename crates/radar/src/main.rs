@@ -4,6 +4,7 @@
 //! Modules: [`server`] (up, node, print-config, sim), [`client`] (devices, get, set, op, query).
 
 mod client;
+mod client_credentials;
 mod logging;
 mod router_cmd;
 mod server;
@@ -48,6 +49,9 @@ enum Command {
     Query(client::QueryArgs),
     /// Show the cluster.
     Cluster(client::ClusterArgs),
+    /// Tell Radar the connection-request credentials a device (or a fleet query's devices)
+    /// already has.
+    Credentials(client_credentials::CredentialsArgs),
 }
 
 /// mimalloc: glibc malloc's arena locks showed up as contention in the B1 profile.
@@ -79,6 +83,7 @@ fn main() {
             Command::Op(args) => client::op(args).await,
             Command::Query(args) => client::query(args).await,
             Command::Cluster(args) => client::cluster(args).await,
+            Command::Credentials(args) => client_credentials::credentials(args).await,
         }
     });
     if let Err(e) = result {

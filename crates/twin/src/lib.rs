@@ -15,6 +15,7 @@
 //! - `usp`: what USP connects and events do to a twin.
 
 pub mod command;
+pub mod credentials;
 pub mod datamodel;
 pub mod index;
 pub mod model;

@@ -54,9 +54,21 @@ pub struct Meta {
     pub notification_refused: Vec<String>,
     pub notifications_configured: bool,
     pub sessions: u64,
+    /// Where the connection-request credentials came from.
+    pub connection_request_credentials_source: crate::credentials::CredentialSource,
+    /// The last connection request's result; a refusal (401) stays visible until one succeeds.
+    pub connection_request_status: Option<ConnectionRequestStatus>,
     /// Where each of Radar's wanted USP subscriptions stands on the agent, as it last answered.
     pub subscriptions: Vec<SubscriptionStatus>,
     pub subscriptions_checked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRequestStatus {
+    pub at: Timestamp,
+    /// `sent`, `unauthorized`, `unreachable`, `failed`.
+    pub outcome: String,
+    pub detail: String,
 }
 
 /// One wanted USP subscription on one agent (TR-181 `Device.LocalAgent.Subscription.{i}.`).

@@ -17,18 +17,62 @@ pub enum RequestResult {
     Sent,
     RateLimited,
     NoUrl,
+    /// The device refused the credentials Radar holds (or Radar holds none): 401.
+    Unauthorized(String),
+    /// No HTTP answer at all (connection refused, timeout, TLS failure): often a NAT.
+    Unreachable(String),
     Failed(String),
 }
 
 impl RequestResult {
-    fn label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             RequestResult::Sent => "sent",
             RequestResult::RateLimited => "rate_limited",
             RequestResult::NoUrl => "no_url",
+            RequestResult::Unauthorized(_) => "unauthorized",
+            RequestResult::Unreachable(_) => "unreachable",
             RequestResult::Failed(_) => "failed",
         }
     }
+
+    /// What the twin records; `None` for results that say nothing about the device.
+    pub fn outcome(&self) -> Option<(&'static str, String)> {
+        match self {
+            RequestResult::Sent => Some(("sent", String::new())),
+            RequestResult::Unauthorized(d)
+            | RequestResult::Unreachable(d)
+            | RequestResult::Failed(d) => Some((self.label(), d.clone())),
+            RequestResult::RateLimited | RequestResult::NoUrl => None,
+        }
+    }
+}
+
+/// The HTTP client for connection requests: no redirects, no pooling, and TLS as configured
+/// for `https://` URLs.
+fn build_client(config: &ConnectionRequestConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.timeout)
+        .pool_max_idle_per_host(0)
+        .tls_built_in_root_certs(false);
+    if let Some(path) = &config.tls_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            format!(
+                "reading connection_request.tls_ca_file {}: {e}",
+                path.display()
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("connection_request.tls_ca_file {}: {e}", path.display()))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if config.tls_accept_self_signed {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 pub struct ConnectionRequester {
@@ -44,12 +88,14 @@ pub struct ConnectionRequester {
 
 impl ConnectionRequester {
     pub fn new(config: ConnectionRequestConfig, metrics: Arc<Metrics>) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.timeout)
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap_or_default();
+        let client = build_client(&config).unwrap_or_else(|e| {
+            warn!(error = %e, "connection-request tls settings unusable; https requests will fail");
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(config.timeout)
+                .build()
+                .unwrap_or_default()
+        });
         let burst = f64::from(config.global_per_second.max(1));
         Self {
             config,
@@ -130,8 +176,12 @@ impl ConnectionRequester {
             .with_label_values(&[result.label()])
             .inc();
         match &result {
-            RequestResult::Failed(e) if self.warnings.allow(device, "connection_request") => {
-                warn!(device = %device, error = %e, "connection request failed")
+            RequestResult::Failed(e)
+            | RequestResult::Unauthorized(e)
+            | RequestResult::Unreachable(e)
+                if self.warnings.allow(device, "connection_request") =>
+            {
+                warn!(device = %device, result = result.label(), error = %e, "connection request failed")
             }
             other => debug!(device = %device, result = ?other, "connection request"),
         }
@@ -174,7 +224,7 @@ impl ConnectionRequester {
         let credentials = credentials.or_else(|| self.config.default_credentials.clone());
         let first = match self.client.get(url).send().await {
             Ok(r) => r,
-            Err(e) => return RequestResult::Failed(e.to_string()),
+            Err(e) => return RequestResult::Unreachable(error_chain(&e)),
         };
         if first.status().is_success() {
             return RequestResult::Sent;
@@ -183,7 +233,9 @@ impl ConnectionRequester {
             return RequestResult::Failed(format!("device answered {}", first.status()));
         }
         let Some(Credential { username, password }) = credentials else {
-            return RequestResult::Failed("device asks for credentials and none are known".into());
+            return RequestResult::Unauthorized(
+                "device asks for credentials and none are known".into(),
+            );
         };
         let challenges: Vec<String> = first
             .headers()
@@ -223,13 +275,31 @@ impl ConnectionRequester {
             .await
         {
             Ok(r) if r.status().is_success() => RequestResult::Sent,
+            Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                RequestResult::Unauthorized(format!(
+                    "device refused the credentials of {username} (401)"
+                ))
+            }
             Ok(r) => RequestResult::Failed(format!(
                 "device answered {} to the authenticated request",
                 r.status()
             )),
-            Err(e) => RequestResult::Failed(e.to_string()),
+            Err(e) => RequestResult::Unreachable(error_chain(&e)),
         }
     }
+}
+
+/// reqwest's top-level message ("error sending request") hides the cause (refused, timed
+/// out, certificate unknown): keep the whole chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

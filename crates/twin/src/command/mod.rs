@@ -203,6 +203,21 @@ pub enum TwinCommand {
         at: Timestamp,
         twin: Box<crate::moving::MovedTwin>,
     },
+    /// An operator told Radar the connection-request credentials the device already has
+    /// (factory-provisioned, or set by another ACS). Nothing is written to the device.
+    KnownConnectionRequestCredentials {
+        device: DeviceKey,
+        at: Timestamp,
+        username: String,
+        password: String,
+    },
+    /// The result of a connection request: `sent`, `unauthorized`, `unreachable` or `failed`.
+    ConnectionRequestOutcome {
+        device: DeviceKey,
+        at: Timestamp,
+        outcome: String,
+        detail: String,
+    },
     /// Where Radar's subscriptions stand on a USP agent, as it answered the last check.
     UspSubscriptions {
         device: DeviceKey,
@@ -235,6 +250,8 @@ impl TwinCommand {
             | TwinCommand::RemoveObject { device, .. }
             | TwinCommand::DeviceEvent { device, .. }
             | TwinCommand::UspSubscriptions { device, .. }
+            | TwinCommand::KnownConnectionRequestCredentials { device, .. }
+            | TwinCommand::ConnectionRequestOutcome { device, .. }
             | TwinCommand::ImportTwin { device, .. } => device,
         }
     }
@@ -260,6 +277,8 @@ impl TwinCommand {
             | TwinCommand::RemoveObject { at, .. }
             | TwinCommand::DeviceEvent { at, .. }
             | TwinCommand::UspSubscriptions { at, .. }
+            | TwinCommand::KnownConnectionRequestCredentials { at, .. }
+            | TwinCommand::ConnectionRequestOutcome { at, .. }
             | TwinCommand::ImportTwin { at, .. } => *at,
         }
     }
@@ -546,15 +565,27 @@ fn apply_command(
         }
         TwinCommand::ConnectionRequestCredentials {
             username, password, ..
-        } => {
-            twin.meta.connection_request_username = username.clone();
-            twin.meta.connection_request_password = password.clone();
-            twin.log(
-                at,
-                "credentials",
-                format!("connection-request credentials set for {username}"),
-            );
-        }
+        } => crate::credentials::set(
+            twin,
+            dict,
+            at,
+            username,
+            password,
+            crate::credentials::CredentialSource::Radar,
+        ),
+        TwinCommand::KnownConnectionRequestCredentials {
+            username, password, ..
+        } => crate::credentials::set(
+            twin,
+            dict,
+            at,
+            username,
+            password,
+            crate::credentials::CredentialSource::OperatorKnown,
+        ),
+        TwinCommand::ConnectionRequestOutcome {
+            outcome, detail, ..
+        } => crate::credentials::record_outcome(twin, at, outcome, detail),
         TwinCommand::RecordEvent { kind, detail, .. } => twin.log(at, kind, detail.clone()),
     }
     twin.trim_finished_operations();
@@ -599,6 +630,7 @@ fn apply_inform(
         meta.notifications_configured = false;
         meta.connection_request_username.clear();
         meta.connection_request_password.clear();
+        meta.connection_request_credentials_source = crate::credentials::CredentialSource::None;
     }
     let codes: Vec<&str> = events.iter().map(|(c, _)| c.as_str()).collect();
     twin.log(at, "inform", codes.join(", "));
@@ -767,6 +799,9 @@ fn complete_operation(
                     Source::Spv
                 };
                 report_values(twin, dict, at, source, &reported);
+                let written: Vec<(String, String)> =
+                    params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                crate::credentials::adopt_written(twin, at, &written);
             }
             if let OperationKind::DeleteObject { path } = &op.kind {
                 twin.remove_subtree(dict, path);

@@ -150,7 +150,8 @@ pub async fn start(
         config.cwmp.online_window,
     );
     let core = Arc::new(NodeCore {
-        requester: ConnectionRequester::new(config.connection_request.clone(), metrics.clone()),
+        requester: ConnectionRequester::new(config.connection_request.clone(), metrics.clone())
+            .map_err(NodeError::Config)?,
         plan_config: config.planner.to_plan_config(),
         usp_session: Arc::new(radar_usp::session::SessionConfig {
             controller_id: config.usp.controller_id.clone(),

@@ -235,3 +235,90 @@ async fn a_refused_connection_request_is_a_visible_state_until_an_operator_suppl
     assert_eq!(v["connection_request"]["last"]["outcome"], "sent", "{v}");
     fleet.stop();
 }
+
+/// A CPE whose ConnectionRequestURL is `https://` with a self-signed certificate: refused by
+/// default (the certificate is unknown, and the twin says so), reached with the CPE's CA in
+/// `tls_ca_file`, or with `tls_accept_self_signed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_connection_requests_trust_a_ca_bundle_or_self_signed_certificates_by_choice() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert = certified.cert.pem();
+    let key = certified.signing_key.serialize_pem();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("cpe-ca.pem");
+    std::fs::write(&ca_file, &cert).unwrap();
+    for (name, config, reached) in [
+        ("default", String::new(), false),
+        (
+            "ca bundle",
+            format!("[connection_request]\ntls_ca_file = {ca_file:?}\n"),
+            true,
+        ),
+        (
+            "self-signed accepted",
+            "[connection_request]\ntls_accept_self_signed = true\n".to_string(),
+            true,
+        ),
+    ] {
+        // A config file means explicit settings: anonymous CPEs must be allowed by name.
+        let config = format!("[cwmp]\nallow_anonymous = true\n{config}");
+        let data = tempfile::tempdir().unwrap();
+        let radar = Radar::start(data.path(), Some(&config));
+        let fleet = SimFleet::start(SimConfig {
+            acs_url: radar.acs_url(),
+            count: 1,
+            periodic_interval: Duration::from_secs(3600),
+            connection_request_tls: Some((cert.clone().into_bytes(), key.clone().into_bytes())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        let v = loop {
+            let v = summary(&radar, A).await;
+            if v["connection_request"]["credentials_source"] == "radar" {
+                break v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bootstrap ({name}): {v}\n{}",
+                radar.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            v["connection_request"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://"),
+            "{v}"
+        );
+        let op = patch(&radar, A, json!({"Device.WiFi.SSID.1.SSID": name})).await;
+        if reached {
+            wait_done(&radar, A, op, Duration::from_secs(15)).await;
+            let v = summary(&radar, A).await;
+            assert_eq!(
+                v["connection_request"]["last"]["outcome"], "sent",
+                "{name}: {v}"
+            );
+        } else {
+            let v = eventually("the tls refusal on the twin", WAIT, || async {
+                let v = summary(&radar, A).await;
+                (v["connection_request"]["last"]["outcome"] == "unreachable").then_some(v)
+            })
+            .await;
+            let detail = v["connection_request"]["last"]["detail"]
+                .to_string()
+                .to_lowercase();
+            assert!(detail.contains("certificate"), "{name}: {detail}");
+            let op = radar
+                .get(&format!("{}/operations/{op}", device_path(A)))
+                .await
+                .1;
+            assert_eq!(op["status"], "queued", "{name}: {op}");
+        }
+        fleet.stop();
+    }
+}

@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub start_spread: Duration,
     /// PEM CA certificates trusted for an `https` ACS URL.
     pub acs_ca_pem: Option<Vec<u8>>,
+    /// Serve connection requests over TLS with this PEM certificate chain and key, and report
+    /// an `https://` ConnectionRequestURL (many CPEs do, with self-signed certificates).
+    pub connection_request_tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for SimConfig {
@@ -71,6 +74,7 @@ impl Default for SimConfig {
             refuse_active_notification: false,
             start_spread: Duration::ZERO,
             acs_ca_pem: None,
+            connection_request_tls: None,
         }
     }
 }
@@ -100,7 +104,14 @@ impl SimFleet {
                 product_class: config.product_class.clone(),
                 serial: serial.clone(),
                 software_version: config.software_version.clone(),
-                connection_request_url: format!("http://{addr}/cr/{serial}"),
+                connection_request_url: format!(
+                    "{}://{addr}/cr/{serial}",
+                    if config.connection_request_tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    }
+                ),
             };
             let mut state = cpe::CpeState::new(model::SimModel::home_gateway(&identity));
             state.refuse_active_notification = config.refuse_active_notification;
@@ -117,7 +128,13 @@ impl SimFleet {
             devices.clone(),
             config.connection_request_credentials.clone(),
         );
-        tasks.push(tokio::spawn(cr.serve(listener)));
+        let cr_tls = match &config.connection_request_tls {
+            Some((cert, key)) => {
+                Some(connection_request::tls_acceptor(cert, key).map_err(std::io::Error::other)?)
+            }
+            None => None,
+        };
+        tasks.push(tokio::spawn(cr.serve(listener, cr_tls)));
         let count = receivers.len().max(1) as u32;
         for (i, (device, rx)) in receivers.into_iter().enumerate() {
             let settings = DeviceSettings {

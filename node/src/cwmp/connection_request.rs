@@ -65,6 +65,12 @@ fn build_client(config: &ConnectionRequestConfig) -> Result<reqwest::Client, Str
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("connection_request.tls_ca_file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "connection_request.tls_ca_file {} holds no PEM certificate",
+                path.display()
+            ));
+        }
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
@@ -87,17 +93,12 @@ pub struct ConnectionRequester {
 }
 
 impl ConnectionRequester {
-    pub fn new(config: ConnectionRequestConfig, metrics: Arc<Metrics>) -> Self {
-        let client = build_client(&config).unwrap_or_else(|e| {
-            warn!(error = %e, "connection-request tls settings unusable; https requests will fail");
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(config.timeout)
-                .build()
-                .unwrap_or_default()
-        });
+    /// Fails on unusable TLS settings (an unreadable CA bundle): better at startup than at the
+    /// first https connection request.
+    pub fn new(config: ConnectionRequestConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let client = build_client(&config)?;
         let burst = f64::from(config.global_per_second.max(1));
-        Self {
+        Ok(Self {
             config,
             client,
             last_per_device: Mutex::new(HashMap::new()),
@@ -105,7 +106,7 @@ impl ConnectionRequester {
             bucket: Mutex::new((burst, Instant::now())),
             metrics,
             warnings: crate::log_limit::LogLimiter::new(Duration::from_secs(300)),
-        }
+        })
     }
 
     pub fn recently_seen_window(&self) -> Duration {
@@ -313,7 +314,7 @@ mod tests {
             global_per_second: 2,
             ..Default::default()
         };
-        let r = ConnectionRequester::new(config, Arc::new(Metrics::new()));
+        let r = ConnectionRequester::new(config, Arc::new(Metrics::new())).unwrap();
         let a = DeviceKey::parse("a").unwrap();
         assert!(r.admit(&a));
         assert!(!r.admit(&a), "same device within its interval");

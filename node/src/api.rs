@@ -231,6 +231,7 @@ async fn device_summary(
                 "discovered_at": m.discovered_at.map(|t| t.to_rfc3339()),
                 "notifications_configured": m.notifications_configured,
                 "notification_refused": m.notification_refused,
+                "notification_fault": m.notification_fault.as_ref().map(|f| json!({"at": f.at.to_rfc3339(), "code": f.code, "message": f.message})),
                 "subscriptions": subscriptions_json(m),
                 "sessions": m.sessions,
                 "last_inform_events": m.last_inform_events,

@@ -465,5 +465,6 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::UspSubscriptions { .. } => "usp_subscriptions",
         TwinCommand::KnownConnectionRequestCredentials { .. } => "known_cr_credentials",
         TwinCommand::ConnectionRequestOutcome { .. } => "connection_request_outcome",
+        TwinCommand::NotificationsFailed { .. } => "notifications_failed",
     }
 }

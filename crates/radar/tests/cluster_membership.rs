@@ -254,21 +254,8 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("add-node under load: {report}");
-    let status = eventually(
-        "node 4 hosts a caught-up replica",
-        Duration::from_secs(60),
-        || async {
-            let (_, v) = nodes[3].get("/api/v1/cluster").await;
-            let placement = placement(&v);
-            let on_four = placement.iter().filter(|(_, voters, replicas, caught_up)| {
-                voters.contains(&4) && replicas.contains(&4) && *caught_up
-            });
-            (on_four.count() >= 1 && placement.iter().all(|(_, v, _, _)| v.len() == 3)).then_some(v)
-        },
-    )
-    .await;
-    assert_eq!(status["nodes"].as_array().unwrap().len(), 4, "{status}");
-    // Node 4's replica holds the same twins as its shard's leader.
+    // Node 4's replica holds the same twins as its shard's leader (once the shard has one
+    // again: a membership change may be followed by an election).
     let leader_and_four = |shard: &Value| {
         let devices_on = |node: Value| {
             shard["replicas"]
@@ -280,17 +267,37 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
         };
         (devices_on(shard["leader"].clone()), devices_on(json!(4)))
     };
-    let hosted: Vec<&Value> = status["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["voters"].as_array().unwrap().contains(&json!(4)))
-        .collect();
-    assert!(!hosted.is_empty(), "{status}");
-    for shard in hosted {
-        let (leader, four) = leader_and_four(shard);
-        assert!(leader.is_some() && leader == four, "{shard}");
-    }
+    let hosted_by_four = |status: &Value| -> Vec<Value> {
+        status["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["voters"].as_array().unwrap().contains(&json!(4)))
+            .cloned()
+            .collect()
+    };
+    let status = eventually(
+        "node 4 hosts a caught-up replica",
+        Duration::from_secs(60),
+        || async {
+            let (_, v) = nodes[3].get("/api/v1/cluster").await;
+            let placement = placement(&v);
+            let on_four = placement.iter().filter(|(_, voters, replicas, caught_up)| {
+                voters.contains(&4) && replicas.contains(&4) && *caught_up
+            });
+            let same_twins = hosted_by_four(&v).iter().all(|shard| {
+                let (leader, four) = leader_and_four(shard);
+                leader.is_some() && leader == four
+            });
+            (on_four.count() >= 1
+                && placement.iter().all(|(_, v, _, _)| v.len() == 3)
+                && same_twins)
+                .then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 4, "{status}");
+    assert!(!hosted_by_four(&status).is_empty(), "{status}");
 
     // remove-node: node 1 is drained while writes go on through nodes 2–4, then stopped.
     let done = std::sync::atomic::AtomicBool::new(false);

@@ -53,6 +53,9 @@ pub struct Meta {
     /// Paths on which the device refused active notification (fault 9009), refreshed instead.
     pub notification_refused: Vec<String>,
     pub notifications_configured: bool,
+    /// The device refused SetParameterAttributes as a whole (a fault other than 9009): its
+    /// notifications are not configured, and Radar refreshes instead until it tries again.
+    pub notification_fault: Option<DeviceFault>,
     pub sessions: u64,
     /// Where the connection-request credentials came from.
     pub connection_request_credentials_source: crate::credentials::CredentialSource,
@@ -61,6 +64,13 @@ pub struct Meta {
     /// Where each of Radar's wanted USP subscriptions stands on the agent, as it last answered.
     pub subscriptions: Vec<SubscriptionStatus>,
     pub subscriptions_checked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceFault {
+    pub at: Timestamp,
+    pub code: u32,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

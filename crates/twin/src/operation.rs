@@ -149,6 +149,9 @@ impl OperationKind {
 /// can take longer.
 pub const BOOT_CONFIRMATION_WINDOW_MS: u64 = 15 * 60 * 1000;
 
+/// Deliveries of one operation whose session dies before the device answers; then it fails.
+pub const MAX_DELIVERY_ATTEMPTS: u32 = 3;
+
 /// Failure code of an operation the device never confirmed: Radar's own, in the vendor range
 /// TR-369 leaves to implementations (the same as its USP request timeout).
 pub const UNCONFIRMED: u32 = 7800;

@@ -55,6 +55,9 @@ pub enum PlannedTask {
     Refresh { prefix: String },
 }
 
+/// How long after a refused SetParameterAttributes Radar tries again.
+const NOTIFICATION_RETRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -> Vec<PlannedTask> {
     let mut tasks = Vec::new();
     let root = if twin.meta.root.is_empty() {
@@ -67,7 +70,14 @@ pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -
             prefix: root.to_owned(),
         });
     }
-    if !twin.meta.notifications_configured {
+    // A device that refused SetParameterAttributes as a whole is asked again only after a day
+    // (some never accept it: genieacs-sim answers 9000); meanwhile its key paths are refreshed.
+    let notification_retry_due = twin
+        .meta
+        .notification_fault
+        .as_ref()
+        .is_none_or(|f| now.duration_since(f.at) > NOTIFICATION_RETRY);
+    if !twin.meta.notifications_configured && notification_retry_due {
         // Only parameters the device has: setting attributes on unknown names faults (9005).
         let known = |rel: &String| {
             let path = format!("{root}{rel}");
@@ -110,6 +120,14 @@ pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -
             tasks.push(PlannedTask::Refresh {
                 prefix: path.clone(),
             });
+        }
+        if twin.meta.notification_fault.is_some() {
+            for rel in &config.notify_active {
+                let path = format!("{root}{rel}");
+                if twin.param_by_path(dict, &path).is_some() {
+                    tasks.push(PlannedTask::Refresh { prefix: path });
+                }
+            }
         }
     }
     tasks

@@ -181,26 +181,35 @@ pub fn event_commands(
             result,
         } => rpc_result_commands(device, at, *op, request, result),
         SessionEvent::RpcResult { origin, result, .. } if *origin == NOTIFICATION_ORIGIN => {
-            let refused = match result {
-                RpcResult::Fault(f) if f.code == FAULT_NOTIFICATION_REJECTED => {
-                    notify_active.to_vec()
-                }
-                _ => vec![],
-            };
-            let mut out = vec![TwinCommand::NotificationsConfigured {
-                device: device.clone(),
-                at,
-                refused,
-            }];
-            if let RpcResult::Fault(f) = result {
-                out.push(TwinCommand::RecordEvent {
+            match result {
+                // TR-069 A.3.2.4: 9009 is the device refusing active notification on what was
+                // asked; the passive ones stand, and the active ones are refreshed instead.
+                RpcResult::Fault(f) if f.code == FAULT_NOTIFICATION_REJECTED => vec![
+                    TwinCommand::NotificationsConfigured {
+                        device: device.clone(),
+                        at,
+                        refused: notify_active.to_vec(),
+                    },
+                    TwinCommand::RecordEvent {
+                        device,
+                        at,
+                        kind: "fault".into(),
+                        detail: format!("SetParameterAttributes: {} {}", f.code, f.message),
+                    },
+                ],
+                // Any other fault: nothing was configured, and the twin says so.
+                RpcResult::Fault(f) => vec![TwinCommand::NotificationsFailed {
                     device,
                     at,
-                    kind: "fault".into(),
-                    detail: format!("SetParameterAttributes: {} {}", f.code, f.message),
-                });
+                    code: f.code,
+                    message: f.message.clone(),
+                }],
+                RpcResult::Response(_) => vec![TwinCommand::NotificationsConfigured {
+                    device,
+                    at,
+                    refused: vec![],
+                }],
             }
-            out
         }
         SessionEvent::RpcResult { origin, result, .. } if *origin == CREDENTIALS_ORIGIN => {
             match (result, &memory.credentials) {

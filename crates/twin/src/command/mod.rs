@@ -211,6 +211,13 @@ pub enum TwinCommand {
         username: String,
         password: String,
     },
+    /// SetParameterAttributes at bootstrap failed as a whole (not 9009 on some paths).
+    NotificationsFailed {
+        device: DeviceKey,
+        at: Timestamp,
+        code: u32,
+        message: String,
+    },
     /// The result of a connection request: `sent`, `unauthorized`, `unreachable` or `failed`.
     ConnectionRequestOutcome {
         device: DeviceKey,
@@ -252,6 +259,7 @@ impl TwinCommand {
             | TwinCommand::UspSubscriptions { device, .. }
             | TwinCommand::KnownConnectionRequestCredentials { device, .. }
             | TwinCommand::ConnectionRequestOutcome { device, .. }
+            | TwinCommand::NotificationsFailed { device, .. }
             | TwinCommand::ImportTwin { device, .. } => device,
         }
     }
@@ -279,6 +287,7 @@ impl TwinCommand {
             | TwinCommand::UspSubscriptions { at, .. }
             | TwinCommand::KnownConnectionRequestCredentials { at, .. }
             | TwinCommand::ConnectionRequestOutcome { at, .. }
+            | TwinCommand::NotificationsFailed { at, .. }
             | TwinCommand::ImportTwin { at, .. } => *at,
         }
     }
@@ -498,21 +507,47 @@ fn apply_command(
                 .operation_mut(*operation)
                 .ok_or(ApplyError::UnknownOperation(*operation))?;
             if matches!(op.status, OperationStatus::Sent { .. }) {
-                op.status = OperationStatus::Queued;
+                // A request that kills the session every time (some CPE firmware crashes on
+                // it) must not be sent forever: after a bounded number of deliveries it fails.
+                if op.attempts >= crate::operation::MAX_DELIVERY_ATTEMPTS {
+                    let message = format!(
+                        "the device's session ended without an answer on each of {} deliveries",
+                        op.attempts
+                    );
+                    op.status = OperationStatus::Failed {
+                        at,
+                        code: crate::operation::UNCONFIRMED,
+                        message: message.clone(),
+                    };
+                    twin.log(at, "fault", format!("#{operation} failed: {message}"));
+                } else {
+                    op.status = OperationStatus::Queued;
+                }
             }
         }
         TwinCommand::CancelOperation { operation, .. } => {
             let op = twin
                 .operation_mut(*operation)
                 .ok_or(ApplyError::UnknownOperation(*operation))?;
-            if op.status != OperationStatus::Queued {
+            // A sent operation can be cancelled too: it is never sent again, and a late answer
+            // from the device is recorded but does not reopen it.
+            let was_sent = matches!(op.status, OperationStatus::Sent { .. });
+            if !op.status.is_pending() {
                 return Err(ApplyError::NotCancellable {
                     id: *operation,
                     status: op.status.name().to_owned(),
                 });
             }
             op.status = OperationStatus::Cancelled { at };
-            twin.log(at, "operation", format!("#{operation} cancelled"));
+            twin.log(
+                at,
+                "operation",
+                if was_sent {
+                    format!("#{operation} cancelled after it was sent (the device may still have acted on it)")
+                } else {
+                    format!("#{operation} cancelled")
+                },
+            );
         }
         TwinCommand::CompleteOperation {
             operation,
@@ -552,8 +587,22 @@ fn apply_command(
                 }
             }
         }
+        TwinCommand::NotificationsFailed { code, message, .. } => {
+            twin.meta.notifications_configured = false;
+            twin.meta.notification_fault = Some(crate::model::DeviceFault {
+                at,
+                code: *code,
+                message: message.chars().take(200).collect(),
+            });
+            twin.log(
+                at,
+                "notification",
+                format!("SetParameterAttributes refused: {code} {message}"),
+            );
+        }
         TwinCommand::NotificationsConfigured { refused, .. } => {
             twin.meta.notifications_configured = true;
+            twin.meta.notification_fault = None;
             twin.meta.notification_refused = refused.clone();
             if !refused.is_empty() {
                 twin.log(
@@ -628,6 +677,7 @@ fn apply_inform(
         // reset): discover it and configure notifications again.
         meta.discovered_at = None;
         meta.notifications_configured = false;
+        meta.notification_fault = None;
         meta.connection_request_username.clear();
         meta.connection_request_password.clear();
         meta.connection_request_credentials_source = crate::credentials::CredentialSource::None;

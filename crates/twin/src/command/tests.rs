@@ -288,7 +288,7 @@ fn transfer_complete_closes_download_by_command_key() {
 }
 
 #[test]
-fn ttl_expires_queued_operations_and_cancel_only_queued() {
+fn ttl_expires_queued_operations_and_finished_ones_cannot_be_cancelled() {
     let mut s = ShardState::default();
     apply(&mut s, &inform(1, &[], vec![])).unwrap();
     let cmd = TwinCommand::EnqueueOperation {
@@ -747,4 +747,91 @@ fn subscription_reports_survive_the_log_encoding() {
     assert!(twin.events.iter().any(|e| e.kind == "subscriptions"
         && e.detail.contains("1 refused")
         && e.detail.contains("7013")));
+}
+
+/// Seen with genieacs-sim: a GetParameterValues of an object path crashed the device at every
+/// session; Radar sent it again each time (5 attempts) and refused to cancel it.
+#[test]
+fn an_operation_whose_sessions_keep_dying_fails_and_a_sent_one_can_be_cancelled() {
+    use crate::operation::MAX_DELIVERY_ATTEMPTS;
+    let mut s = ShardState::default();
+    apply(&mut s, &inform(1, &[], vec![])).unwrap();
+    let enqueue = |at: u64| TwinCommand::EnqueueOperation {
+        device: key(),
+        at: Timestamp(at),
+        kind: OperationKind::Refresh {
+            prefix: "Device.ManagementServer.".into(),
+        },
+        requested_by: "t".into(),
+        ttl_ms: None,
+    };
+    let op = apply(&mut s, &enqueue(2)).unwrap().operation.unwrap();
+    for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
+        let at = 10 * u64::from(attempt);
+        apply(
+            &mut s,
+            &TwinCommand::MarkSent {
+                device: key(),
+                at: Timestamp(at),
+                operation: op,
+            },
+        )
+        .unwrap();
+        apply(
+            &mut s,
+            &TwinCommand::RequeueOperation {
+                device: key(),
+                at: Timestamp(at + 1),
+                operation: op,
+            },
+        )
+        .unwrap();
+        let expect_failed = attempt == MAX_DELIVERY_ATTEMPTS;
+        assert_eq!(
+            matches!(status(&s, op), OperationStatus::Failed { .. }),
+            expect_failed,
+            "attempt {attempt}: {:?}",
+            status(&s, op)
+        );
+    }
+    assert!(
+        matches!(status(&s, op), OperationStatus::Failed { message, .. } if message.contains("3 deliveries"))
+    );
+
+    // A sent operation can be cancelled; a late answer does not reopen it.
+    let sent = apply(&mut s, &enqueue(100)).unwrap().operation.unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::MarkSent {
+            device: key(),
+            at: Timestamp(101),
+            operation: sent,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::CancelOperation {
+            device: key(),
+            at: Timestamp(102),
+            operation: sent,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        &TwinCommand::CompleteOperation {
+            device: key(),
+            at: Timestamp(103),
+            operation: sent,
+            outcome: Outcome::Done {
+                detail: "late".into(),
+            },
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        status(&s, sent),
+        OperationStatus::Cancelled { .. }
+    ));
 }

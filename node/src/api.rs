@@ -234,6 +234,7 @@ async fn device_summary(
                 "notification_fault": m.notification_fault.as_ref().map(|f| json!({"at": f.at.to_rfc3339(), "code": f.code, "message": f.message})),
                 "subscriptions": subscriptions_json(m),
                 "sessions": m.sessions,
+                "quirks": m.quirks,
                 "last_inform_events": m.last_inform_events,
                 "counts": {
                     "params": twin.params.len(),

@@ -466,5 +466,6 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::KnownConnectionRequestCredentials { .. } => "known_cr_credentials",
         TwinCommand::ConnectionRequestOutcome { .. } => "connection_request_outcome",
         TwinCommand::NotificationsFailed { .. } => "notifications_failed",
+        TwinCommand::RecordQuirk { .. } => "record_quirk",
     }
 }

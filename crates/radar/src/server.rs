@@ -103,6 +103,10 @@ pub struct SimArgs {
     /// Refuse active notification with fault 9009.
     #[arg(long)]
     refuse_active_notification: bool,
+    /// Behave like genieacs-sim: no echoed cookies, Fault 9000 for Reboot, FactoryReset and
+    /// attributes, and a crash on GetParameterValues of an object path.
+    #[arg(long)]
+    like_genieacs_sim: bool,
     /// ACS credentials as user:password.
     #[arg(long)]
     acs_credentials: Option<String>,
@@ -400,8 +404,9 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         periodic_interval: args.periodic,
         connection_request_listen: args.cr_listen,
         acs_credentials,
-        echo_cookies: !args.no_cookies,
+        echo_cookies: !args.no_cookies && !args.like_genieacs_sim,
         refuse_active_notification: args.refuse_active_notification,
+        genieacs_sim_quirks: args.like_genieacs_sim,
         start_spread: args.spread,
         acs_ca_pem: match &args.acs_ca {
             Some(path) => {

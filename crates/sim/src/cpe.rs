@@ -39,6 +39,10 @@ pub struct CpeState {
     pub after: AfterSession,
     /// Refuse active notification (fault 9009), as some real devices do.
     pub refuse_active_notification: bool,
+    /// Behave like genieacs-sim (commit e391cab): Fault 9000 for Reboot, FactoryReset and
+    /// the attribute RPCs, and a crash (the session dies unanswered) on a GetParameterValues
+    /// of an object path.
+    pub genieacs_sim_quirks: bool,
 }
 
 const CPE_METHODS: &[&str] = &[
@@ -64,10 +68,28 @@ impl CpeState {
             model,
             after: AfterSession::default(),
             refuse_active_notification: false,
+            genieacs_sim_quirks: false,
         }
     }
 
+    /// Whether this request kills the device's session (it never answers).
+    pub fn crashes_on(&self, request: &CwmpMessage) -> bool {
+        self.genieacs_sim_quirks
+            && matches!(request, CwmpMessage::GetParameterValues(g) if g.names.iter().any(|n| n.ends_with('.')))
+    }
+
     pub fn respond(&mut self, request: &CwmpMessage) -> CwmpMessage {
+        if self.genieacs_sim_quirks
+            && matches!(
+                request,
+                CwmpMessage::Reboot(_)
+                    | CwmpMessage::FactoryReset(_)
+                    | CwmpMessage::SetParameterAttributes(_)
+                    | CwmpMessage::GetParameterAttributes(_)
+            )
+        {
+            return fault(9000, "Method not supported");
+        }
         match request {
             CwmpMessage::GetRpcMethods(_) => {
                 CwmpMessage::GetRpcMethodsResponse(GetRpcMethodsResponse {

@@ -293,6 +293,9 @@ impl SimDevice {
                     return Ok(());
                 }
             };
+            if self.lock().crashes_on(&envelope.message) {
+                return Err(http::HttpError::Crashed(envelope.message.name()));
+            }
             let reply = self.lock().respond(&envelope.message);
             body = Envelope::new(envelope.version, envelope.id, reply).encode();
         }

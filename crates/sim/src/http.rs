@@ -21,6 +21,9 @@ pub enum HttpError {
     BadUrl(String),
     #[error("server refused our credentials")]
     Unauthorized,
+    /// The simulated device died mid-session, as some firmware does (see `CpeState`).
+    #[error("device crashed on {0}")]
+    Crashed(&'static str),
     #[error("tls: {0}")]
     Tls(String),
 }

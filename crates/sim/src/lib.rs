@@ -47,6 +47,9 @@ pub struct SimConfig {
     pub echo_cookies: bool,
     /// Refuse active notification with fault 9009, as some real devices do.
     pub refuse_active_notification: bool,
+    /// Behave like genieacs-sim: no echoed cookies is `echo_cookies`; this adds Fault 9000 for
+    /// Reboot, FactoryReset and attributes, and a crash on object-path reads.
+    pub genieacs_sim_quirks: bool,
     /// Spread first informs over this window, so a large fleet does not arrive at once.
     pub start_spread: Duration,
     /// PEM CA certificates trusted for an `https` ACS URL.
@@ -72,6 +75,7 @@ impl Default for SimConfig {
             acs_credentials: None,
             echo_cookies: true,
             refuse_active_notification: false,
+            genieacs_sim_quirks: false,
             start_spread: Duration::ZERO,
             acs_ca_pem: None,
             connection_request_tls: None,
@@ -115,6 +119,7 @@ impl SimFleet {
             };
             let mut state = cpe::CpeState::new(model::SimModel::home_gateway(&identity));
             state.refuse_active_notification = config.refuse_active_notification;
+            state.genieacs_sim_quirks = config.genieacs_sim_quirks;
             let (device, rx) = SimDevice::new(
                 serial.clone(),
                 config.oui.clone(),

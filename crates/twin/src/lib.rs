@@ -24,6 +24,7 @@ pub mod operation;
 pub mod paths;
 pub mod planner;
 pub mod query;
+pub mod quirks;
 mod usp;
 
 pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};

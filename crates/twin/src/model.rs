@@ -57,6 +57,9 @@ pub struct Meta {
     /// notifications are not configured, and Radar refreshes instead until it tries again.
     pub notification_fault: Option<DeviceFault>,
     pub sessions: u64,
+    /// How this device departs from the standard, learnt from what it did (see
+    /// [`crate::quirks`]); Radar works around each.
+    pub quirks: Vec<String>,
     /// Where the connection-request credentials came from.
     pub connection_request_credentials_source: crate::credentials::CredentialSource,
     /// The last connection request's result; a refusal (401) stays visible until one succeeds.

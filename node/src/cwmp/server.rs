@@ -37,6 +37,10 @@ pub struct AcsServer {
     core: Arc<NodeCore>,
     auth: Authenticator,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// The open session of each device, so a device's new session ends its unfinished older
+    /// one at once (a CPE that died mid-session comes back on a new connection, and without
+    /// cookies nothing else ties the two).
+    by_device: Mutex<HashMap<radar_core::DeviceKey, String>>,
     active: AtomicUsize,
     session_config: SessionConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -62,6 +66,7 @@ impl AcsServer {
             auth: Authenticator::new(cfg),
             core,
             sessions: Mutex::new(HashMap::new()),
+            by_device: Mutex::new(HashMap::new()),
             active: AtomicUsize::new(0),
             session_config,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
@@ -255,6 +260,7 @@ impl AcsServer {
         let reply = self.drive(&mut slot).instrument(span).await;
         let id = slot.id.clone();
         if slot.session.is_closed() {
+            self.forget_device_session(&slot);
             self.remove(&id);
             *connection.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
         } else {
@@ -297,6 +303,14 @@ impl AcsServer {
                             inform.events.iter().map(|e| e.code.as_str()).collect();
                         // Debug, not info: a carrier fleet informs millions of times a day.
                         tracing::debug!(device = %device, events = ?codes, "inform");
+                        let previous = self
+                            .by_device
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(device.clone(), slot.id.clone());
+                        if let Some(previous) = previous.filter(|p| *p != slot.id) {
+                            Box::pin(self.supersede(&previous)).await;
+                        }
                     }
                     if let SessionEvent::RpcResult {
                         result: radar_cwmp::session::RpcResult::Fault(f),
@@ -374,6 +388,33 @@ impl AcsServer {
         while slot.session.poll_output().is_some() {}
     }
 
+    /// Ends a device's older, unfinished session: what it had outstanding is abandoned (and
+    /// re-queued) before the new session plans its work.
+    async fn supersede(&self, id: &str) {
+        let slot = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        let Some(slot) = slot else { return };
+        // Busy with a request right now: the idle reaper ends it later.
+        let Ok(mut slot) = slot.try_lock() else { return };
+        let _ = slot.session.handle(Timestamp(u64::MAX), Input::Timeout);
+        let span = session_span(&slot);
+        let _ = self.drive(&mut slot).instrument(span).await;
+        self.remove(id);
+    }
+
+    fn forget_device_session(&self, slot: &Slot) {
+        if let Some(device) = slot.session.device() {
+            let mut by_device = self.by_device.lock().unwrap_or_else(|e| e.into_inner());
+            if by_device.get(device) == Some(&slot.id) {
+                by_device.remove(device);
+            }
+        }
+    }
+
     fn remove(&self, id: &str) {
         if self
             .sessions
@@ -409,6 +450,7 @@ impl AcsServer {
                     let _ = slot.session.handle(now, Input::Timeout);
                     let span = session_span(&slot);
                     let _ = self.drive(&mut slot).instrument(span).await;
+                    self.forget_device_session(&slot);
                     debug!(
                         device = slot.session.device().map(|d| d.as_str()).unwrap_or("-"),
                         "cwmp session timed out"

@@ -22,6 +22,7 @@ use radar_cwmp::CwmpMessage;
 use radar_twin::command::{Identity, Outcome};
 use radar_twin::datamodel::DataModel;
 use radar_twin::planner::PlannedTask;
+use radar_twin::quirks;
 use radar_twin::{OperationKind, PathDict, ReportedParam, Source, Twin, TwinCommand};
 
 /// Origin of the bootstrap SetParameterAttributes.
@@ -156,16 +157,28 @@ pub fn event_commands(
             detail: format!("{request}: {} {}", fault.code, fault.message),
         }],
         SessionEvent::Abandoned {
-            origin: Some(Origin::Operation(op)),
+            origin,
+            object_read,
             ..
         } => {
-            vec![TwinCommand::RequeueOperation {
-                device,
-                at,
-                operation: *op,
-            }]
+            let mut out = Vec::new();
+            if *object_read {
+                out.push(TwinCommand::RecordQuirk {
+                    device: device.clone(),
+                    at,
+                    quirk: quirks::OBJECT_PATH_READS_FAIL.into(),
+                    detail: "the session died during a GetParameterValues of an object path; reading by leaf names from now on".into(),
+                });
+            }
+            if let Some(Origin::Operation(op)) = origin {
+                out.push(TwinCommand::RequeueOperation {
+                    device,
+                    at,
+                    operation: *op,
+                });
+            }
+            out
         }
-        SessionEvent::Abandoned { .. } => vec![],
         SessionEvent::RpcSent {
             origin: Origin::Operation(op),
             ..
@@ -285,7 +298,12 @@ fn rpc_result_commands(
                         at,
                         operation: op,
                         outcome: Outcome::Done {
-                            detail: format!("{} values", r.parameters.len()),
+                            // A tree read reports its values as it goes and answers empty.
+                            detail: if r.parameters.is_empty() {
+                                "read by leaf names".into()
+                            } else {
+                                format!("{} values", r.parameters.len())
+                            },
                         },
                     },
                 ];
@@ -339,6 +357,7 @@ pub fn session_tasks(
     model: &DataModel,
     memory: &mut SessionMemory,
 ) -> Vec<Task> {
+    let leaf_reads = quirks::has(twin, quirks::OBJECT_PATH_READS_FAIL);
     planned
         .into_iter()
         .filter_map(|task| {
@@ -370,6 +389,12 @@ pub fn session_tasks(
                     }
                 }
                 PlannedTask::Discover { prefix } => Task::Discover { prefix },
+                PlannedTask::Refresh { prefix } if prefix.ends_with('.') && leaf_reads => {
+                    Task::ReadTree {
+                        prefix,
+                        origin: None,
+                    }
+                }
                 PlannedTask::Refresh { prefix } => Task::Refresh {
                     names: vec![prefix],
                 },
@@ -469,6 +494,12 @@ pub fn session_tasks(
                             } else {
                                 prefix.clone()
                             };
+                            if prefix.ends_with('.') && leaf_reads {
+                                return Some(Task::ReadTree {
+                                    prefix,
+                                    origin: Some(Origin::Operation(op.id)),
+                                });
+                            }
                             CwmpMessage::GetParameterValues(GetParameterValues {
                                 names: vec![prefix],
                             })

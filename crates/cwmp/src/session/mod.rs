@@ -62,6 +62,13 @@ pub enum Task {
     },
     /// Discover a subtree: GetParameterNames(NextLevel=false), then its values in batches.
     Discover { prefix: String },
+    /// Re-read a subtree by its leaf names (GetParameterNames, then GetParameterValues of the
+    /// leaves in batches), for a device that fails on object-path reads. `origin` (an
+    /// operation) is reported sent with the first request and answered after the last batch.
+    ReadTree {
+        prefix: String,
+        origin: Option<Origin>,
+    },
     /// Re-read values under these names or partial paths.
     Refresh { names: Vec<String> },
 }
@@ -109,9 +116,12 @@ pub enum SessionEvent {
         request: &'static str,
     },
     /// The session ended while an RPC was outstanding; its origin must be retried later.
+    /// `object_read` says the outstanding request was a GetParameterValues of an object path
+    /// (some CPE firmware dies on those).
     Abandoned {
         origin: Option<Origin>,
         reason: CloseReason,
+        object_read: bool,
     },
 }
 
@@ -170,8 +180,39 @@ pub enum SessionError {
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
     Rpc(Origin, CwmpMessage),
-    DiscoverNames(String),
-    ReadValues(ValueSource, Vec<String>),
+    /// GetParameterNames of a subtree, then its leaves' values as `source`; `origin` is
+    /// answered after the last batch.
+    Names {
+        prefix: String,
+        source: ValueSource,
+        origin: Option<Origin>,
+    },
+    /// GetParameterValues; `completes` is answered with this response.
+    ReadValues {
+        source: ValueSource,
+        names: Vec<String>,
+        completes: Option<Origin>,
+    },
+}
+
+impl Step {
+    fn origin(&self) -> Option<Origin> {
+        match self {
+            Step::Rpc(origin, _) => Some(*origin),
+            Step::Names { origin, .. } => *origin,
+            Step::ReadValues { completes, .. } => *completes,
+        }
+    }
+
+    /// A GetParameterValues naming an object path (partial path).
+    fn reads_object_path(&self) -> bool {
+        let names = match self {
+            Step::Rpc(_, CwmpMessage::GetParameterValues(g)) => &g.names,
+            Step::ReadValues { names, .. } => names,
+            _ => return false,
+        };
+        names.iter().any(|n| n.ends_with('.'))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -277,8 +318,21 @@ impl AcsSession {
                 for task in tasks {
                     self.queue.push_back(match task {
                         Task::Rpc { origin, message } => Step::Rpc(origin, message),
-                        Task::Discover { prefix } => Step::DiscoverNames(prefix),
-                        Task::Refresh { names } => Step::ReadValues(ValueSource::Refresh, names),
+                        Task::Discover { prefix } => Step::Names {
+                            prefix,
+                            source: ValueSource::Discovery,
+                            origin: None,
+                        },
+                        Task::ReadTree { prefix, origin } => Step::Names {
+                            prefix,
+                            source: ValueSource::Refresh,
+                            origin,
+                        },
+                        Task::Refresh { names } => Step::ReadValues {
+                            source: ValueSource::Refresh,
+                            names,
+                            completes: None,
+                        },
                     });
                 }
                 self.deadline = Some(now.saturating_add(self.config.idle_timeout));
@@ -400,14 +454,11 @@ impl AcsSession {
             }
             State::SendingRpcs { awaiting, .. } => {
                 // The CPE dropped our request (TR-069 says it must answer); retry it another time.
-                let origin = match *awaiting {
-                    Step::Rpc(origin, _) => Some(origin),
-                    _ => None,
-                };
                 self.outputs
                     .push_back(Output::Event(SessionEvent::Abandoned {
-                        origin,
+                        origin: awaiting.origin(),
                         reason: CloseReason::ProtocolError,
+                        object_read: awaiting.reads_object_path(),
                     }));
                 self.finish();
             }
@@ -439,7 +490,11 @@ impl AcsSession {
                         result,
                     }));
             }
-            Step::DiscoverNames(prefix) => match message {
+            Step::Names {
+                prefix,
+                source,
+                origin,
+            } => match message {
                 CwmpMessage::GetParameterNamesResponse(resp) => {
                     let leaves: Vec<String> = resp
                         .parameters
@@ -453,39 +508,93 @@ impl AcsSession {
                             parameters: resp.parameters,
                         }));
                     // Read values right after this discovery, ahead of other queued work.
-                    for (i, batch) in leaves.chunks(self.config.gpv_batch_size.max(1)).enumerate() {
-                        self.queue
-                            .insert(i, Step::ReadValues(ValueSource::Discovery, batch.to_vec()));
+                    let batches: Vec<Vec<String>> = leaves
+                        .chunks(self.config.gpv_batch_size.max(1))
+                        .map(<[String]>::to_vec)
+                        .collect();
+                    let last = batches.len().saturating_sub(1);
+                    if batches.is_empty() {
+                        self.answer_origin(origin);
+                    }
+                    for (i, names) in batches.into_iter().enumerate() {
+                        let completes = if i == last { origin } else { None };
+                        self.queue.insert(
+                            i,
+                            Step::ReadValues {
+                                source,
+                                names,
+                                completes,
+                            },
+                        );
                     }
                 }
                 CwmpMessage::Fault(fault) => {
-                    self.outputs
-                        .push_back(Output::Event(SessionEvent::ReadFailed {
-                            request: "GetParameterNames",
-                            fault,
-                        }))
+                    if let Some(origin) = origin {
+                        self.outputs
+                            .push_back(Output::Event(SessionEvent::RpcResult {
+                                origin,
+                                request: "GetParameterNames",
+                                result: RpcResult::Fault(fault),
+                            }));
+                    } else {
+                        self.outputs
+                            .push_back(Output::Event(SessionEvent::ReadFailed {
+                                request: "GetParameterNames",
+                                fault,
+                            }))
+                    }
                 }
                 other => self.unexpected_response("GetParameterNamesResponse", &other),
             },
-            Step::ReadValues(source, _) => match message {
+            Step::ReadValues {
+                source, completes, ..
+            } => match message {
                 CwmpMessage::GetParameterValuesResponse(resp) => {
                     self.outputs
                         .push_back(Output::Event(SessionEvent::ParameterValues {
                             source,
                             parameters: resp.parameters,
-                        }))
+                        }));
+                    self.answer_origin(completes);
                 }
-                CwmpMessage::Fault(fault) => {
-                    self.outputs
+                CwmpMessage::Fault(fault) => match completes {
+                    Some(origin) => {
+                        self.outputs
+                            .push_back(Output::Event(SessionEvent::RpcResult {
+                                origin,
+                                request: "GetParameterValues",
+                                result: RpcResult::Fault(fault),
+                            }));
+                    }
+                    None => self
+                        .outputs
                         .push_back(Output::Event(SessionEvent::ReadFailed {
                             request: "GetParameterValues",
                             fault,
-                        }))
-                }
+                        })),
+                },
                 other => self.unexpected_response("GetParameterValuesResponse", &other),
             },
         }
         self.send_next_or_finish();
+    }
+
+    /// Answers an operation that a tree read carried, once its values are in.
+    /// (Its values went out as `ParameterValues` events already.)
+    fn answer_origin(&mut self, origin: Option<Origin>) {
+        if let Some(origin) = origin {
+            let done = crate::rpc::get_parameter_values::GetParameterValuesResponse {
+                parameters: Vec::new(),
+            };
+            self.outputs
+                .push_back(Output::Event(SessionEvent::RpcResult {
+                    origin,
+                    request: "GetParameterValues",
+                    result: RpcResult::Response(Box::new(CwmpMessage::GetParameterValuesResponse(
+                        done,
+                    ))),
+                }));
+        }
     }
 
     fn unexpected_response(&mut self, expected: &'static str, got: &CwmpMessage) {
@@ -511,20 +620,26 @@ impl AcsSession {
         };
         let message = match &step {
             Step::Rpc(_, message) => message.clone(),
-            Step::DiscoverNames(prefix) => CwmpMessage::GetParameterNames(GetParameterNames {
+            Step::Names { prefix, .. } => CwmpMessage::GetParameterNames(GetParameterNames {
                 path: prefix.clone(),
                 next_level: false,
             }),
-            Step::ReadValues(_, names) => CwmpMessage::GetParameterValues(GetParameterValues {
+            Step::ReadValues { names, .. } => CwmpMessage::GetParameterValues(GetParameterValues {
                 names: names.clone(),
             }),
         };
         let request_id = format!("radar-{}", self.next_request_id);
         self.next_request_id += 1;
         self.rpcs_sent += 1;
-        if let Step::Rpc(origin, _) = &step {
+        // An operation is sent with its first request (a tree read's names).
+        let first_of_origin = match &step {
+            Step::Rpc(origin, _) => Some(*origin),
+            Step::Names { origin, .. } => *origin,
+            Step::ReadValues { .. } => None,
+        };
+        if let Some(origin) = first_of_origin {
             self.outputs.push_back(Output::Event(SessionEvent::RpcSent {
-                origin: *origin,
+                origin,
                 request: message.name(),
             }));
         }
@@ -538,12 +653,17 @@ impl AcsSession {
     /// Reports the outstanding RPC, if any, as abandoned.
     fn abandon(&mut self, reason: CloseReason) {
         if let State::SendingRpcs { awaiting, .. } = &self.state {
-            let Step::Rpc(origin, _) = awaiting.as_ref() else {
+            let object_read = awaiting.reads_object_path();
+            let origin = awaiting.origin();
+            if origin.is_none() && !object_read {
                 return;
-            };
-            let origin = Some(*origin);
+            }
             self.outputs
-                .push_back(Output::Event(SessionEvent::Abandoned { origin, reason }));
+                .push_back(Output::Event(SessionEvent::Abandoned {
+                    origin,
+                    reason,
+                    object_read,
+                }));
         }
     }
 

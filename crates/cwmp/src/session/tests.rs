@@ -369,7 +369,8 @@ fn idle_session_times_out_on_the_virtual_clock_and_abandons_the_rpc() {
         vec![
             Output::Event(SessionEvent::Abandoned {
                 origin: Some(Origin::Operation(9)),
-                reason: CloseReason::IdleTimeout
+                reason: CloseReason::IdleTimeout,
+                object_read: false
             }),
             Output::Close(CloseReason::IdleTimeout)
         ]
@@ -474,4 +475,104 @@ fn rpc_cap_bounds_a_session() {
     .unwrap();
     let out = drain(&mut s);
     assert!(out.contains(&Output::Close(CloseReason::TooManyRpcs)));
+}
+
+/// A device that dies on object-path reads (genieacs-sim crashes on them) is read by its leaf
+/// names; an operation carried by such a read is sent with the names and answered after the
+/// last batch of values.
+#[test]
+fn a_tree_read_carries_an_operation_and_a_dead_object_read_is_flagged() {
+    let config = SessionConfig {
+        gpv_batch_size: 1,
+        ..Default::default()
+    };
+    let mut s = AcsSession::new(config.clone(), T0);
+    s.handle(T0, Input::Post(inform_body(&["2 PERIODIC"]).as_bytes()))
+        .unwrap();
+    s.handle(T0, Input::Post(b"")).unwrap();
+    drain(&mut s);
+    let op = Origin::Operation(7);
+    s.handle(
+        T0,
+        Input::Work(vec![Task::ReadTree {
+            prefix: "Device.ManagementServer.".into(),
+            origin: Some(op),
+        }]),
+    )
+    .unwrap();
+    let out = drain(&mut s);
+    assert!(out.contains(&Output::Event(SessionEvent::RpcSent {
+        origin: op,
+        request: "GetParameterNames"
+    })));
+    let names = GetParameterNamesResponse {
+        parameters: [
+            "Device.ManagementServer.URL",
+            "Device.ManagementServer.Username",
+        ]
+        .iter()
+        .map(|n| ParameterInfo {
+            name: (*n).into(),
+            writable: true,
+        })
+        .collect(),
+    };
+    s.handle(
+        T0,
+        Input::Post(cpe_message(CwmpMessage::GetParameterNamesResponse(names), "x").as_bytes()),
+    )
+    .unwrap();
+    let mut out = drain(&mut s);
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        let CwmpMessage::GetParameterValues(gpv) = reply_of(&out).message else {
+            panic!("{out:?}")
+        };
+        assert!(gpv.names.iter().all(|n| !n.ends_with('.')), "leaves only");
+        let resp = GetParameterValuesResponse {
+            parameters: gpv
+                .names
+                .iter()
+                .map(|n| ParameterValue::new(n.clone(), "v", "xsd:string"))
+                .collect(),
+        };
+        s.handle(
+            T0,
+            Input::Post(cpe_message(CwmpMessage::GetParameterValuesResponse(resp), "x").as_bytes()),
+        )
+        .unwrap();
+        out = drain(&mut s);
+        answered.push(out.iter().any(
+            |o| matches!(o, Output::Event(SessionEvent::RpcResult { origin, .. }) if *origin == op),
+        ));
+    }
+    let answered = answered == [false, true];
+    assert!(answered, "the operation is answered after the last batch");
+
+    // A GetParameterValues of an object path left unanswered is flagged as such.
+    let mut s = AcsSession::new(config, T0);
+    s.handle(T0, Input::Post(inform_body(&["2 PERIODIC"]).as_bytes()))
+        .unwrap();
+    s.handle(T0, Input::Post(b"")).unwrap();
+    drain(&mut s);
+    s.handle(
+        T0,
+        Input::Work(vec![Task::Rpc {
+            origin: op,
+            message: CwmpMessage::GetParameterValues(GetParameterValues {
+                names: vec!["Device.ManagementServer.".into()],
+            }),
+        }]),
+    )
+    .unwrap();
+    drain(&mut s);
+    s.handle(T0.saturating_add(Duration::from_secs(600)), Input::Timeout)
+        .unwrap();
+    assert!(
+        drain(&mut s).contains(&Output::Event(SessionEvent::Abandoned {
+            origin: Some(op),
+            reason: CloseReason::IdleTimeout,
+            object_read: true,
+        }))
+    );
 }

@@ -211,6 +211,13 @@ pub enum TwinCommand {
         username: String,
         password: String,
     },
+    /// Radar learnt how the device departs from the standard (see `quirks`).
+    RecordQuirk {
+        device: DeviceKey,
+        at: Timestamp,
+        quirk: String,
+        detail: String,
+    },
     /// SetParameterAttributes at bootstrap failed as a whole (not 9009 on some paths).
     NotificationsFailed {
         device: DeviceKey,
@@ -260,6 +267,7 @@ impl TwinCommand {
             | TwinCommand::KnownConnectionRequestCredentials { device, .. }
             | TwinCommand::ConnectionRequestOutcome { device, .. }
             | TwinCommand::NotificationsFailed { device, .. }
+            | TwinCommand::RecordQuirk { device, .. }
             | TwinCommand::ImportTwin { device, .. } => device,
         }
     }
@@ -288,6 +296,7 @@ impl TwinCommand {
             | TwinCommand::KnownConnectionRequestCredentials { at, .. }
             | TwinCommand::ConnectionRequestOutcome { at, .. }
             | TwinCommand::NotificationsFailed { at, .. }
+            | TwinCommand::RecordQuirk { at, .. }
             | TwinCommand::ImportTwin { at, .. } => *at,
         }
     }
@@ -586,6 +595,9 @@ fn apply_command(
                     }
                 }
             }
+        }
+        TwinCommand::RecordQuirk { quirk, detail, .. } => {
+            crate::quirks::record(twin, at, quirk, detail)
         }
         TwinCommand::NotificationsFailed { code, message, .. } => {
             twin.meta.notifications_configured = false;

@@ -217,6 +217,7 @@ async fn device_summary(
                 "protocol": summary.protocol,
                 "mtp": m.mtp,
                 "online": summary.online,
+                "overdue": radar_twin::query::is_overdue(twin, dict, &ctx),
                 "usp_versions": m.usp_versions,
                 "last_contact": summary.last_contact,
                 "first_contact": m.first_contact.to_rfc3339(),

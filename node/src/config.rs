@@ -105,6 +105,10 @@ pub struct CwmpConfig {
     /// A device seen within this window counts as online.
     #[serde(with = "humantime_serde")]
     pub online_window: Duration,
+    /// A device silent for twice its PeriodicInformInterval plus this is overdue (a query
+    /// field, and woken with a connection request when `connection_request.wake_overdue`).
+    #[serde(with = "humantime_serde")]
+    pub overdue_grace: Duration,
     /// Serve the ACS over HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
 }
@@ -131,6 +135,7 @@ impl Default for CwmpConfig {
             shared_credentials: None,
             device_credentials: Vec::new(),
             online_window: Duration::from_secs(3600),
+            overdue_grace: Duration::from_secs(600),
             tls: None,
         }
     }
@@ -160,6 +165,18 @@ pub struct ConnectionRequestConfig {
     /// carry self-signed ones). The request still carries Digest authentication, but the CPE
     /// is not authenticated: prefer a CA bundle where the vendor provides one.
     pub tls_accept_self_signed: bool,
+    /// Wake overdue devices (see `cwmp.overdue_grace`) with a connection request: TR-069
+    /// §3.2.1.1 has a CPE retry a failed session, but some firmware never does.
+    pub wake_overdue: bool,
+    /// How often the node looks for overdue devices among the shards it leads.
+    #[serde(with = "humantime_serde")]
+    pub overdue_check_interval: Duration,
+    /// Most wake-ups of overdue devices per second, so a fleet that went quiet together (an
+    /// ACS outage) is woken gradually.
+    pub overdue_per_second: u32,
+    /// An overdue device is woken again at most this often.
+    #[serde(with = "humantime_serde")]
+    pub overdue_rewake_after: Duration,
 }
 
 impl Default for ConnectionRequestConfig {
@@ -173,6 +190,10 @@ impl Default for ConnectionRequestConfig {
             default_credentials: None,
             tls_ca_file: None,
             tls_accept_self_signed: false,
+            wake_overdue: true,
+            overdue_check_interval: Duration::from_secs(60),
+            overdue_per_second: 10,
+            overdue_rewake_after: Duration::from_secs(3600),
         }
     }
 }

@@ -16,6 +16,7 @@ pub struct Fleet {
     view: RwLock<Arc<FleetView>>,
     pub deadline: Duration,
     pub online_window: Duration,
+    pub overdue_grace: Duration,
 }
 
 /// What this node serves at one layout version: the ring and its local shard replicas.
@@ -99,11 +100,17 @@ pub fn keep_owned(
 }
 
 impl Fleet {
-    pub fn new(view: FleetView, deadline: Duration, online_window: Duration) -> Self {
+    pub fn new(
+        view: FleetView,
+        deadline: Duration,
+        online_window: Duration,
+        overdue_grace: Duration,
+    ) -> Self {
         Self {
             view: RwLock::new(Arc::new(view)),
             deadline,
             online_window,
+            overdue_grace,
         }
     }
 
@@ -148,6 +155,7 @@ impl Fleet {
         EvalContext {
             now: Timestamp::now(),
             online_window: self.online_window,
+            overdue_grace: self.overdue_grace,
         }
     }
 }
@@ -392,6 +400,7 @@ mod tests {
         EvalContext {
             now: Timestamp(0),
             online_window: Duration::from_secs(60),
+            overdue_grace: Duration::ZERO,
         }
     }
 

@@ -50,16 +50,14 @@ impl FleetService {
     }
 }
 
-fn context(message: Option<pb::EvalContext>, online_window: Duration) -> EvalContext {
+fn context(message: Option<pb::EvalContext>, local: EvalContext) -> EvalContext {
     match message {
         Some(c) => EvalContext {
             now: Timestamp(c.now_ms),
             online_window: Duration::from_millis(c.online_window_ms),
+            overdue_grace: Duration::from_millis(c.overdue_grace_ms),
         },
-        None => EvalContext {
-            now: Timestamp::now(),
-            online_window,
-        },
+        None => local,
     }
 }
 
@@ -80,7 +78,7 @@ impl Fleet for FleetService {
             "" => None,
             c => Some(DeviceKey::parse(c).map_err(|e| Status::invalid_argument(e.to_string()))?),
         };
-        let ctx = context(request.context, self.core.fleet.online_window);
+        let ctx = context(request.context, self.core.fleet.context());
         let shard = self.replica(request.shard, request.stale).await?;
         let q = DeviceQuery {
             text: request.query,
@@ -119,7 +117,7 @@ impl Fleet for FleetService {
         let request = request.into_inner();
         let expr =
             query::parse(&request.query).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ctx = context(request.context, self.core.fleet.online_window);
+        let ctx = context(request.context, self.core.fleet.context());
         let shard = self.replica(request.shard, request.stale).await?;
         let group_by = (!request.group_by.is_empty()).then_some(request.group_by);
         // Count at the asking node's layout version: wait briefly for it if this node is

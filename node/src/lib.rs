@@ -148,6 +148,7 @@ pub async fn start(
         view,
         config.twin.shard_query_deadline,
         config.cwmp.online_window,
+        config.cwmp.overdue_grace,
     );
     let core = Arc::new(NodeCore {
         requester: ConnectionRequester::new(config.connection_request.clone(), metrics.clone())
@@ -178,6 +179,10 @@ pub async fn start(
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
+    tasks.push(tokio::spawn(cwmp::overdue::run(
+        core.clone(),
+        shutdown.clone(),
+    )));
     if let Some(mqtt) = core.config.usp.mqtt.clone() {
         tasks.push(
             usp::mqtt::start(core.clone(), mqtt, shutdown.clone())

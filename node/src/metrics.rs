@@ -14,6 +14,7 @@ pub struct Metrics {
     pub twin_batch_size: Histogram,
     pub twin_commit_seconds: Histogram,
     pub twins: IntGauge,
+    pub cwmp_overdue: IntGauge,
     pub connection_requests: IntCounterVec,
     pub api_requests: IntCounterVec,
     pub usp_connections: IntGauge,
@@ -138,6 +139,10 @@ impl Metrics {
                 prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets"),
             ),
             twins: gauge("radar_twins", "Twins held by this node"),
+            cwmp_overdue: gauge(
+                "radar_cwmp_overdue_devices",
+                "CWMP devices of the shards this node leads that missed two periodic informs and the grace",
+            ),
             connection_requests: counter_vec(
                 "radar_connection_requests_total",
                 "Connection requests by result",

@@ -57,6 +57,7 @@ fn context_message(ctx: &EvalContext) -> pb::EvalContext {
     pb::EvalContext {
         now_ms: ctx.now.0,
         online_window_ms: ctx.online_window.as_millis() as u64,
+        overdue_grace_ms: ctx.overdue_grace.as_millis() as u64,
     }
 }
 

@@ -107,6 +107,10 @@ pub struct SimArgs {
     /// attributes, and a crash on GetParameterValues of an object path.
     #[arg(long)]
     like_genieacs_sim: bool,
+    /// Behave like cwmp-sim: no echoed cookies, and after a failed inform no session until a
+    /// connection request.
+    #[arg(long)]
+    like_cwmp_sim: bool,
     /// ACS credentials as user:password.
     #[arg(long)]
     acs_credentials: Option<String>,
@@ -404,7 +408,8 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         periodic_interval: args.periodic,
         connection_request_listen: args.cr_listen,
         acs_credentials,
-        echo_cookies: !args.no_cookies && !args.like_genieacs_sim,
+        echo_cookies: !args.no_cookies && !args.like_genieacs_sim && !args.like_cwmp_sim,
+        gives_up_after_failed_inform: args.like_cwmp_sim,
         refuse_active_notification: args.refuse_active_notification,
         genieacs_sim_quirks: args.like_genieacs_sim,
         start_spread: args.spread,

@@ -29,6 +29,9 @@ pub struct DeviceSettings {
     pub periodic_interval: Duration,
     /// Trusted CAs for an `https` ACS URL.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Like cwmp-sim (commit cee4bd1): after an inform fails, schedule no other session until
+    /// a connection request arrives (TR-069 §3.2.1.1 asks for retries; some firmware does not).
+    pub gives_up_after_failed_inform: bool,
 }
 
 pub struct SimDevice {
@@ -176,6 +179,7 @@ impl SimDevice {
         ];
         let mut transfers: Vec<TransferComplete> = Vec::new();
         let mut retry = Duration::from_millis(500);
+        let mut given_up = false;
         loop {
             if self.online.load(Ordering::Relaxed) && !events.is_empty() {
                 match self.session(&settings, &events, &transfers).await {
@@ -191,6 +195,11 @@ impl SimDevice {
                             continue;
                         }
                     }
+                    Err(e) if settings.gives_up_after_failed_inform => {
+                        debug!(serial = %self.serial, error = %e, "session failed; giving up until a connection request");
+                        events.clear();
+                        given_up = true;
+                    }
                     Err(e) => {
                         debug!(serial = %self.serial, error = %e, "session failed; retrying");
                         tokio::time::sleep(retry).await;
@@ -200,10 +209,20 @@ impl SimDevice {
                 }
             }
             let interval = self.periodic_interval(&settings);
-            let trigger = tokio::select! {
-                t = triggers.recv() => match t { Some(t) => t, None => return },
-                _ = tokio::time::sleep(interval) => Trigger::Periodic,
+            let trigger = if given_up {
+                match triggers.recv().await {
+                    Some(t) => t,
+                    None => return,
+                }
+            } else {
+                tokio::select! {
+                    t = triggers.recv() => match t { Some(t) => t, None => return },
+                    _ = tokio::time::sleep(interval) => Trigger::Periodic,
+                }
             };
+            if trigger == Trigger::ConnectionRequest {
+                given_up = false;
+            }
             if !self.online.load(Ordering::Relaxed) {
                 events.clear();
                 continue;

@@ -50,6 +50,8 @@ pub struct SimConfig {
     /// Behave like genieacs-sim: no echoed cookies is `echo_cookies`; this adds Fault 9000 for
     /// Reboot, FactoryReset and attributes, and a crash on object-path reads.
     pub genieacs_sim_quirks: bool,
+    /// Behave like cwmp-sim: after a failed inform, no session until a connection request.
+    pub gives_up_after_failed_inform: bool,
     /// Spread first informs over this window, so a large fleet does not arrive at once.
     pub start_spread: Duration,
     /// PEM CA certificates trusted for an `https` ACS URL.
@@ -76,6 +78,7 @@ impl Default for SimConfig {
             echo_cookies: true,
             refuse_active_notification: false,
             genieacs_sim_quirks: false,
+            gives_up_after_failed_inform: false,
             start_spread: Duration::ZERO,
             acs_ca_pem: None,
             connection_request_tls: None,
@@ -148,6 +151,7 @@ impl SimFleet {
                 echo_cookies: config.echo_cookies,
                 periodic_interval: config.periodic_interval,
                 tls: tls.clone(),
+                gives_up_after_failed_inform: config.gives_up_after_failed_inform,
             };
             let delay = config.start_spread * i as u32 / count;
             tasks.push(tokio::spawn(async move {

@@ -51,6 +51,7 @@ fn text_of(twin: &Twin, dict: &PathDict, field: &str) -> Option<String> {
     let ctx = EvalContext {
         now: Timestamp(0),
         online_window: Duration::ZERO,
+        overdue_grace: Duration::ZERO,
     };
     match query::field(twin, dict, &ctx, field)? {
         FieldValue::Str(s) | FieldValue::Typed(s, _) => Some(s),
@@ -269,6 +270,7 @@ mod tests {
         let ctx = EvalContext {
             now: Timestamp(10),
             online_window: Duration::from_secs(1),
+            overdue_grace: Duration::ZERO,
         };
         for text in [
             "product_class LIKE \"HG*\"",

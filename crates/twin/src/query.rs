@@ -71,6 +71,7 @@ pub const META_FIELDS: &[&str] = &[
     "serial",
     "software_version",
     "manufacturer",
+    "overdue",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -363,6 +364,8 @@ pub struct EvalContext {
     pub now: Timestamp,
     /// A device seen within this window counts as online.
     pub online_window: Duration,
+    /// A CWMP device silent for twice its periodic inform interval plus this is overdue.
+    pub overdue_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -392,6 +395,43 @@ pub fn is_online(twin: &Twin, ctx: &EvalContext) -> bool {
         && ctx.now.duration_since(twin.meta.last_contact) <= ctx.online_window
 }
 
+/// A CWMP device's periodic inform interval, as it reported it (`PeriodicInformEnable` on and
+/// `PeriodicInformInterval` above zero).
+pub fn periodic_interval(twin: &Twin, dict: &PathDict) -> Option<Duration> {
+    let root = if twin.meta.root.is_empty() {
+        "Device."
+    } else {
+        twin.meta.root.as_str()
+    };
+    let enabled = twin
+        .param_by_path(
+            dict,
+            &format!("{root}ManagementServer.PeriodicInformEnable"),
+        )
+        .is_none_or(|p| !matches!(p.value.as_str(), "false" | "0"));
+    let seconds: u64 = twin
+        .param_by_path(
+            dict,
+            &format!("{root}ManagementServer.PeriodicInformInterval"),
+        )?
+        .value
+        .trim()
+        .parse()
+        .ok()?;
+    (enabled && seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// A CWMP device that missed two periodic informs and the grace after them (TR-069 §3.2.1.1:
+/// a CPE retries a failed session, but some firmware gives up after one failure).
+pub fn is_overdue(twin: &Twin, dict: &PathDict, ctx: &EvalContext) -> bool {
+    if twin.meta.protocol != "cwmp" || twin.meta.last_contact.0 == 0 {
+        return false;
+    }
+    periodic_interval(twin, dict).is_some_and(|interval| {
+        ctx.now.duration_since(twin.meta.last_contact) > interval * 2 + ctx.overdue_grace
+    })
+}
+
 /// A meta field or a parameter of a twin.
 pub fn field(twin: &Twin, dict: &PathDict, ctx: &EvalContext, name: &str) -> Option<FieldValue> {
     let meta = &twin.meta;
@@ -406,6 +446,7 @@ pub fn field(twin: &Twin, dict: &PathDict, ctx: &EvalContext, name: &str) -> Opt
         "serial" => FieldValue::Str(meta.serial.clone()),
         "software_version" => FieldValue::Str(meta.software_version.clone()),
         "manufacturer" => FieldValue::Str(meta.manufacturer.clone()),
+        "overdue" => FieldValue::Bool(is_overdue(twin, dict, ctx)),
         path => {
             let p = twin.param_by_path(dict, path)?;
             FieldValue::Typed(p.value.to_string(), p.ty)
@@ -533,6 +574,7 @@ mod tests {
         let ctx = EvalContext {
             now: Timestamp(5_000_100),
             online_window: Duration::from_secs(60),
+            overdue_grace: Duration::ZERO,
         };
         let expr = parse(q).unwrap();
         s.twins

@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod connection_request;
+pub mod overdue;
 pub mod server;
 pub mod translate;

@@ -399,7 +399,9 @@ impl AcsServer {
             .cloned();
         let Some(slot) = slot else { return };
         // Busy with a request right now: the idle reaper ends it later.
-        let Ok(mut slot) = slot.try_lock() else { return };
+        let Ok(mut slot) = slot.try_lock() else {
+            return;
+        };
         let _ = slot.session.handle(Timestamp(u64::MAX), Input::Timeout);
         let span = session_span(&slot);
         let _ = self.drive(&mut slot).instrument(span).await;

@@ -1,0 +1,72 @@
+//! Overdue devices: CWMP devices that missed two periodic informs and a grace period. TR-069
+//! §3.2.1.1 has a CPE retry a failed session with back-off, but some firmware never does (2,568
+//! of 4,000 cwmp-sim devices stayed away after informing while Radar was down). Each node looks
+//! among the shards it leads and wakes them with a connection request, paced across the fleet.
+
+use crate::config::Credential;
+use crate::core::NodeCore;
+use radar_core::DeviceKey;
+use radar_twin::query::is_overdue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::debug;
+
+pub async fn run(core: Arc<NodeCore>, mut shutdown: watch::Receiver<bool>) {
+    let config = core.config.connection_request.clone();
+    if !config.enabled || !config.wake_overdue {
+        return;
+    }
+    let mut woken: HashMap<DeviceKey, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(config.overdue_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pause = Duration::from_secs(1) / config.overdue_per_second.max(1);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let due = overdue_devices(&core);
+        core.metrics.cwmp_overdue.set(due.len() as i64);
+        woken.retain(|_, at| at.elapsed() < config.overdue_rewake_after);
+        for (device, url, credentials) in due {
+            if woken.contains_key(&device) {
+                continue;
+            }
+            woken.insert(device.clone(), Instant::now());
+            debug!(device = %device, "waking an overdue device");
+            let result = core.requester.request(&device, &url, credentials).await;
+            core.record_connection_request(&device, &result).await;
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Overdue devices of the shards this node leads, with what a connection request needs.
+fn overdue_devices(core: &NodeCore) -> Vec<(DeviceKey, String, Option<Credential>)> {
+    let ctx = core.fleet.context();
+    let mut due = Vec::new();
+    for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
+        let state = shard.read();
+        for twin in state.twins.values() {
+            let meta = &twin.meta;
+            if meta.connection_request_url.is_empty() || !is_overdue(twin, &state.dict, &ctx) {
+                continue;
+            }
+            let credentials = (!meta.connection_request_username.is_empty()).then(|| Credential {
+                username: meta.connection_request_username.clone(),
+                password: meta.connection_request_password.clone(),
+            });
+            due.push((
+                twin.key.clone(),
+                meta.connection_request_url.clone(),
+                credentials,
+            ));
+        }
+    }
+    due
+}

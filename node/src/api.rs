@@ -215,6 +215,7 @@ async fn device_summary(
             json!({
                 "id": summary.id,
                 "protocol": summary.protocol,
+                "protocols": m.protocols,
                 "mtp": m.mtp,
                 "online": summary.online,
                 "overdue": radar_twin::query::is_overdue(twin, dict, &ctx),
@@ -499,14 +500,25 @@ async fn post_operation(
         }
         _ => {}
     }
-    let protocol = core
+    let protocols = core
         .fleet
-        .with_twin(&key, |twin, _| twin.meta.protocol.clone())
+        .with_twin(&key, |twin, _| {
+            if twin.meta.protocols.is_empty() {
+                vec![twin.meta.protocol.clone()]
+            } else {
+                twin.meta.protocols.clone()
+            }
+        })
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no device {key}")))?;
-    if !kind.supported_by(&protocol) {
+    // A dual-stack device takes what either of its protocols can carry.
+    if !protocols.iter().any(|p| kind.supported_by(p)) {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
-            format!("{} is not available over {protocol}", kind.name()),
+            format!(
+                "{} is not available over {}",
+                kind.name(),
+                protocols.join(" or ")
+            ),
         ));
     }
     if let OperationKind::Operate { command, .. } = &kind {

@@ -186,16 +186,19 @@ impl NodeCore {
                         username: twin.meta.connection_request_username.clone(),
                         password: twin.meta.connection_request_password.clone(),
                     });
-                if twin.meta.protocol == "usp"
-                    && !self.usp_agents.wake(device)
-                    && twin.meta.mtp == "mqtt"
-                {
-                    // An MQTT agent with no live link may still be on the broker: try it.
-                    crate::usp::mqtt::probe(self, device);
+                // A live USP link takes the work at once; otherwise a dual-stack device is also
+                // woken over CWMP, and whichever channel comes first delivers.
+                let mut delivered = false;
+                if twin.meta.speaks("usp") {
+                    delivered = self.usp_agents.wake(device);
+                    if !delivered && twin.meta.mtp == "mqtt" {
+                        // An MQTT agent with no live link may still be on the broker: try it.
+                        crate::usp::mqtt::probe(self, device);
+                    }
                 }
                 (
                     op,
-                    (recent && twin.meta.protocol == "cwmp")
+                    (recent && !delivered && twin.meta.speaks("cwmp"))
                         .then(|| (twin.meta.connection_request_url.clone(), creds)),
                 )
             })

@@ -32,6 +32,9 @@ pub struct Meta {
     pub software_version: String,
     /// The protocol of the latest contact: `cwmp` or `usp`.
     pub protocol: String,
+    /// Every protocol the device has spoken (both for a device with a CWMP client and a USP
+    /// agent under the same `os::<OUI>-<Serial>` identity: one twin, DESIGN §2).
+    pub protocols: Vec<String>,
     /// How a USP agent is reached: `websocket` or `mqtt` (empty for CWMP).
     pub mtp: String,
     /// A USP agent's MTP connection is up (set on connect, cleared on disconnect and at startup).
@@ -82,6 +85,22 @@ pub struct ConnectionRequestStatus {
     /// `sent`, `unauthorized`, `unreachable`, `failed`.
     pub outcome: String,
     pub detail: String,
+}
+
+impl Meta {
+    /// Whether the device has spoken `protocol` (older twins: their latest protocol).
+    pub fn speaks(&self, protocol: &str) -> bool {
+        self.protocols.iter().any(|p| p == protocol)
+            || (self.protocols.is_empty() && self.protocol == protocol)
+    }
+
+    pub(crate) fn add_protocol(&mut self, protocol: &str) {
+        self.protocol = protocol.into();
+        if !self.protocols.iter().any(|p| p == protocol) {
+            self.protocols.push(protocol.into());
+            self.protocols.sort();
+        }
+    }
 }
 
 /// One wanted USP subscription on one agent (TR-181 `Device.LocalAgent.Subscription.{i}.`).

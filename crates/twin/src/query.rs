@@ -387,11 +387,13 @@ impl FieldValue {
 }
 
 pub fn is_online(twin: &Twin, ctx: &EvalContext) -> bool {
-    // A USP agent is online while its MTP connection is up; a CWMP device within the window.
-    if twin.meta.protocol == "usp" {
-        return twin.meta.connected;
+    // A USP agent is online while its MTP connection is up; a CWMP device within the window
+    // (a dual-stack device by either).
+    if twin.meta.connected {
+        return true;
     }
-    twin.meta.last_contact.0 > 0
+    twin.meta.speaks("cwmp")
+        && twin.meta.last_contact.0 > 0
         && ctx.now.duration_since(twin.meta.last_contact) <= ctx.online_window
 }
 

@@ -10,7 +10,7 @@ const MAX_LOGGED_ARG: usize = 128;
 
 pub(crate) fn apply_connected(twin: &mut Twin, at: Timestamp, mtp: &str, reply_to: &str) {
     let meta = &mut twin.meta;
-    meta.protocol = "usp".into();
+    meta.add_protocol("usp");
     meta.mtp = mtp.into();
     meta.connected = true;
     meta.last_contact = at;

@@ -97,7 +97,10 @@ impl AgentLink {
         self.core
             .fleet
             .with_twin(&self.device, |twin, dict| {
-                if twin.meta.discovered_at.is_none() {
+                // First contact, a factory reset, or the first USP contact of a device the
+                // twin knows from CWMP (its agent's data model is read in full once).
+                let read_over_usp = twin.params.iter().any(|(_, p)| p.source.is_usp());
+                if twin.meta.discovered_at.is_none() || !read_over_usp {
                     return Sync::Discover;
                 }
                 let mut subtrees: Vec<String> = twin
@@ -423,9 +426,12 @@ impl AgentLink {
                 .core
                 .fleet
                 .with_twin(&self.device, |twin, dict| {
+                    // What only CWMP can carry waits for the device's CWMP side, if it has one.
+                    let cwmp_too = twin.meta.speaks("cwmp");
                     let op = twin.operations.iter().find(|op| {
                         op.status == OperationStatus::Queued
                             && op.expires_at.is_none_or(|e| e > now)
+                            && (!cwmp_too || op.kind.supported_by("usp"))
                     })?;
                     Some((op.id, operation_request(op, twin, dict)))
                 })

@@ -62,6 +62,13 @@ pub struct AgentCore {
 pub fn agent_model(identity: &Identity, endpoint_id: &str, controller_id: &str) -> SimModel {
     use ParamType::*;
     let mut m = SimModel::home_gateway(identity);
+    // Device.ManagementServer is the CWMP client's object; a USP agent (obuspa) has none. Nor
+    // does this agent keep vendor log files (the CWMP Upload's source), so the agent's
+    // Device.DeviceInfo. covers only part of the CWMP side's.
+    m.params.retain(|path, _| {
+        !path.starts_with("Device.ManagementServer.")
+            && !path.starts_with("Device.DeviceInfo.VendorLogFile")
+    });
     local_agent(&mut m, endpoint_id, controller_id);
     for (i, status, version) in [
         (1, "Active", identity.software_version.as_str()),

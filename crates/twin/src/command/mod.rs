@@ -23,6 +23,11 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether a USP exchange reported the value (the rest are CWMP's).
+    pub fn is_usp(self) -> bool {
+        matches!(self, Source::Notify | Source::UspGet | Source::UspSet)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Source::Inform => "inform",
@@ -415,9 +420,15 @@ fn apply_command(
         } => {
             let listed: std::collections::HashSet<&str> =
                 params.iter().map(|p| p.path.as_str()).collect();
+            // A dual-stack device: what its CWMP side reported stays (the agent's data model
+            // need not cover the CWMP one, e.g. Device.ManagementServer).
+            let keep_cwmp = twin.meta.speaks("cwmp");
+            let sources = param_sources(twin, keep_cwmp);
             twin.retain_params(|id| {
                 let path = dict.render(id);
-                !path.starts_with(prefix.as_str()) || listed.contains(path.as_str())
+                !path.starts_with(prefix.as_str())
+                    || listed.contains(path.as_str())
+                    || (keep_cwmp && sources.get(id).is_some_and(|s| !s.is_usp()))
             });
             report_values(twin, dict, at, *source, params);
             if *complete {
@@ -443,10 +454,15 @@ fn apply_command(
         TwinCommand::ReportNames { prefix, names, .. } => {
             let listed: std::collections::HashSet<&str> =
                 names.iter().map(|(n, _)| n.as_str()).collect();
-            // Objects that disappeared since the last discovery take their parameters with them.
+            // Objects that disappeared since the last discovery take their parameters with them;
+            // on a dual-stack device, what its USP agent reported stays.
+            let keep_usp = twin.meta.speaks("usp");
+            let sources = param_sources(twin, keep_usp);
             twin.retain_params(|id| {
                 let path = dict.render(id);
-                !path.starts_with(prefix.as_str()) || listed.contains(path.as_str())
+                !path.starts_with(prefix.as_str())
+                    || listed.contains(path.as_str())
+                    || (keep_usp && sources.get(id).is_some_and(|s| s.is_usp()))
             });
             for (name, writable) in names.iter().filter(|(n, _)| !n.ends_with('.')) {
                 let id = dict.intern(name);
@@ -658,6 +674,14 @@ fn apply_command(
     Ok(outcome)
 }
 
+/// Each parameter's source, for pruning one protocol's view without touching the other's.
+fn param_sources(twin: &Twin, wanted: bool) -> std::collections::HashMap<crate::PathId, Source> {
+    if !wanted {
+        return Default::default();
+    }
+    twin.params.iter().map(|(id, p)| (*id, p.source)).collect()
+}
+
 fn apply_inform(
     twin: &mut Twin,
     dict: &mut crate::paths::PathDict,
@@ -671,7 +695,7 @@ fn apply_inform(
     meta.product_class = identity.product_class.clone();
     meta.serial = identity.serial.clone();
     meta.manufacturer = identity.manufacturer.clone();
-    meta.protocol = "cwmp".into();
+    meta.add_protocol("cwmp");
     meta.last_contact = at;
     meta.sessions += 1;
     meta.last_inform_events = events.iter().map(|(code, _)| code.clone()).collect();

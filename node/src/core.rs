@@ -29,8 +29,8 @@ pub struct NodeCore {
     pub usp_session: Arc<radar_usp::session::SessionConfig>,
     /// USP agents with a live link on this node.
     pub usp_agents: crate::usp::registry::AgentRegistry,
-    /// The MQTT MTP's publisher, once it is started.
-    pub usp_mqtt: std::sync::OnceLock<Arc<crate::usp::mqtt::Publisher>>,
+    /// The USP MTPs running here (each registers itself; the core names none).
+    pub usp_mtps: crate::usp::mtp::UspMtps,
     /// The metadata group replica, in the cluster mode.
     pub meta: Option<Arc<crate::cluster::meta::MetaGroup>>,
     /// Per-device rate limit for protocol warnings.
@@ -191,9 +191,10 @@ impl NodeCore {
                 let mut delivered = false;
                 if twin.meta.speaks("usp") {
                     delivered = self.usp_agents.wake(device);
-                    if !delivered && twin.meta.mtp == "mqtt" {
-                        // An MQTT agent with no live link may still be on the broker: try it.
-                        crate::usp::mqtt::probe(self, device);
+                    if !delivered {
+                        // An agent with no live link may still be reachable through its MTP
+                        // (a broker): the MTP tries.
+                        self.usp_mtps.reach(self, device, &twin.meta.mtp);
                     }
                 }
                 (

@@ -162,7 +162,7 @@ pub async fn start(
             liveness_timeout_ms: config.usp.liveness_timeout.as_millis() as u64,
         }),
         usp_agents: Default::default(),
-        usp_mqtt: Default::default(),
+        usp_mtps: Default::default(),
         log_limit: log_limit::LogLimiter::new(std::time::Duration::from_secs(60)),
         model: radar_twin::datamodel::DataModel::tr181(),
         fleet,

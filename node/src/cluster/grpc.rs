@@ -149,7 +149,10 @@ impl Cluster for ClusterService {
         &self,
         request: Request<UspRecord>,
     ) -> Result<Response<ForwardReply>, Status> {
-        let accepted = crate::usp::mqtt_cluster::accept_forwarded(&self.core, request.into_inner());
+        let accepted =
+            self.core
+                .usp_mtps
+                .accept_forwarded(&self.core, "mqtt", request.into_inner());
         Ok(Response::new(ForwardReply { accepted }))
     }
 

@@ -384,21 +384,20 @@ impl AgentLink {
                     }
                 }
             }
-            SessionEvent::RequestFailed { what, failure } => {
+            SessionEvent::RequestFailed { what, failure }
                 if self
                     .core
                     .log_limit
-                    .allow(&self.device, "usp_request_failed")
-                {
-                    warn!(
-                        device = %self.device,
-                        proto = "usp",
-                        what,
-                        code = failure.code,
-                        message = %failure.message,
-                        "agent refused a request of radar's"
-                    );
-                }
+                    .allow(&self.device, "usp_request_failed") =>
+            {
+                warn!(
+                    device = %self.device,
+                    proto = "usp",
+                    what,
+                    code = failure.code,
+                    message = %failure.message,
+                    "agent refused a request of radar's"
+                );
             }
             _ => {}
         }

@@ -31,6 +31,7 @@ pub fn subscription_filter(controller_topic: &str, shared: bool) -> String {
 /// when the record is on its way there (this node does nothing more with it).
 pub fn forward_if_led_elsewhere(
     core: &Arc<NodeCore>,
+    publisher: &Arc<super::Publisher>,
     device: &DeviceKey,
     payload: &[u8],
     topic: &str,
@@ -53,6 +54,7 @@ pub fn forward_if_led_elsewhere(
         response_topic: response_topic.unwrap_or_default().to_owned(),
     };
     let core = core.clone();
+    let publisher = publisher.clone();
     let device = device.clone();
     tokio::spawn(async move {
         let leader = match hint {
@@ -79,19 +81,20 @@ pub fn forward_if_led_elsewhere(
             .inc();
         if !sent {
             debug!(%device, "usp record not forwarded; handling it here");
-            accept_forwarded(&core, record);
+            accept_forwarded(&core, &publisher, record);
         }
     });
     true
 }
 
 /// Handles a record another node forwarded, as if it came from the broker.
-pub fn accept_forwarded(core: &Arc<NodeCore>, record: UspRecord) -> bool {
-    let Some(publisher) = core.usp_mqtt.get() else {
-        return false;
-    };
+pub fn accept_forwarded(
+    core: &Arc<NodeCore>,
+    publisher: &Arc<super::Publisher>,
+    record: UspRecord,
+) -> bool {
     let response_topic = (!record.response_topic.is_empty()).then_some(record.response_topic);
-    super::mqtt::on_publish(
+    super::on_publish(
         core,
         publisher,
         &record.topic,

@@ -3,6 +3,10 @@
 //! learns each agent's topic from the Response Topic of its PUBLISH (MQTT 5), the `/reply-to=`
 //! suffix (3.1.1) or its MQTTConnect record, and answers there. Broker outages are retried with
 //! backoff; operations live in the twins, so none is lost while the broker is away.
+//!
+//! - [`cluster`]: the shared subscription and forwarding records to the shard's leader.
+
+pub mod cluster;
 
 use super::agent::{AgentLink, Flow};
 use super::registry::{Mailbox, Signal};
@@ -52,7 +56,7 @@ pub struct Publisher {
     client: Client,
     controller_topic: String,
     /// Cluster mode: every node subscribes through one MQTT 5 shared subscription and
-    /// forwards records for shards it does not lead (see [`super::mqtt_cluster`]).
+    /// forwards records for shards it does not lead (see [`cluster`]).
     shared: bool,
     shutdown: watch::Receiver<bool>,
 }
@@ -187,7 +191,9 @@ pub fn start(
         shared: core.meta.is_some(),
         shutdown: shutdown.clone(),
     });
-    let _ = core.usp_mqtt.set(publisher.clone());
+    core.usp_mtps.register(Arc::new(MqttMtp {
+        publisher: publisher.clone(),
+    }));
     Ok(tokio::spawn(run(
         core, config, publisher, event_loop, shutdown,
     )))
@@ -196,8 +202,7 @@ pub fn start(
 async fn subscribe(publisher: &Publisher) -> Result<(), String> {
     // `<topic>/#` also matches `<topic>` itself (MQTT 4.7.1.2), so one filter covers MQTT 5
     // records and 3.1.1 records with a `/reply-to=` suffix.
-    let filter =
-        super::mqtt_cluster::subscription_filter(&publisher.controller_topic, publisher.shared);
+    let filter = cluster::subscription_filter(&publisher.controller_topic, publisher.shared);
     match &publisher.client {
         Client::V5(c) => c
             .subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
@@ -240,7 +245,11 @@ async fn run(
                 // After a restart or a broker outage Radar does not know which agents are
                 // still on the broker: MQTT has no presence, and agents that stayed connected
                 // have no reason to speak. Ask each one.
-                tokio::spawn(probe_known_agents(core.clone(), config.probe_rate));
+                tokio::spawn(probe_known_agents(
+                    core.clone(),
+                    publisher.clone(),
+                    config.probe_rate,
+                ));
             }
             MqttEvent::Message {
                 topic,
@@ -297,8 +306,9 @@ pub fn on_publish(
     };
     if publisher.shared
         && !forwarded
-        && super::mqtt_cluster::forward_if_led_elsewhere(
+        && cluster::forward_if_led_elsewhere(
             core,
+            publisher,
             &device,
             payload,
             topic,
@@ -354,12 +364,34 @@ fn spawn_link(
     ));
 }
 
-/// An operation was queued for an MQTT agent with no live link: it may well be on the broker
-/// (its broker connection does not depend on us), so try it.
-pub fn probe(core: &Arc<NodeCore>, device: &DeviceKey) {
-    let Some(publisher) = core.usp_mqtt.get() else {
-        return;
-    };
+/// The MQTT MTP as the core sees it.
+struct MqttMtp {
+    publisher: Arc<Publisher>,
+}
+
+impl super::mtp::UspMtp for MqttMtp {
+    fn name(&self) -> &'static str {
+        "mqtt"
+    }
+
+    /// An agent on the broker does not depend on us to stay connected: ask it.
+    fn reach(&self, core: &Arc<NodeCore>, device: &DeviceKey) -> bool {
+        probe(core, &self.publisher, device);
+        true
+    }
+
+    fn accept_forwarded(
+        &self,
+        core: &Arc<NodeCore>,
+        record: radar_proto::cluster::UspRecord,
+    ) -> bool {
+        cluster::accept_forwarded(core, &self.publisher, record)
+    }
+}
+
+/// Probes an MQTT agent with no live link: it may well be on the broker (its broker
+/// connection does not depend on us), so try it.
+fn probe(core: &Arc<NodeCore>, publisher: &Arc<Publisher>, device: &DeviceKey) {
     if core.usp_agents.is_connected(device) {
         return;
     }
@@ -371,7 +403,7 @@ pub fn probe(core: &Arc<NodeCore>, device: &DeviceKey) {
 /// After a restart or a broker reconnect: every known MQTT agent without a live link is
 /// probed, those with queued operations first, at most `rate` per second so a large fleet does
 /// not answer all at once.
-async fn probe_known_agents(core: Arc<NodeCore>, rate: u32) {
+async fn probe_known_agents(core: Arc<NodeCore>, publisher: Arc<Publisher>, rate: u32) {
     let mut devices = Vec::new();
     // Each node asks after the agents of the shards it leads (the leader serves their links).
     for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
@@ -393,7 +425,7 @@ async fn probe_known_agents(core: Arc<NodeCore>, rate: u32) {
     devices.sort();
     let pause = Duration::from_secs(1) / rate.max(1);
     for (_, device) in devices {
-        probe(&core, &device);
+        probe(&core, &publisher, &device);
         tokio::time::sleep(pause).await;
     }
 }
@@ -460,8 +492,8 @@ async fn run_link(
                     on_signal(&mut link, signal, &mut out).await
                 }
             },
-            _ = super::websocket::sleep_opt(timeout) => link.on_timeout(&mut out).await,
-            _ = super::websocket::sleep_opt(check_in) => {
+            _ = super::sleep_opt(timeout) => link.on_timeout(&mut out).await,
+            _ = super::sleep_opt(check_in) => {
                 last_heard = std::time::Instant::now();
                 link.check_alive(&mut out).await
             }

@@ -319,12 +319,7 @@ async fn run_link(
     core.usp_agents.unregister(&device, generation);
 }
 
-pub(crate) async fn sleep_opt(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
-}
+use super::sleep_opt;
 
 #[cfg(test)]
 mod tests {

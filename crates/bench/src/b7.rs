@@ -82,6 +82,7 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
     let ctx = EvalContext {
         now: Timestamp(1_700_000_100_000),
         online_window: Duration::from_secs(3600),
+        overdue_grace: Duration::from_secs(600),
     };
     let queries = [
         (

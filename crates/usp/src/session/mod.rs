@@ -232,7 +232,8 @@ pub struct AgentSession {
     sync_pending: usize,
     sync_done: bool,
     subscriptions_done: bool,
-    subscription_check: Option<subscribe::SubscriptionCheck>,
+    // Boxed: an idle connection keeps its session, and a check is transient (B5).
+    subscription_check: Option<Box<subscribe::SubscriptionCheck>>,
     awaiting_work: bool,
     operation_in_flight: Option<u64>,
 }

@@ -39,10 +39,10 @@ impl AgentSession {
         if !blocking && self.subscription_check.is_some() {
             return;
         }
-        self.subscription_check = Some(SubscriptionCheck {
+        self.subscription_check = Some(Box::new(SubscriptionCheck {
             blocking,
             ..Default::default()
-        });
+        }));
         let tables = vec![CONTROLLER_TABLE.to_owned(), SUBSCRIPTION_TABLE.to_owned()];
         self.send(now, Tag::SubscriptionTable, |id| msg::get(id, &tables, 0));
         let paths = request_paths(&self.config.subscriptions);

@@ -187,10 +187,16 @@ async fn run_link(
     let max = core.config.usp.max_record_bytes;
     let mut out: Vec<Vec<u8>> = Vec::new();
     let reason = loop {
+        // One timer for both the session's deadlines and the nudge: an idle connection parks
+        // on this future, so every arm costs memory (B5).
         let timeout = link.next_timeout();
         let nudge = (link.awaiting_answers() && !nudge_after.is_zero()).then(|| {
             (last_heard.max(last_nudge) + nudge_after).saturating_duration_since(Instant::now())
         });
+        let wake = match (timeout, nudge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let flow = tokio::select! {
             frame = ws.next() => {
                 last_heard = Instant::now();
@@ -269,23 +275,26 @@ async fn run_link(
                     break "shard leadership moved".to_string();
                 }
             },
-            _ = sleep_opt(timeout) => Box::pin(link.on_timeout(&mut out)).await,
-            _ = sleep_opt(nudge) => {
-                // A ping makes the agent's WebSocket stack service the connection, and with it
-                // the answers waiting in its send queue (see `ws_nudge_after`).
-                last_nudge = Instant::now();
-                core.metrics.usp_ws_events.with_label_values(&["nudge"]).inc();
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    break "ping failed".to_string();
+            _ = sleep_opt(wake) => {
+                if nudge.is_some_and(|n| Some(n) == wake) {
+                    // A ping makes the agent's WebSocket stack service the connection, and
+                    // with it the answers waiting in its send queue (see `ws_nudge_after`).
+                    last_nudge = Instant::now();
+                    core.metrics.usp_ws_events.with_label_values(&["nudge"]).inc();
+                    if Box::pin(ws.send(Message::Ping(Default::default()))).await.is_err() {
+                        break "ping failed".to_string();
+                    }
+                    Flow::Continue
+                } else {
+                    Box::pin(link.on_timeout(&mut out)).await
                 }
-                Flow::Continue
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_interval * 2 {
                     core.metrics.usp_rejected.with_label_values(&["dead_peer"]).inc();
                     break "no traffic for two ping intervals".to_string();
                 }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                if Box::pin(ws.send(Message::Ping(Default::default()))).await.is_err() {
                     break "ping failed".to_string();
                 }
                 Flow::Continue

@@ -116,6 +116,22 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
+    /// Where and with what credentials a connection request to `device` goes, as its twin says
+    /// now.
+    pub fn connection_request_target(
+        &self,
+        device: &DeviceKey,
+    ) -> Option<(String, Option<Credential>)> {
+        self.fleet.with_twin(device, |twin, _| {
+            let meta = &twin.meta;
+            let credentials = (!meta.connection_request_username.is_empty()).then(|| Credential {
+                username: meta.connection_request_username.clone(),
+                password: meta.connection_request_password.clone(),
+            });
+            (meta.connection_request_url.clone(), credentials)
+        })
+    }
+
     /// Records a connection request's result on the twin when it says something new: a
     /// refusal (401) or an unreachable device is a visible state until a request succeeds.
     pub async fn record_connection_request(
@@ -181,11 +197,6 @@ impl NodeCore {
                 let op = twin.operation(id).cloned();
                 let recent = Timestamp::now().duration_since(twin.meta.last_contact)
                     <= self.requester.recently_seen_window();
-                let creds =
-                    (!twin.meta.connection_request_username.is_empty()).then(|| Credential {
-                        username: twin.meta.connection_request_username.clone(),
-                        password: twin.meta.connection_request_password.clone(),
-                    });
                 // A live USP link takes the work at once; otherwise a dual-stack device is also
                 // woken over CWMP, and whichever channel comes first delivers.
                 let mut delivered = false;
@@ -197,18 +208,17 @@ impl NodeCore {
                         self.usp_mtps.reach(self, device, &twin.meta.mtp);
                     }
                 }
-                (
-                    op,
-                    (recent && !delivered && twin.meta.speaks("cwmp"))
-                        .then(|| (twin.meta.connection_request_url.clone(), creds)),
-                )
+                (op, recent && !delivered && twin.meta.speaks("cwmp"))
             })
             .ok_or_else(|| ProposeError::Storage("twin vanished after enqueue".into()))?;
-        if let (Some((url, creds)), true) = (wake, self.requester.enabled()) {
+        if wake && self.requester.enabled() {
             let core = self.clone();
             let device = device.clone();
             tokio::spawn(async move {
-                let result = core.requester.request(&device, &url, creds).await;
+                let result = core
+                    .requester
+                    .request(&device, || core.connection_request_target(&device))
+                    .await;
                 core.record_connection_request(&device, &result).await;
             });
         }

@@ -165,13 +165,16 @@ impl ConnectionRequester {
     }
 
     /// Sends a connection request now (rate limits permitting) and reports the result.
+    ///
+    /// `target` gives the device's ConnectionRequestURL and credentials; it is asked when the
+    /// request actually leaves, since a deferred request may wait several seconds, during which
+    /// the device can report a new URL (a restart on another port) or new credentials.
     pub async fn request(
         &self,
         device: &DeviceKey,
-        url: &str,
-        credentials: Option<Credential>,
+        target: impl FnOnce() -> Option<(String, Option<Credential>)>,
     ) -> RequestResult {
-        let result = self.request_inner(device, url, credentials).await;
+        let result = self.request_inner(device, target).await;
         self.metrics
             .connection_requests
             .with_label_values(&[result.label()])
@@ -192,15 +195,8 @@ impl ConnectionRequester {
     async fn request_inner(
         &self,
         device: &DeviceKey,
-        url: &str,
-        credentials: Option<Credential>,
+        target: impl FnOnce() -> Option<(String, Option<Credential>)>,
     ) -> RequestResult {
-        if url.is_empty() {
-            return RequestResult::NoUrl;
-        }
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return RequestResult::Failed(format!("connection request url {url:?} is not http"));
-        }
         // Within the per-device interval, one deferred request waits for the interval to pass
         // (later ones coalesce into it), so a queued operation is still delivered promptly.
         let wait = self.per_device_wait(device);
@@ -221,6 +217,16 @@ impl ConnectionRequester {
         }
         if !self.admit(device) {
             return RequestResult::RateLimited;
+        }
+        let Some((url, credentials)) = target() else {
+            return RequestResult::NoUrl;
+        };
+        let url = url.as_str();
+        if url.is_empty() {
+            return RequestResult::NoUrl;
+        }
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return RequestResult::Failed(format!("connection request url {url:?} is not http"));
         }
         let credentials = credentials.or_else(|| self.config.default_credentials.clone());
         let first = match self.client.get(url).send().await {

@@ -3,7 +3,6 @@
 //! of 4,000 cwmp-sim devices stayed away after informing while Radar was down). Each node looks
 //! among the shards it leads and wakes them with a connection request, paced across the fleet.
 
-use crate::config::Credential;
 use crate::core::NodeCore;
 use radar_core::DeviceKey;
 use radar_twin::query::is_overdue;
@@ -30,13 +29,16 @@ pub async fn run(core: Arc<NodeCore>, mut shutdown: watch::Receiver<bool>) {
         let due = overdue_devices(&core);
         core.metrics.cwmp_overdue.set(due.len() as i64);
         woken.retain(|_, at| at.elapsed() < config.overdue_rewake_after);
-        for (device, url, credentials) in due {
+        for device in due {
             if woken.contains_key(&device) {
                 continue;
             }
             woken.insert(device.clone(), Instant::now());
             debug!(device = %device, "waking an overdue device");
-            let result = core.requester.request(&device, &url, credentials).await;
+            let result = core
+                .requester
+                .request(&device, || core.connection_request_target(&device))
+                .await;
             core.record_connection_request(&device, &result).await;
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -46,26 +48,16 @@ pub async fn run(core: Arc<NodeCore>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Overdue devices of the shards this node leads, with what a connection request needs.
-fn overdue_devices(core: &NodeCore) -> Vec<(DeviceKey, String, Option<Credential>)> {
+/// Overdue devices, with a ConnectionRequestURL, of the shards this node leads.
+fn overdue_devices(core: &NodeCore) -> Vec<DeviceKey> {
     let ctx = core.fleet.context();
     let mut due = Vec::new();
     for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
         let state = shard.read();
         for twin in state.twins.values() {
-            let meta = &twin.meta;
-            if meta.connection_request_url.is_empty() || !is_overdue(twin, &state.dict, &ctx) {
-                continue;
+            if !twin.meta.connection_request_url.is_empty() && is_overdue(twin, &state.dict, &ctx) {
+                due.push(twin.key.clone());
             }
-            let credentials = (!meta.connection_request_username.is_empty()).then(|| Credential {
-                username: meta.connection_request_username.clone(),
-                password: meta.connection_request_password.clone(),
-            });
-            due.push((
-                twin.key.clone(),
-                meta.connection_request_url.clone(),
-                credentials,
-            ));
         }
     }
     due

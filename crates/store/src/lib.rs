@@ -25,6 +25,9 @@ pub enum StoreError {
     Engine(String),
     #[error("corrupt record for {key}: {message}")]
     Corrupt { key: String, message: String },
+    /// The data directory was written by a Radar whose encoding this one cannot read.
+    #[error("the data directory holds storage format {found}; this Radar reads format {expected} and cannot migrate it (use the Radar version that wrote it, or an empty data directory)")]
+    Format { found: u32, expected: u32 },
 }
 
 /// Everything one shard persisted.

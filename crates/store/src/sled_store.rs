@@ -21,6 +21,38 @@ pub struct SledDatabase {
 /// sled's page cache by default.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The encoding of twins (`format.rs`) and of Raft entries (`TwinCommand`, postcard) this
+/// build reads and writes. postcard has no field names, so a new field or command changes the
+/// format: bump this with it. Format 1 was unmarked (before the field-interop work).
+pub const STORAGE_FORMAT: u32 = 2;
+const FORMAT_KEY: &[u8] = b"radar-storage-format";
+
+/// Marks a new database with this build's format, and refuses one written in another, before
+/// anything is decoded (a decode error deep in a shard would read as corruption).
+fn check_format(db: &sled::Db) -> Result<(), StoreError> {
+    let found = match db.get(FORMAT_KEY).map_err(engine)? {
+        Some(v) => <[u8; 4]>::try_from(v.as_ref())
+            .map(u32::from_be_bytes)
+            .unwrap_or(0),
+        // Only sled's default tree: a new database.
+        None if db.tree_names().len() <= 1 => {
+            db.insert(FORMAT_KEY, &STORAGE_FORMAT.to_be_bytes())
+                .map_err(engine)?;
+            db.flush().map_err(engine)?;
+            return Ok(());
+        }
+        None => 1,
+    };
+    if found == STORAGE_FORMAT {
+        Ok(())
+    } else {
+        Err(StoreError::Format {
+            found,
+            expected: STORAGE_FORMAT,
+        })
+    }
+}
+
 impl SledDatabase {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
@@ -34,6 +66,7 @@ impl SledDatabase {
             .flush_every_ms(None)
             .open()
             .map_err(engine)?;
+        check_format(&db)?;
         Ok(Self { db })
     }
 
@@ -274,6 +307,60 @@ mod tests {
     use super::*;
     use radar_core::{DeviceKey, Timestamp};
     use radar_twin::{apply, ShardState, TwinCommand};
+
+    /// A data directory of another format is refused with a message that says so, not read as
+    /// corrupt twins; a new one is marked; reopening one of this format works.
+    #[test]
+    fn databases_carry_their_storage_format() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledDatabase::open(dir.path()).unwrap());
+        drop(SledDatabase::open(dir.path()).unwrap());
+
+        // Written before formats were marked: trees with data, no marker.
+        let old = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(old.path()).unwrap();
+            db.open_tree("twins").unwrap().insert("k", "v").unwrap();
+            db.flush().unwrap();
+        }
+        let err = reopen_error(old.path());
+        assert!(
+            matches!(
+                err,
+                StoreError::Format {
+                    found: 1,
+                    expected: STORAGE_FORMAT
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cannot migrate"), "{err}");
+
+        let newer = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(newer.path()).unwrap();
+            db.insert(FORMAT_KEY, &99u32.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            reopen_error(newer.path()),
+            StoreError::Format { found: 99, .. }
+        ));
+    }
+
+    /// sled's flusher may hold the directory lock briefly after a close.
+    fn reopen_error(dir: &Path) -> StoreError {
+        for _ in 0..50 {
+            match SledDatabase::open(dir) {
+                Err(StoreError::Engine(e)) if e.contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(e) => return e,
+                Ok(_) => panic!("opened a database of another format"),
+            }
+        }
+        panic!("the database stayed locked");
+    }
 
     #[test]
     fn batches_survive_reopen() {

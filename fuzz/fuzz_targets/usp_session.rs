@@ -40,6 +40,10 @@ fuzz_target!(|data: &[u8]| {
         if len % 7 == 0 {
             session.handle_timeout(Timestamp(now + 60_000));
         }
+        if len % 11 == 3 {
+            // A quiet MQTT agent's liveness probe.
+            session.handle(Timestamp(now), Input::CheckAlive);
+        }
         while let Some(out) = session.poll_output() {
             match out {
                 Output::Send(m) | Output::SendOperation { msg: m, .. } => {

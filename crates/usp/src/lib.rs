@@ -14,6 +14,9 @@
 //! - [`supported_dm`]: the agent's schema from GetSupportedDM.
 //! - [`session`]: the controller side of one agent connection, sans-IO.
 //! - [`websocket`]: WebSocket MTP handshake rules (eid, `v1.usp`).
+//! - [`stomp`]: STOMP 1.2 frames (streaming decoder, encoder, heart-beat negotiation) for the
+//!   STOMP MTP.
+//! - [`subscription_support`]: which wanted subscriptions an agent's data model can carry.
 
 pub mod correlation;
 pub mod errors;
@@ -23,6 +26,7 @@ pub mod msg;
 pub mod record;
 pub mod request;
 pub mod session;
+pub mod stomp;
 pub mod subscription_support;
 pub mod subscriptions;
 pub mod supported_dm;

@@ -174,12 +174,7 @@ async fn a_refused_connection_request_is_a_visible_state_until_an_operator_suppl
         "{}",
         v["events"]
     );
-    let metrics = reqwest::get(radar.api_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = radar.metrics().await;
     assert!(
         metrics.contains("radar_connection_requests_total{result=\"unauthorized\"} 1"),
         "{metrics}"

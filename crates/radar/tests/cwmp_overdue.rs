@@ -97,12 +97,7 @@ async fn devices_that_stopped_informing_are_shown_overdue_and_woken() {
     assert_eq!(count["total"], 1, "{count} {list}");
     // The gauge follows at the next check.
     eventually("the overdue gauge", WAIT, || async {
-        let metrics = reqwest::get(radar.api_url("/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let metrics = radar.metrics().await;
         metrics
             .contains("radar_cwmp_overdue_devices 1")
             .then_some(())

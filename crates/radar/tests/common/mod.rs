@@ -198,6 +198,14 @@ impl Radar {
         .await
     }
 
+    /// The Prometheus text of `/metrics` (empty if it cannot be read).
+    pub async fn metrics(&self) -> String {
+        match reqwest::get(self.api_url("/metrics")).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -642,24 +642,19 @@ fn apply_command(
         }
         TwinCommand::ConnectionRequestCredentials {
             username, password, ..
-        } => crate::credentials::set(
-            twin,
-            dict,
-            at,
-            username,
-            password,
-            crate::credentials::CredentialSource::Radar,
-        ),
-        TwinCommand::KnownConnectionRequestCredentials {
+        }
+        | TwinCommand::KnownConnectionRequestCredentials {
             username, password, ..
-        } => crate::credentials::set(
-            twin,
-            dict,
-            at,
-            username,
-            password,
-            crate::credentials::CredentialSource::OperatorKnown,
-        ),
+        } => {
+            use crate::credentials::CredentialSource;
+            let source = match command {
+                TwinCommand::KnownConnectionRequestCredentials { .. } => {
+                    CredentialSource::OperatorKnown
+                }
+                _ => CredentialSource::Radar,
+            };
+            crate::credentials::set(twin, dict, at, username, password, source)
+        }
         TwinCommand::ConnectionRequestOutcome {
             outcome, detail, ..
         } => crate::credentials::record_outcome(twin, at, outcome, detail),

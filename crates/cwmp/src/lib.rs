@@ -9,6 +9,8 @@
 //! - [`session`]: the ACS session state machine.
 //! - [`cookie`]: the session cookie, which names the node running the session.
 //! - [`http_auth`]: Basic/Digest helpers (TR-069 §3.4.4).
+//! - [`stun`]: STUN Binding (RFC 5389 and RFC 3489) with the TR-069 Annex G attributes, for
+//!   connection requests to CPEs behind a NAT.
 
 pub mod cookie;
 pub mod envelope;
@@ -16,6 +18,7 @@ pub mod http_auth;
 pub mod message;
 pub mod rpc;
 pub mod session;
+pub mod stun;
 pub mod xml;
 
 pub use envelope::{CwmpVersion, Envelope};

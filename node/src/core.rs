@@ -139,7 +139,6 @@ impl NodeCore {
         device: &DeviceKey,
         result: &crate::cwmp::connection_request::RequestResult,
     ) {
-        debug!(device = %device, result = ?result, "connection request");
         let Some((outcome, detail)) = result.outcome() else {
             return;
         };

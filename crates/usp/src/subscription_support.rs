@@ -6,6 +6,8 @@
 //! row of refusals at every connect. Checking first lets Radar subscribe to what exists and
 //! report the rest as "not in the data model" rather than as errors.
 
+#[cfg(test)]
+use crate::proto::msg::get_supported_dm_resp as gsdm;
 use crate::proto::msg::GetSupportedDmResp;
 use crate::subscriptions::{Desired, NotifType};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -137,37 +139,40 @@ impl SupportedObjects {
     }
 }
 
+/// One object of a GetSupportedDMResp, for tests here and in the session.
+#[cfg(test)]
+pub(crate) fn supported_object(
+    path: &str,
+    multi: bool,
+    params: &[&str],
+    events: &[&str],
+) -> gsdm::SupportedObjectResult {
+    gsdm::SupportedObjectResult {
+        supported_obj_path: path.into(),
+        is_multi_instance: multi,
+        supported_params: params
+            .iter()
+            .map(|p| gsdm::SupportedParamResult {
+                param_name: (*p).into(),
+                ..Default::default()
+            })
+            .collect(),
+        supported_events: events
+            .iter()
+            .map(|e| gsdm::SupportedEventResult {
+                event_name: (*e).into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::supported_object as object;
     use super::*;
     use crate::proto::msg::get_supported_dm_resp as gsdm;
-
-    fn object(
-        path: &str,
-        multi: bool,
-        params: &[&str],
-        events: &[&str],
-    ) -> gsdm::SupportedObjectResult {
-        gsdm::SupportedObjectResult {
-            supported_obj_path: path.into(),
-            is_multi_instance: multi,
-            supported_params: params
-                .iter()
-                .map(|p| gsdm::SupportedParamResult {
-                    param_name: (*p).into(),
-                    ..Default::default()
-                })
-                .collect(),
-            supported_events: events
-                .iter()
-                .map(|e| gsdm::SupportedEventResult {
-                    event_name: (*e).into(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
 
     fn requested(
         path: &str,

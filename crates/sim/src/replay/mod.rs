@@ -47,7 +47,8 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Parses capture text. `agent_id` and `controller_id` tell the directions apart.
+    /// Parses capture text; topics starting with `controller_topic_prefix` carry the agent's
+    /// records to the controller, the others the controller's to the agent.
     pub fn parse(text: &str, controller_topic_prefix: &str) -> Result<Self, ReplayError> {
         let mut lines = Vec::new();
         for (i, line) in text.lines().enumerate() {

@@ -19,6 +19,8 @@ pub struct NodeConfig {
     /// Fixed partition count; device → partition never changes after cluster creation.
     pub partitions: u32,
     pub listen: ListenConfig,
+    /// The STUN server for connection requests to CPEs behind a NAT (TR-069 Annex G).
+    pub stun: StunConfig,
     pub cwmp: CwmpConfig,
     pub connection_request: ConnectionRequestConfig,
     pub planner: PlannerConfig,
@@ -38,6 +40,7 @@ impl Default for NodeConfig {
             shards: 4,
             partitions: 4096,
             listen: ListenConfig::default(),
+            stun: StunConfig::default(),
             cwmp: CwmpConfig::default(),
             connection_request: ConnectionRequestConfig::default(),
             planner: PlannerConfig::default(),
@@ -69,6 +72,25 @@ impl Default for ListenConfig {
             usp: "0.0.0.0:7548".parse().expect("valid literal"),
             api: "127.0.0.1:7557".parse().expect("valid literal"),
             grpc: "0.0.0.0:7560".parse().expect("valid literal"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StunConfig {
+    /// Serve STUN. Unset: on in `radar up`, off in `radar node` (where a cluster's nodes
+    /// usually share one host in tests and each would want UDP 3478).
+    pub enabled: Option<bool>,
+    /// UDP address; 3478 is STUN's registered port (RFC 5389 §18.4).
+    pub listen: SocketAddr,
+}
+
+impl Default for StunConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            listen: "0.0.0.0:3478".parse().expect("valid literal"),
         }
     }
 }
@@ -177,6 +199,12 @@ pub struct ConnectionRequestConfig {
     /// An overdue device is woken again at most this often.
     #[serde(with = "humantime_serde")]
     pub overdue_rewake_after: Duration,
+    /// Copies of each UDP connection request (TR-069 Annex G: UDP may be lost, so the request
+    /// is repeated; the CPE drops copies with an id it has seen).
+    pub udp_copies: u32,
+    /// Time between two copies of a UDP connection request.
+    #[serde(with = "humantime_serde")]
+    pub udp_copy_spacing: Duration,
 }
 
 impl Default for ConnectionRequestConfig {
@@ -194,6 +222,8 @@ impl Default for ConnectionRequestConfig {
             overdue_check_interval: Duration::from_secs(60),
             overdue_per_second: 10,
             overdue_rewake_after: Duration::from_secs(3600),
+            udp_copies: 3,
+            udp_copy_spacing: Duration::from_millis(300),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! requester and the data model.
 
 use crate::config::{Credential, NodeConfig};
-use crate::cwmp::connection_request::ConnectionRequester;
+use crate::cwmp::connection_request::{ConnectionRequester, Target};
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::shard::ProposeError;
@@ -116,19 +116,33 @@ impl NodeCore {
             .unwrap_or_default()
     }
 
-    /// Where and with what credentials a connection request to `device` goes, as its twin says
-    /// now.
-    pub fn connection_request_target(
-        &self,
-        device: &DeviceKey,
-    ) -> Option<(String, Option<Credential>)> {
-        self.fleet.with_twin(device, |twin, _| {
+    /// How a connection request reaches `device`, as its twin says now: its URL and
+    /// credentials, and for a CPE behind a NAT the UDP address it learnt through STUN and its
+    /// Jabber ID (read from the parameters, which active notification keeps current).
+    pub fn connection_request_target(&self, device: &DeviceKey) -> Option<Target> {
+        self.fleet.with_twin(device, |twin, dict| {
             let meta = &twin.meta;
+            let root = if meta.root.is_empty() {
+                "Device."
+            } else {
+                meta.root.as_str()
+            };
+            let param = |name: &str| {
+                twin.param_by_path(dict, &format!("{root}ManagementServer.{name}"))
+                    .map(|p| p.value.to_string())
+                    .unwrap_or_default()
+            };
             let credentials = (!meta.connection_request_username.is_empty()).then(|| Credential {
                 username: meta.connection_request_username.clone(),
                 password: meta.connection_request_password.clone(),
             });
-            (meta.connection_request_url.clone(), credentials)
+            Target {
+                url: meta.connection_request_url.clone(),
+                credentials,
+                udp_address: param("UDPConnectionRequestAddress"),
+                nat_detected: matches!(param("NATDetected").as_str(), "true" | "1"),
+                jabber_id: param("ConnReqJabberID"),
+            }
         })
     }
 

@@ -69,6 +69,9 @@ pub struct Listeners {
     pub usp: Option<TcpListener>,
     /// Cluster gRPC (the Raft transport); none in an embedded node that serves no peers.
     pub grpc: Option<TcpListener>,
+    /// The STUN server (TR-069 Annex G); none serves no STUN, and UDP connection requests
+    /// then leave from an ephemeral port.
+    pub stun: Option<tokio::net::UdpSocket>,
 }
 
 /// A started node.
@@ -150,9 +153,14 @@ pub async fn start(
         config.cwmp.online_window,
         config.cwmp.overdue_grace,
     );
+    let stun = listeners.stun.map(Arc::new);
     let core = Arc::new(NodeCore {
-        requester: ConnectionRequester::new(config.connection_request.clone(), metrics.clone())
-            .map_err(NodeError::Config)?,
+        requester: ConnectionRequester::new(
+            config.connection_request.clone(),
+            metrics.clone(),
+            stun.clone(),
+        )
+        .map_err(NodeError::Config)?,
         plan_config: config.planner.to_plan_config(),
         usp_session: Arc::new(radar_usp::session::SessionConfig {
             controller_id: config.usp.controller_id.clone(),
@@ -179,6 +187,13 @@ pub async fn start(
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
+    if let Some(stun) = stun {
+        tasks.push(tokio::spawn(cwmp::stun_server::serve(
+            stun,
+            core.metrics.clone(),
+            shutdown.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(cwmp::overdue::run(
         core.clone(),
         shutdown.clone(),

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub twins: IntGauge,
     pub cwmp_overdue: IntGauge,
     pub connection_requests: IntCounterVec,
+    /// Each mechanism's attempts (`http`, `udp`, `xmpp`) by result.
+    pub connection_request_attempts: IntCounterVec,
+    /// STUN messages at the Annex G server, by kind.
+    pub stun_messages: IntCounterVec,
     pub api_requests: IntCounterVec,
     pub usp_connections: IntGauge,
     pub usp_mqtt_connected: IntGauge,
@@ -147,6 +151,16 @@ impl Metrics {
                 "radar_connection_requests_total",
                 "Connection requests by result",
                 &["result"],
+            ),
+            connection_request_attempts: counter_vec(
+                "radar_connection_request_attempts_total",
+                "Connection-request attempts by mechanism and result",
+                &["mechanism", "result"],
+            ),
+            stun_messages: counter_vec(
+                "radar_stun_messages_total",
+                "STUN messages at the TR-069 Annex G server by kind",
+                &["kind"],
             ),
             api_requests: counter_vec(
                 "radar_api_requests_total",

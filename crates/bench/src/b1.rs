@@ -208,6 +208,7 @@ pub(crate) fn node_on_one_core(
             api: listener(api),
             usp: Some(listener(usp)),
             grpc: None,
+            stun: None,
         };
         let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let node = radar_node::start(config, listeners, shutdown)

@@ -71,6 +71,7 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
                         api,
                         usp: Some(usp),
                         grpc: None,
+                        stun: None,
                     },
                     shutdown,
                 )

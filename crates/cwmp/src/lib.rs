@@ -11,6 +11,7 @@
 //! - [`http_auth`]: Basic/Digest helpers (TR-069 §3.4.4).
 //! - [`stun`]: STUN Binding (RFC 5389 and RFC 3489) with the TR-069 Annex G attributes, for
 //!   connection requests to CPEs behind a NAT.
+//! - [`udp_connection_request`]: the signed UDP connection request of Annex G.
 
 pub mod cookie;
 pub mod envelope;
@@ -19,6 +20,7 @@ pub mod message;
 pub mod rpc;
 pub mod session;
 pub mod stun;
+pub mod udp_connection_request;
 pub mod xml;
 
 pub use envelope::{CwmpVersion, Envelope};

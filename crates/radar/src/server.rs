@@ -24,6 +24,9 @@ pub struct ListenArgs {
     /// Cluster gRPC listener.
     #[arg(long, env = "RADAR_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
+    /// STUN server for connection requests to CPEs behind a NAT (TR-069 Annex G; UDP).
+    #[arg(long, env = "RADAR_STUN_LISTEN")]
+    stun_listen: Option<SocketAddr>,
     /// MQTT broker for the USP MQTT MTP, e.g. mqtt://127.0.0.1:1883 (off when absent).
     #[arg(long, env = "RADAR_MQTT_URL")]
     mqtt_url: Option<String>,
@@ -184,6 +187,10 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
     if let Some(a) = listen.grpc_listen {
         config.listen.grpc = a;
     }
+    if let Some(a) = listen.stun_listen {
+        config.stun.listen = a;
+        config.stun.enabled.get_or_insert(true);
+    }
     if let Some(url) = &listen.mqtt_url {
         config.usp.mqtt.get_or_insert_with(Default::default).url = url.clone();
     }
@@ -205,6 +212,15 @@ async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Resul
     let grpc = TcpListener::bind(config.listen.grpc)
         .await
         .with_context(|| format!("binding grpc {}", config.listen.grpc))?;
+    let stun = if config.stun.enabled == Some(true) {
+        let socket = tokio::net::UdpSocket::bind(config.stun.listen)
+            .await
+            .with_context(|| format!("binding stun {} (udp)", config.stun.listen))?;
+        config.stun.listen = socket.local_addr()?;
+        Some(socket)
+    } else {
+        None
+    };
     let cwmp_addr = cwmp.local_addr()?;
     let api_addr = api.local_addr()?;
     let usp_addr = usp.local_addr()?;
@@ -220,16 +236,24 @@ async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Resul
     }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let controller_id = config.usp.controller_id.clone();
+    let config_stun = stun.as_ref().map(|_| config.stun.listen);
     let listeners = radar_node::Listeners {
         cwmp,
         api,
         usp: Some(usp),
         grpc: Some(grpc),
+        stun,
     };
     let node = radar_node::start(config, listeners, shutdown_rx)
         .await
         .context("starting the node")?;
-    println!("listening cwmp={cwmp_addr} usp={usp_addr} api={api_addr} grpc={grpc_addr}");
+    let stun_addr = match config_stun {
+        Some(a) => a.to_string(),
+        None => "off".into(),
+    };
+    println!(
+        "listening cwmp={cwmp_addr} usp={usp_addr} api={api_addr} grpc={grpc_addr} stun={stun_addr}"
+    );
     let _fleet = if demo > 0 {
         let host = if cwmp_addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
@@ -300,6 +324,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         config.cwmp.allow_anonymous = true;
     }
     apply_listen(&mut config, &args.listen);
+    config.stun.enabled.get_or_insert(true);
     run_node(config, args.demo, args.demo_usp).await
 }
 

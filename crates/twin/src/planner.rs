@@ -28,6 +28,11 @@ impl Default for PlanConfig {
                 "DeviceInfo.SoftwareVersion".into(),
                 "ManagementServer.URL".into(),
                 "ManagementServer.ConnectionRequestURL".into(),
+                // TR-069 Annex G: the ACS learns a NATed CPE's new binding by notification.
+                "ManagementServer.UDPConnectionRequestAddress".into(),
+                "ManagementServer.NATDetected".into(),
+                // Annex K: a new Jabber ID (the XMPP server assigned another resource).
+                "ManagementServer.ConnReqJabberID".into(),
             ],
             notify_passive: vec!["DeviceInfo.UpTime".into()],
             manage_connection_request_credentials: true,

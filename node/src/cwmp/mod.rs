@@ -5,4 +5,5 @@ pub mod auth;
 pub mod connection_request;
 pub mod overdue;
 pub mod server;
+pub mod stun_server;
 pub mod translate;

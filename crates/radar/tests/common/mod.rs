@@ -18,6 +18,8 @@ pub struct Radar {
     pub cwmp: SocketAddr,
     pub usp: SocketAddr,
     pub api: SocketAddr,
+    /// The STUN server's UDP address, when it runs.
+    pub stun: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -45,6 +47,7 @@ impl Radar {
             "--api-listen",
             "--usp-listen",
             "--grpc-listen",
+            "--stun-listen",
         ] {
             if !extra.contains(&flag) {
                 cmd.args([flag, "127.0.0.1:0"]);
@@ -123,6 +126,10 @@ impl Radar {
             cwmp: field("cwmp"),
             usp: field("usp"),
             api: field("api"),
+            stun: line
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("stun="))
+                .and_then(|v| v.parse().ok()),
             child,
             data_dir: data_dir.to_owned(),
             log,

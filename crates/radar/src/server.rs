@@ -114,6 +114,13 @@ pub struct SimArgs {
     /// connection request.
     #[arg(long)]
     like_cwmp_sim: bool,
+    /// Play devices behind a NAT: their ConnectionRequestURL reaches nothing; with
+    /// --stun-server they keep a STUN binding and take UDP connection requests (Annex G).
+    #[arg(long)]
+    behind_nat: bool,
+    /// The ACS's STUN server (host:port, UDP), for devices --behind-nat.
+    #[arg(long, requires = "behind_nat")]
+    stun_server: Option<SocketAddr>,
     /// ACS credentials as user:password.
     #[arg(long)]
     acs_credentials: Option<String>,
@@ -438,6 +445,10 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         refuse_active_notification: args.refuse_active_notification,
         genieacs_sim_quirks: args.like_genieacs_sim,
         start_spread: args.spread,
+        behind_nat: args.behind_nat.then(|| radar_sim::NatConfig {
+            stun_server: args.stun_server,
+            ..Default::default()
+        }),
         acs_ca_pem: match &args.acs_ca {
             Some(path) => {
                 Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)

@@ -127,19 +127,7 @@ impl Listener {
             return false;
         };
         let f = parse_auth_params(rest);
-        let own_user = device
-            .param("Device.ManagementServer.ConnectionRequestUsername")
-            .unwrap_or_default();
-        let (user, pass) = if own_user.is_empty() {
-            self.credentials.clone()
-        } else {
-            (
-                own_user,
-                device
-                    .param("Device.ManagementServer.ConnectionRequestPassword")
-                    .unwrap_or_default(),
-            )
-        };
+        let (user, pass) = device_credentials(device, &self.credentials);
         let (user, pass) = (&user, &pass);
         let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
         if get("username") != user || get("nonce") != self.nonce || get("realm") != REALM {
@@ -155,4 +143,25 @@ impl Listener {
         ));
         get("response") == expected
     }
+}
+
+/// The credentials a device checks connection requests against: its own
+/// ManagementServer.ConnectionRequestUsername and Password once an ACS set them, else the
+/// fleet's factory defaults.
+pub(crate) fn device_credentials(
+    device: &SimDevice,
+    defaults: &(String, String),
+) -> (String, String) {
+    let own_user = device
+        .param("Device.ManagementServer.ConnectionRequestUsername")
+        .unwrap_or_default();
+    if own_user.is_empty() {
+        return defaults.clone();
+    }
+    (
+        own_user,
+        device
+            .param("Device.ManagementServer.ConnectionRequestPassword")
+            .unwrap_or_default(),
+    )
 }

@@ -44,6 +44,9 @@ pub struct SimDevice {
     /// Informs the ACS acknowledged with an InformResponse: each must be in the twin for good.
     pub informs_acknowledged: AtomicU64,
     pub online: AtomicBool,
+    /// UDP connection requests (behind a NAT) accepted, and refused or unreadable.
+    pub udp_requests_accepted: AtomicU64,
+    pub udp_requests_rejected: AtomicU64,
     triggers: mpsc::Sender<Trigger>,
     /// Parameters changed locally since the last inform, reported with `4 VALUE CHANGE`.
     changed: Mutex<Vec<String>>,
@@ -66,6 +69,8 @@ impl SimDevice {
             sessions: AtomicU64::new(0),
             informs_acknowledged: AtomicU64::new(0),
             online: AtomicBool::new(true),
+            udp_requests_accepted: AtomicU64::new(0),
+            udp_requests_rejected: AtomicU64::new(0),
             triggers: tx,
             changed: Mutex::new(Vec::new()),
         };

@@ -16,6 +16,7 @@ pub mod cpe;
 pub mod device;
 pub mod http;
 pub mod model;
+pub mod nat;
 pub mod replay;
 pub mod usp_agent;
 
@@ -59,6 +60,27 @@ pub struct SimConfig {
     /// Serve connection requests over TLS with this PEM certificate chain and key, and report
     /// an `https://` ConnectionRequestURL (many CPEs do, with self-signed certificates).
     pub connection_request_tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Play devices behind a NAT: the ConnectionRequestURL they report reaches nothing, and
+    /// connection requests come only the ways the NAT settings allow.
+    pub behind_nat: Option<NatConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatConfig {
+    /// The ACS's STUN server: the devices learn and keep a UDP binding there and accept
+    /// signed UDP connection requests (TR-069 Annex G).
+    pub stun_server: Option<SocketAddr>,
+    /// Binding Requests keep the NAT mapping open this often.
+    pub stun_keepalive: Duration,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self {
+            stun_server: None,
+            stun_keepalive: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -82,6 +104,7 @@ impl Default for SimConfig {
             start_spread: Duration::ZERO,
             acs_ca_pem: None,
             connection_request_tls: None,
+            behind_nat: None,
         }
     }
 }
@@ -100,6 +123,13 @@ impl SimFleet {
         };
         let listener = TcpListener::bind(config.connection_request_listen).await?;
         let addr = listener.local_addr()?;
+        // Behind a NAT the reported URL is the device's LAN side: here, a port where nothing
+        // listens, so an HTTP connection request is refused as a NAT would drop it.
+        let reported_addr = if config.behind_nat.is_some() {
+            TcpListener::bind("127.0.0.1:0").await?.local_addr()?
+        } else {
+            addr
+        };
         let mut devices = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut receivers = Vec::new();
@@ -112,7 +142,7 @@ impl SimFleet {
                 serial: serial.clone(),
                 software_version: config.software_version.clone(),
                 connection_request_url: format!(
-                    "{}://{addr}/cr/{serial}",
+                    "{}://{reported_addr}/cr/{serial}",
                     if config.connection_request_tls.is_some() {
                         "https"
                     } else {
@@ -120,7 +150,11 @@ impl SimFleet {
                     }
                 ),
             };
-            let mut state = cpe::CpeState::new(model::SimModel::home_gateway(&identity));
+            let mut model = model::SimModel::home_gateway(&identity);
+            if let Some(server) = config.behind_nat.as_ref().and_then(|n| n.stun_server) {
+                model.add_stun(server, &serial);
+            }
+            let mut state = cpe::CpeState::new(model);
             state.refuse_active_notification = config.refuse_active_notification;
             state.genieacs_sim_quirks = config.genieacs_sim_quirks;
             let (device, rx) = SimDevice::new(
@@ -154,8 +188,33 @@ impl SimFleet {
                 gives_up_after_failed_inform: config.gives_up_after_failed_inform,
             };
             let delay = config.start_spread * i as u32 / count;
+            let stun = config
+                .behind_nat
+                .as_ref()
+                .and_then(|n| n.stun_server.map(|s| (s, n.stun_keepalive)));
+            let factory_credentials = config.connection_request_credentials.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
+                if let Some((server, keepalive)) = stun {
+                    match nat::open(&device, server).await {
+                        // One task for both, so stopping the fleet stops the UDP port too.
+                        Ok((socket, mapped)) => {
+                            let udp = nat::serve(
+                                device.clone(),
+                                socket,
+                                server,
+                                mapped,
+                                factory_credentials,
+                                keepalive,
+                            );
+                            tokio::join!(udp, device.run(settings, rx));
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(serial = %device.serial, error = %e, "no udp port")
+                        }
+                    }
+                }
                 device.run(settings, rx).await;
             }));
         }

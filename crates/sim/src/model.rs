@@ -405,6 +405,34 @@ impl SimModel {
         );
     }
 
+    /// The ManagementServer parameters of a CPE behind a NAT that uses STUN (TR-069 Annex G,
+    /// TR-181 `Device.ManagementServer.STUN*`, `NATDetected`, `UDPConnectionRequestAddress`).
+    pub fn add_stun(&mut self, server: std::net::SocketAddr, username: &str) {
+        use ParamType::*;
+        let ms = "Device.ManagementServer.";
+        self.rw(&format!("{ms}STUNEnable"), "true", Boolean);
+        self.rw(
+            &format!("{ms}STUNServerAddress"),
+            &server.ip().to_string(),
+            String,
+        );
+        self.rw(
+            &format!("{ms}STUNServerPort"),
+            &server.port().to_string(),
+            UnsignedInt,
+        );
+        self.rw(&format!("{ms}STUNUsername"), username, String);
+        self.rw(&format!("{ms}STUNPassword"), "", String);
+        self.rw(&format!("{ms}STUNMaximumKeepAlivePeriod"), "30", Int);
+        self.rw(
+            &format!("{ms}STUNMinimumKeepAlivePeriod"),
+            "10",
+            UnsignedInt,
+        );
+        self.ro(&format!("{ms}NATDetected"), "false", Boolean);
+        self.ro(&format!("{ms}UDPConnectionRequestAddress"), "", String);
+    }
+
     /// Every object path implied by the parameters (TR-069 GetParameterNames lists objects too).
     pub fn objects(&self) -> Vec<String> {
         let mut objects = std::collections::BTreeSet::new();

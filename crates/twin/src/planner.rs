@@ -82,12 +82,15 @@ pub fn plan(twin: &Twin, dict: &PathDict, now: Timestamp, config: &PlanConfig) -
         .notification_fault
         .as_ref()
         .is_none_or(|f| now.duration_since(f.at) > NOTIFICATION_RETRY);
-    if !twin.meta.notifications_configured && notification_retry_due {
-        // Only parameters the device has: setting attributes on unknown names faults (9005).
+    // Only parameters the device has: setting attributes on unknown names faults (9005), so
+    // notifications wait for discovery (the session asks for work again once it is done).
+    if twin.meta.discovered_at.is_some()
+        && !twin.meta.notifications_configured
+        && notification_retry_due
+    {
         let known = |rel: &String| {
             let path = format!("{root}{rel}");
-            (twin.meta.discovered_at.is_none() || twin.param_by_path(dict, &path).is_some())
-                .then_some(path)
+            twin.param_by_path(dict, &path).is_some().then_some(path)
         };
         tasks.push(PlannedTask::ConfigureNotifications {
             active: config.notify_active.iter().filter_map(known).collect(),
@@ -170,7 +173,7 @@ mod tests {
 
     #[test]
     fn new_device_is_discovered_then_configured() {
-        let s = setup();
+        let mut s = setup();
         let tasks = plan(
             &s.twins[&key()],
             &s.dict,
@@ -184,7 +187,48 @@ mod tests {
             }
         );
         assert!(
-            matches!(&tasks[1], PlannedTask::ConfigureNotifications { active, .. } if active.contains(&"Device.DeviceInfo.SoftwareVersion".to_string()))
+            !tasks
+                .iter()
+                .any(|t| matches!(t, PlannedTask::ConfigureNotifications { .. })),
+            "notifications wait for the data model: {tasks:?}"
+        );
+        // Discovery found SoftwareVersion and the Annex G address, not the XMPP Jabber ID.
+        let names = vec![
+            ("Device.DeviceInfo.SoftwareVersion".into(), false),
+            (
+                "Device.ManagementServer.UDPConnectionRequestAddress".into(),
+                false,
+            ),
+        ];
+        apply(
+            &mut s,
+            &TwinCommand::ReportNames {
+                device: key(),
+                at: Timestamp(1),
+                prefix: "Device.".into(),
+                names,
+            },
+        )
+        .unwrap();
+        let tasks = plan(
+            &s.twins[&key()],
+            &s.dict,
+            Timestamp(2),
+            &PlanConfig::default(),
+        );
+        let active = tasks
+            .iter()
+            .find_map(|t| match t {
+                PlannedTask::ConfigureNotifications { active, .. } => Some(active.clone()),
+                _ => None,
+            })
+            .expect("notifications configured after discovery");
+        assert_eq!(
+            active,
+            [
+                "Device.DeviceInfo.SoftwareVersion",
+                "Device.ManagementServer.UDPConnectionRequestAddress"
+            ]
         );
     }
 

@@ -248,6 +248,10 @@ pub struct AcsSession {
     outputs: VecDeque<Output>,
     deadline: Option<Timestamp>,
     rpcs_sent: u32,
+    /// The current work includes a discovery: once it is done, the driver is asked for work
+    /// again, since what to do next (which parameters take notification, which are
+    /// writable) depends on the data model just learnt.
+    ask_again_after_discovery: bool,
     next_request_id: u64,
     /// Names of the messages put in replies since the last `take_sent_methods`, for metrics.
     sent: Vec<&'static str>,
@@ -265,6 +269,7 @@ impl AcsSession {
             outputs: VecDeque::new(),
             deadline,
             rpcs_sent: 0,
+            ask_again_after_discovery: false,
             next_request_id: 1,
             sent: Vec::new(),
         }
@@ -315,6 +320,8 @@ impl AcsSession {
                         state: self.state.name(),
                     });
                 }
+                self.ask_again_after_discovery =
+                    tasks.iter().any(|t| matches!(t, Task::Discover { .. }));
                 for task in tasks {
                     self.queue.push_back(match task {
                         Task::Rpc { origin, message } => Step::Rpc(origin, message),
@@ -361,6 +368,7 @@ impl AcsSession {
             if self.state != State::AwaitInform {
                 self.abandon(CloseReason::Superseded);
                 self.queue.clear();
+                self.ask_again_after_discovery = false;
             }
             return self.on_inform(envelope.version, envelope.id, inform);
         }
@@ -616,6 +624,11 @@ impl AcsSession {
             return self.finish_with(CloseReason::TooManyRpcs);
         }
         let Some(step) = self.queue.pop_front() else {
+            if std::mem::take(&mut self.ask_again_after_discovery) {
+                self.state = State::AwaitWork;
+                self.outputs.push_back(Output::NeedWork);
+                return;
+            }
             return self.finish();
         };
         let message = match &step {

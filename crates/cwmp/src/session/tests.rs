@@ -325,6 +325,11 @@ fn discovery_reads_names_then_values_in_batches() {
         ),
     )
     .unwrap();
+    // What to do next depends on the data model just learnt: the driver is asked again, once.
+    let out = drain(&mut s);
+    assert_eq!(out.last(), Some(&Output::NeedWork), "{out:?}");
+    assert!(!out.contains(&Output::Close(CloseReason::Done)));
+    s.handle(T0, Input::Work(vec![])).unwrap();
     let out = drain(&mut s);
     assert!(out.contains(&Output::Close(CloseReason::Done)));
 }

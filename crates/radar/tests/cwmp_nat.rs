@@ -1,0 +1,116 @@
+//! Connection requests to CPEs behind a NAT (issue: field interop §4). The simulated device's
+//! ConnectionRequestURL reaches nothing, as behind a real NAT; it learns its UDP binding from
+//! Radar's STUN server and accepts only correctly signed UDP connection requests (TR-069
+//! Annex G). Its periodic inform is an hour away, so only a delivery within seconds proves a
+//! connection request crossed the NAT.
+
+mod common;
+
+use common::{device_path, eventually, Radar};
+use radar_sim::{NatConfig, SimConfig, SimFleet};
+use reqwest::Method;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+const A: &str = "os::00D09E-SIM000001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_reaches_a_device_behind_a_nat_by_udp_connection_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), None);
+    let stun = radar.stun.expect("radar up serves STUN by default");
+    let fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        periodic_interval: Duration::from_secs(3600),
+        behind_nat: Some(NatConfig {
+            stun_server: Some(stun),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let device = fleet.device("SIM000001").unwrap().clone();
+    let mapped = eventually(
+        "the device's binding, from radar's STUN server",
+        WAIT,
+        || async {
+            device
+                .param("Device.ManagementServer.UDPConnectionRequestAddress")
+                .filter(|a| !a.is_empty())
+        },
+    )
+    .await;
+    // Bootstrap done: radar's own credentials are on the device, and the twin holds the
+    // binding the device reported.
+    eventually("bootstrap with the device's UDP address", WAIT, || async {
+        let v = radar.get(&device_path(A)).await.1;
+        let params = radar
+            .get(&format!(
+                "{}/params?prefix=Device.ManagementServer.UDPConnectionRequestAddress",
+                device_path(A)
+            ))
+            .await
+            .1;
+        (v["connection_request"]["credentials_source"] == "radar"
+            && params.to_string().contains(&mapped))
+        .then_some(())
+    })
+    .await;
+    let sessions_before = device.sessions.load(Ordering::Relaxed);
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(A)),
+            json!({"Device.DeviceInfo.ProvisioningCode": "behind-nat"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    let id = op["id"].as_u64().unwrap();
+    eventually("the write delivered through the NAT", WAIT, || async {
+        let v = radar
+            .get(&format!("{}/operations/{id}", device_path(A)))
+            .await
+            .1;
+        (v["status"] == "done").then_some(())
+    })
+    .await;
+    assert_eq!(
+        device
+            .param("Device.DeviceInfo.ProvisioningCode")
+            .as_deref(),
+        Some("behind-nat")
+    );
+    assert!(device.sessions.load(Ordering::Relaxed) > sessions_before);
+    assert!(device.udp_requests_accepted.load(Ordering::Relaxed) >= 1);
+    assert_eq!(
+        device.udp_requests_rejected.load(Ordering::Relaxed),
+        0,
+        "every copy was signed with the device's current credentials"
+    );
+    let v = eventually("the outcome on the twin", WAIT, || async {
+        let v = radar.get(&device_path(A)).await.1;
+        (!v["connection_request"]["last"].is_null()).then_some(v)
+    })
+    .await;
+    assert_eq!(v["connection_request"]["last"]["outcome"], "sent", "{v}");
+    assert_eq!(v["connection_request"]["last"]["detail"], "via udp", "{v}");
+    // A new binding reaches Radar at once: the address is under active notification, set
+    // after discovery showed the device has it (and without the XMPP one it lacks).
+    assert_eq!(v["notifications_configured"], true, "{v}");
+    assert_eq!(
+        device.notification("Device.ManagementServer.UDPConnectionRequestAddress"),
+        Some(2)
+    );
+    let metrics = radar.metrics().await;
+    for line in [
+        "radar_connection_request_attempts_total{mechanism=\"http\",result=\"unreachable\"}",
+        "radar_connection_request_attempts_total{mechanism=\"udp\",result=\"sent\"}",
+        "radar_stun_messages_total{kind=\"connection_request_binding\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    fleet.stop();
+}

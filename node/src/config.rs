@@ -205,6 +205,48 @@ pub struct ConnectionRequestConfig {
     /// Time between two copies of a UDP connection request.
     #[serde(with = "humantime_serde")]
     pub udp_copy_spacing: Duration,
+    /// XMPP connection requests (TR-069 Annex K) through this server; off when absent.
+    pub xmpp: Option<XmppConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmppConfig {
+    /// The XMPP server's client port, `host:port` (5222 by convention).
+    pub server: String,
+    /// Radar's account, a bare JID (`radar@xmpp.example.net`); devices should list it in
+    /// `ManagementServer.ConnReqAllowedJabberIDs`.
+    pub jid: String,
+    pub password: String,
+    /// The resource asked for at bind.
+    pub resource: String,
+    /// PEM CA certificates for STARTTLS. Without them Radar cannot upgrade, and a server
+    /// that requires TLS is refused.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Send the password (SASL PLAIN) over a connection that is not TLS: only for a server on
+    /// loopback or a trusted segment.
+    pub allow_plaintext_auth: bool,
+    /// Whitespace keepalive period (RFC 6120 §4.6.1).
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// Longest wait between reconnection attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_backoff: Duration,
+}
+
+impl Default for XmppConfig {
+    fn default() -> Self {
+        Self {
+            server: "127.0.0.1:5222".into(),
+            jid: String::new(),
+            password: String::new(),
+            resource: "radar".into(),
+            tls_ca_file: None,
+            allow_plaintext_auth: false,
+            keepalive: Duration::from_secs(60),
+            max_reconnect_backoff: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for ConnectionRequestConfig {
@@ -224,6 +266,7 @@ impl Default for ConnectionRequestConfig {
             overdue_rewake_after: Duration::from_secs(3600),
             udp_copies: 3,
             udp_copy_spacing: Duration::from_millis(300),
+            xmpp: None,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     pub usp_connections: IntGauge,
     pub usp_mqtt_connected: IntGauge,
+    /// 1 while the XMPP session for Annex K connection requests is up.
+    pub xmpp_connected: IntGauge,
     pub usp_records: IntCounterVec,
     pub usp_rejected: IntCounterVec,
     /// WebSocket link events that are routine for CPEs (resets, nudges), counted not logged.
@@ -69,6 +71,10 @@ impl Metrics {
             usp_connections: gauge(
                 "radar_usp_connections",
                 "USP agents connected (WebSocket connections and MQTT agents)",
+            ),
+            xmpp_connected: gauge(
+                "radar_xmpp_connected",
+                "1 while the XMPP session for connection requests is up",
             ),
             usp_mqtt_connected: gauge(
                 "radar_usp_mqtt_connected",

@@ -12,6 +12,7 @@
 //! - [`stun`]: STUN Binding (RFC 5389 and RFC 3489) with the TR-069 Annex G attributes, for
 //!   connection requests to CPEs behind a NAT.
 //! - [`udp_connection_request`]: the signed UDP connection request of Annex G.
+//! - [`xmpp`]: the XMPP client session and the connection request of Annex K.
 
 pub mod cookie;
 pub mod envelope;
@@ -22,6 +23,7 @@ pub mod session;
 pub mod stun;
 pub mod udp_connection_request;
 pub mod xml;
+pub mod xmpp;
 
 pub use envelope::{CwmpVersion, Envelope};
 pub use message::CwmpMessage;

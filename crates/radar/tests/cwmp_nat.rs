@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::servers::Prosody;
 use common::{device_path, eventually, Radar};
-use radar_sim::{NatConfig, SimConfig, SimFleet};
+use radar_sim::{NatConfig, SimConfig, SimFleet, SimXmpp};
 use reqwest::Method;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -112,5 +113,104 @@ async fn a_write_reaches_a_device_behind_a_nat_by_udp_connection_request() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    fleet.stop();
+}
+
+/// Annex K: Radar and the device are both clients of a real XMPP server (prosody); the device's
+/// ConnectionRequestURL reaches nothing, and it accepts a connection request only from the
+/// JID it allows, with its current credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_reaches_a_device_behind_a_nat_by_xmpp_connection_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let prosody = Prosody::start(dir.path());
+    prosody.register("radar", "radar-secret");
+    prosody.register("sim000001", "cpe-secret");
+    let config = format!(
+        r#"[cwmp]
+allow_anonymous = true
+
+[connection_request.xmpp]
+server = "{}"
+jid = "radar@localhost"
+password = "radar-secret"
+allow_plaintext_auth = true
+"#,
+        prosody.address()
+    );
+    let radar = Radar::start(dir.path(), Some(&config));
+    eventually("radar's xmpp session", WAIT, || async {
+        radar
+            .metrics()
+            .await
+            .contains("radar_xmpp_connected 1")
+            .then_some(())
+    })
+    .await;
+    let fleet = SimFleet::start(SimConfig {
+        acs_url: radar.acs_url(),
+        periodic_interval: Duration::from_secs(3600),
+        behind_nat: Some(NatConfig {
+            xmpp: Some(SimXmpp {
+                server: prosody.address(),
+                domain: "localhost".into(),
+                password: "cpe-secret".into(),
+                allowed: vec!["radar@localhost".into()],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let device = fleet.device("SIM000001").unwrap().clone();
+    eventually("bootstrap with the device's Jabber ID", WAIT, || async {
+        let v = radar.get(&device_path(A)).await.1;
+        let params = radar
+            .get(&format!(
+                "{}/params?prefix=Device.ManagementServer.ConnReqJabberID",
+                device_path(A)
+            ))
+            .await
+            .1;
+        (v["connection_request"]["credentials_source"] == "radar"
+            && params.to_string().contains("sim000001@localhost/"))
+        .then_some(())
+    })
+    .await;
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(A)),
+            json!({"Device.DeviceInfo.ProvisioningCode": "over-xmpp"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    let id = op["id"].as_u64().unwrap();
+    eventually("the write delivered through XMPP", WAIT, || async {
+        let v = radar
+            .get(&format!("{}/operations/{id}", device_path(A)))
+            .await
+            .1;
+        (v["status"] == "done").then_some(())
+    })
+    .await;
+    assert_eq!(
+        device
+            .param("Device.DeviceInfo.ProvisioningCode")
+            .as_deref(),
+        Some("over-xmpp")
+    );
+    assert_eq!(device.xmpp_requests_accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(device.xmpp_requests_rejected.load(Ordering::Relaxed), 0);
+    let v = eventually("the outcome on the twin", WAIT, || async {
+        let v = radar.get(&device_path(A)).await.1;
+        (!v["connection_request"]["last"].is_null()).then_some(v)
+    })
+    .await;
+    assert_eq!(v["connection_request"]["last"]["detail"], "via xmpp", "{v}");
+    assert!(radar
+        .metrics()
+        .await
+        .contains("radar_connection_request_attempts_total{mechanism=\"xmpp\",result=\"sent\"} 1"));
     fleet.stop();
 }

@@ -47,6 +47,9 @@ pub struct SimDevice {
     /// UDP connection requests (behind a NAT) accepted, and refused or unreadable.
     pub udp_requests_accepted: AtomicU64,
     pub udp_requests_rejected: AtomicU64,
+    /// XMPP connection requests (Annex K) accepted, and refused.
+    pub xmpp_requests_accepted: AtomicU64,
+    pub xmpp_requests_rejected: AtomicU64,
     triggers: mpsc::Sender<Trigger>,
     /// Parameters changed locally since the last inform, reported with `4 VALUE CHANGE`.
     changed: Mutex<Vec<String>>,
@@ -71,6 +74,8 @@ impl SimDevice {
             online: AtomicBool::new(true),
             udp_requests_accepted: AtomicU64::new(0),
             udp_requests_rejected: AtomicU64::new(0),
+            xmpp_requests_accepted: AtomicU64::new(0),
+            xmpp_requests_rejected: AtomicU64::new(0),
             triggers: tx,
             changed: Mutex::new(Vec::new()),
         };

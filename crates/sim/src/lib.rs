@@ -19,6 +19,7 @@ pub mod model;
 pub mod nat;
 pub mod replay;
 pub mod usp_agent;
+pub mod xmpp;
 
 use device::{DeviceSettings, SimDevice};
 use std::collections::BTreeMap;
@@ -72,6 +73,21 @@ pub struct NatConfig {
     pub stun_server: Option<SocketAddr>,
     /// Binding Requests keep the NAT mapping open this often.
     pub stun_keepalive: Duration,
+    /// An XMPP server the devices stay connected to, taking connection requests as IQs
+    /// (TR-069 Annex K).
+    pub xmpp: Option<SimXmpp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimXmpp {
+    /// The server's client port.
+    pub server: String,
+    /// Each device logs in as `<serial in lower case>@<domain>` with `password`.
+    pub domain: String,
+    pub password: String,
+    /// `ManagementServer.ConnReqAllowedJabberIDs`: who may send connection requests (empty:
+    /// anyone).
+    pub allowed: Vec<String>,
 }
 
 impl Default for NatConfig {
@@ -79,6 +95,7 @@ impl Default for NatConfig {
         Self {
             stun_server: None,
             stun_keepalive: Duration::from_secs(30),
+            xmpp: None,
         }
     }
 }
@@ -154,6 +171,9 @@ impl SimFleet {
             if let Some(server) = config.behind_nat.as_ref().and_then(|n| n.stun_server) {
                 model.add_stun(server, &serial);
             }
+            if let Some(x) = config.behind_nat.as_ref().and_then(|n| n.xmpp.as_ref()) {
+                model.add_xmpp(&x.allowed.join(","));
+            }
             let mut state = cpe::CpeState::new(model);
             state.refuse_active_notification = config.refuse_active_notification;
             state.genieacs_sim_quirks = config.genieacs_sim_quirks;
@@ -193,8 +213,27 @@ impl SimFleet {
                 .as_ref()
                 .and_then(|n| n.stun_server.map(|s| (s, n.stun_keepalive)));
             let factory_credentials = config.connection_request_credentials.clone();
+            if let Some(x) = config.behind_nat.as_ref().and_then(|n| n.xmpp.clone()) {
+                tasks.push(tokio::spawn(xmpp::run(
+                    device.clone(),
+                    x,
+                    factory_credentials.clone(),
+                )));
+            }
+            let uses_xmpp = config.behind_nat.as_ref().is_some_and(|n| n.xmpp.is_some());
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
+                // Inform with the Jabber ID already known, as a CPE that logs in first.
+                for _ in 0..50 {
+                    if !uses_xmpp
+                        || device
+                            .param("Device.ManagementServer.ConnReqJabberID")
+                            .is_some_and(|j| !j.is_empty())
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 if let Some((server, keepalive)) = stun {
                     match nat::open(&device, server).await {
                         // One task for both, so stopping the fleet stops the UDP port too.

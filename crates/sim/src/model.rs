@@ -433,6 +433,27 @@ impl SimModel {
         self.ro(&format!("{ms}UDPConnectionRequestAddress"), "", String);
     }
 
+    /// The Annex K parameters of a CPE that takes connection requests over XMPP.
+    pub fn add_xmpp(&mut self, allowed: &str) {
+        use ParamType::*;
+        let ms = "Device.ManagementServer.";
+        self.rw(&format!("{ms}ConnReqAllowedJabberIDs"), allowed, String);
+        self.rw(
+            &format!("{ms}ConnReqXMPPConnection"),
+            "Device.XMPP.Connection.1",
+            String,
+        );
+        self.ro(&format!("{ms}ConnReqJabberID"), "", String);
+        self.ro(
+            &format!("{ms}SupportedConnReqMethods"),
+            "HTTP,STUN,XMPP",
+            String,
+        );
+        self.rw("Device.XMPP.Connection.1.Enable", "true", Boolean);
+        self.ro("Device.XMPP.Connection.1.Status", "Disabled", String);
+        self.ro("Device.XMPP.Connection.1.JabberID", "", String);
+    }
+
     /// Every object path implied by the parameters (TR-069 GetParameterNames lists objects too).
     pub fn objects(&self) -> Vec<String> {
         let mut objects = std::collections::BTreeSet::new();

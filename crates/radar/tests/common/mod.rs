@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod servers;
 pub mod usp;
 
 use serde_json::Value;

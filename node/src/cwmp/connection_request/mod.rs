@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod udp;
+pub mod xmpp;
 
 use crate::config::{ConnectionRequestConfig, Credential};
 use crate::metrics::Metrics;
@@ -160,10 +161,17 @@ impl ConnectionRequester {
         stun_socket: Option<Arc<tokio::net::UdpSocket>>,
     ) -> Result<Self, String> {
         let burst = f64::from(config.global_per_second.max(1));
-        let mechanisms: Vec<Box<dyn Mechanism>> = vec![
+        let mut mechanisms: Vec<Box<dyn Mechanism>> = vec![
             Box::new(http::HttpMechanism::new(&config)?),
             Box::new(udp::UdpMechanism::new(&config, stun_socket)),
         ];
+        if let Some(xmpp) = &config.xmpp {
+            mechanisms.push(Box::new(xmpp::XmppMechanism::start(
+                xmpp.clone(),
+                config.timeout,
+                metrics.clone(),
+            )?));
+        }
         Ok(Self {
             config,
             mechanisms,

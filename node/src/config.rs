@@ -393,6 +393,8 @@ pub struct UspConfig {
     pub events: Vec<String>,
     /// The MQTT MTP; off when absent.
     pub mqtt: Option<MqttConfig>,
+    /// The STOMP MTP (TR-369 §6.4 / R-STOMP): off when absent.
+    pub stomp: Option<StompConfig>,
 }
 
 impl Default for UspConfig {
@@ -421,6 +423,7 @@ impl Default for UspConfig {
             object_tables: of(NotifType::ObjectCreation),
             events: of(NotifType::Event),
             mqtt: None,
+            stomp: None,
         }
     }
 }
@@ -517,5 +520,49 @@ mod tests {
         let partial: NodeConfig = toml::from_str("[cwmp]\nsession_idle_timeout = \"5s\"").unwrap();
         assert_eq!(partial.cwmp.session_idle_timeout, Duration::from_secs(5));
         assert_eq!(partial.partitions, 4096);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StompConfig {
+    /// The broker's STOMP port, `host:port` (61613 by convention).
+    pub server: String,
+    /// The STOMP `host` header: the broker's virtual host (RabbitMQ: `/`).
+    pub virtual_host: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Where agents send to Radar: the value of their
+    /// `Device.LocalAgent.Controller.{i}.MTP.{i}.STOMP.Destination`. A broker that names one
+    /// in CONNECTED (`subscribe-dest`) overrides it.
+    pub destination: String,
+    /// Heart-beats Radar sends (and asks the broker to send) this often; zero: none.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Longest wait between reconnect attempts (backoff doubles up to it).
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_backoff: Duration,
+    /// An agent quiet this long is probed, as over MQTT (a broker carries no presence). Zero
+    /// turns it off.
+    #[serde(with = "humantime_serde")]
+    pub liveness_interval: Duration,
+    /// After a (re)connect every known STOMP agent without a link is probed, at most this
+    /// many per second.
+    pub probe_rate: u32,
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        Self {
+            server: "127.0.0.1:61613".into(),
+            virtual_host: "/".into(),
+            username: None,
+            password: None,
+            destination: "/queue/usp.controller".into(),
+            heartbeat: Duration::from_secs(30),
+            max_reconnect_backoff: Duration::from_secs(30),
+            liveness_interval: Duration::from_secs(60),
+            probe_rate: 200,
+        }
     }
 }

@@ -204,6 +204,9 @@ pub async fn start(
                 .map_err(|e| NodeError::Config(e.to_string()))?,
         );
     }
+    if let Some(stomp) = core.config.usp.stomp.clone() {
+        tasks.push(usp::stomp::start(core.clone(), stomp, shutdown.clone()));
+    }
     if let Some(usp) = listeners.usp {
         let server = usp::websocket::UspWebSocketServer::new(core.clone());
         tasks.push(tokio::spawn(server.serve(usp, shutdown.clone())));

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     pub usp_connections: IntGauge,
     pub usp_mqtt_connected: IntGauge,
+    pub usp_stomp_connected: IntGauge,
     /// 1 while the XMPP session for Annex K connection requests is up.
     pub xmpp_connected: IntGauge,
     pub usp_records: IntCounterVec,
@@ -75,6 +76,10 @@ impl Metrics {
             xmpp_connected: gauge(
                 "radar_xmpp_connected",
                 "1 while the XMPP session for connection requests is up",
+            ),
+            usp_stomp_connected: gauge(
+                "radar_usp_stomp_connected",
+                "1 while the STOMP MTP is connected and subscribed",
             ),
             usp_mqtt_connected: gauge(
                 "radar_usp_mqtt_connected",

@@ -30,6 +30,9 @@ pub struct ListenArgs {
     /// MQTT broker for the USP MQTT MTP, e.g. mqtt://127.0.0.1:1883 (off when absent).
     #[arg(long, env = "RADAR_MQTT_URL")]
     mqtt_url: Option<String>,
+    /// STOMP broker for the USP STOMP MTP, host:port (off when absent; more in [usp.stomp]).
+    #[arg(long, env = "RADAR_STOMP_SERVER")]
+    stomp_server: Option<String>,
     /// The controller's USP endpoint id.
     #[arg(long, env = "RADAR_CONTROLLER_ID")]
     controller_id: Option<String>,
@@ -200,6 +203,9 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
     }
     if let Some(url) = &listen.mqtt_url {
         config.usp.mqtt.get_or_insert_with(Default::default).url = url.clone();
+    }
+    if let Some(server) = &listen.stomp_server {
+        config.usp.stomp.get_or_insert_with(Default::default).server = server.clone();
     }
     if let Some(id) = &listen.controller_id {
         config.usp.controller_id = id.clone();

@@ -198,14 +198,20 @@ impl AgentLink {
                 self.session.handle(Timestamp::now(), Input::Msg(*msg));
                 self.pump(out).await
             }
-            RecordKind::WebSocketConnect | RecordKind::MqttConnect { .. } => {
-                if let RecordKind::MqttConnect {
-                    subscribed_topic, ..
-                } = &record.kind
-                {
-                    if !subscribed_topic.is_empty() {
-                        self.reply_to = subscribed_topic.clone();
-                    }
+            RecordKind::WebSocketConnect
+            | RecordKind::MqttConnect { .. }
+            | RecordKind::StompConnect { .. } => {
+                let subscribed = match &record.kind {
+                    RecordKind::MqttConnect {
+                        subscribed_topic, ..
+                    } => subscribed_topic.as_str(),
+                    RecordKind::StompConnect {
+                        subscribed_destination,
+                    } => subscribed_destination.as_str(),
+                    _ => "",
+                };
+                if !subscribed.is_empty() {
+                    self.reply_to = subscribed.to_owned();
                 }
                 if self.is_active() {
                     // The agent re-established its MTP: start over with a fresh session.
@@ -220,7 +226,7 @@ impl AgentLink {
                 // TR-369 §6.1: a Disconnect clears what was cached about the agent's MTP.
                 self.disconnected(&format!("agent disconnect {reason_code}: {reason}"))
                     .await;
-                if self.mtp == "mqtt" {
+                if self.mtp == "mqtt" || self.mtp == "stomp" {
                     self.reply_to.clear();
                 }
                 Flow::Continue
@@ -237,7 +243,7 @@ impl AgentLink {
                 ));
                 Flow::Continue
             }
-            RecordKind::StompConnect { .. } | RecordKind::UdsConnect => {
+            RecordKind::UdsConnect => {
                 debug!(device = %self.device, "connect record of another mtp ignored");
                 Flow::Continue
             }

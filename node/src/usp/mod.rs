@@ -5,13 +5,17 @@
 //! - [`registry`]: live links by endpoint id (replacement, wake-ups).
 //! - [`translate`]: session events → twin commands; operations → USP requests.
 //! - [`mtp`]: the one interface the core has to the MTPs.
+//! - [`broker`]: agent links over a broker, shared by the MQTT and STOMP MTPs.
 //! - [`websocket`]: the WebSocket MTP server (its own folder).
 //! - [`mqtt`]: the MQTT MTP client and its cluster forwarding (its own folder).
+//! - [`stomp`]: the STOMP MTP client (its own folder).
 
 pub mod agent;
+pub mod broker;
 pub mod mqtt;
 pub mod mtp;
 pub mod registry;
+pub mod stomp;
 pub mod translate;
 pub mod websocket;
 

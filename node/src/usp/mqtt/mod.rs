@@ -5,22 +5,23 @@
 //! backoff; operations live in the twins, so none is lost while the broker is away.
 //!
 //! - [`cluster`]: the shared subscription and forwarding records to the shard's leader.
+//!
+//! Agent links are the broker links of [`super::broker`], shared with STOMP.
 
 pub mod cluster;
 
-use super::agent::{AgentLink, Flow};
-use super::registry::{Mailbox, Signal};
+use super::broker::{self, Broker};
+use super::registry::Signal;
 use crate::config::{MqttConfig, MqttProtocol};
 use crate::core::NodeCore;
 use bytes::Bytes;
 use radar_core::DeviceKey;
-use radar_twin::OperationStatus;
 use radar_usp::mqtt::{controller_topic, split_reply_to, with_reply_to};
-use radar_usp::record::{self, RecordError, RecordKind};
+use radar_usp::record::RecordKind;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttSetupError {
@@ -58,7 +59,30 @@ pub struct Publisher {
     /// Cluster mode: every node subscribes through one MQTT 5 shared subscription and
     /// forwards records for shards it does not lead (see [`cluster`]).
     shared: bool,
+    liveness_interval: Duration,
     shutdown: watch::Receiver<bool>,
+}
+
+impl Broker for Publisher {
+    fn mtp(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn publish<'a>(
+        &'a self,
+        destination: &'a str,
+        record: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(Publisher::publish(self, destination, record))
+    }
+
+    fn liveness_interval(&self) -> Duration {
+        self.liveness_interval
+    }
+
+    fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
 }
 
 impl Publisher {
@@ -189,6 +213,7 @@ pub fn start(
         client,
         controller_topic: controller_topic(&core.config.usp.controller_id),
         shared: core.meta.is_some(),
+        liveness_interval: config.liveness_interval,
         shutdown: shutdown.clone(),
     });
     core.usp_mtps.register(Arc::new(MqttMtp {
@@ -245,7 +270,7 @@ async fn run(
                 // After a restart or a broker outage Radar does not know which agents are
                 // still on the broker: MQTT has no presence, and agents that stayed connected
                 // have no reason to speak. Ask each one.
-                tokio::spawn(probe_known_agents(
+                tokio::spawn(broker::probe_known_agents(
                     core.clone(),
                     publisher.clone(),
                     config.probe_rate,
@@ -276,32 +301,7 @@ pub fn on_publish(
     response_topic: Option<String>,
     forwarded: bool,
 ) {
-    let usp = &core.config.usp;
-    let record = match record::decode(payload, &usp.controller_id, usp.max_record_bytes) {
-        Ok(r) => r,
-        Err(RecordError::WrongRecipient { to_id }) => {
-            core.metrics
-                .usp_rejected
-                .with_label_values(&["to_id"])
-                .inc();
-            debug!(%to_id, "mqtt record for another controller ignored");
-            return;
-        }
-        Err(e) => {
-            // No reply is possible without a readable from_id and topic.
-            core.metrics
-                .usp_rejected
-                .with_label_values(&["record"])
-                .inc();
-            debug!(error = %e, "undecodable mqtt record ignored");
-            return;
-        }
-    };
-    let Ok(device) = DeviceKey::parse(&record.from_id) else {
-        core.metrics
-            .usp_rejected
-            .with_label_values(&["from_id"])
-            .inc();
+    let Some((device, record)) = broker::decode_record(core, payload, "mqtt") else {
         return;
     };
     if publisher.shared
@@ -330,38 +330,8 @@ pub fn on_publish(
         record: Box::new(record),
         reply_to,
     };
-    let signal = match core.usp_agents.deliver(&device, signal) {
-        Ok(()) => return,
-        Err(signal) => signal,
-    };
-    spawn_link(
-        core,
-        publisher,
-        device,
-        Some(signal),
-        publisher.shutdown.clone(),
-    );
-}
-
-/// Starts a link task for an agent on the broker and registers it.
-fn spawn_link(
-    core: &Arc<NodeCore>,
-    publisher: &Arc<Publisher>,
-    device: DeviceKey,
-    first: Option<Signal>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mailbox = Mailbox::new();
-    let generation = core.usp_agents.register(&device, mailbox.clone());
-    tokio::spawn(run_link(
-        core.clone(),
-        publisher.clone(),
-        device,
-        mailbox,
-        generation,
-        first,
-        shutdown,
-    ));
+    let broker: Arc<dyn Broker> = publisher.clone();
+    broker::deliver(core, &broker, device, signal);
 }
 
 /// The MQTT MTP as the core sees it.
@@ -376,7 +346,8 @@ impl super::mtp::UspMtp for MqttMtp {
 
     /// An agent on the broker does not depend on us to stay connected: ask it.
     fn reach(&self, core: &Arc<NodeCore>, device: &DeviceKey) -> bool {
-        probe(core, &self.publisher, device);
+        let broker: Arc<dyn Broker> = self.publisher.clone();
+        broker::probe(core, &broker, device);
         true
     }
 
@@ -386,136 +357,6 @@ impl super::mtp::UspMtp for MqttMtp {
         record: radar_proto::cluster::UspRecord,
     ) -> bool {
         cluster::accept_forwarded(core, &self.publisher, record)
-    }
-}
-
-/// Probes an MQTT agent with no live link: it may well be on the broker (its broker
-/// connection does not depend on us), so try it.
-fn probe(core: &Arc<NodeCore>, publisher: &Arc<Publisher>, device: &DeviceKey) {
-    if core.usp_agents.is_connected(device) {
-        return;
-    }
-    let (_tx, rx) = watch::channel(false);
-    // The probe ends by itself (answer or timeout); shutdown of the process ends it too.
-    spawn_link(core, publisher, device.clone(), None, rx);
-}
-
-/// After a restart or a broker reconnect: every known MQTT agent without a live link is
-/// probed, those with queued operations first, at most `rate` per second so a large fleet does
-/// not answer all at once.
-async fn probe_known_agents(core: Arc<NodeCore>, publisher: Arc<Publisher>, rate: u32) {
-    let mut devices = Vec::new();
-    // Each node asks after the agents of the shards it leads (the leader serves their links).
-    for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
-        let state = shard.read();
-        devices.extend(
-            state
-                .twins
-                .values()
-                .filter(|t| t.meta.mtp == "mqtt" && !t.meta.usp_reply_to.is_empty())
-                .map(|t| {
-                    let idle = !t
-                        .operations
-                        .iter()
-                        .any(|o| o.status == OperationStatus::Queued);
-                    (idle, t.key.clone())
-                }),
-        );
-    }
-    devices.sort();
-    let pause = Duration::from_secs(1) / rate.max(1);
-    for (_, device) in devices {
-        probe(&core, &publisher, &device);
-        tokio::time::sleep(pause).await;
-    }
-}
-
-async fn run_link(
-    core: Arc<NodeCore>,
-    publisher: Arc<Publisher>,
-    device: DeviceKey,
-    mailbox: Arc<Mailbox>,
-    generation: u64,
-    first: Option<Signal>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut link = AgentLink::new(core.clone(), device.clone(), "mqtt");
-    link.reply_to = core
-        .fleet
-        .with_twin(&device, |t, _| t.meta.usp_reply_to.clone())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    let liveness = core
-        .config
-        .usp
-        .mqtt
-        .as_ref()
-        .map(|m| m.liveness_interval)
-        .unwrap_or_default();
-    let mut last_heard = std::time::Instant::now();
-    // Without a first record this link probes an agent that may be on the broker.
-    let mut flow = match first {
-        Some(signal) => on_signal(&mut link, signal, &mut out).await,
-        None => link.probe(&mut out).await,
-    };
-    let reason = loop {
-        for r in out.drain(..) {
-            if link.reply_to.is_empty() {
-                warn!(device = %device, "no mqtt topic known for agent; record dropped");
-                break;
-            }
-            if let Err(e) = publisher.publish(&link.reply_to, r).await {
-                warn!(device = %device, error = %e, "mqtt publish failed");
-            }
-            core.metrics
-                .usp_records
-                .with_label_values(&["out", "mqtt"])
-                .inc();
-        }
-        if let Flow::Close(reason) = flow {
-            break reason;
-        }
-        if !link.is_active() {
-            break "agent disconnected".to_string();
-        }
-        let timeout = link.next_timeout();
-        let check_in = (!liveness.is_zero() && !link.awaiting_answers())
-            .then(|| (last_heard + liveness).saturating_duration_since(std::time::Instant::now()));
-        flow = tokio::select! {
-            signal = mailbox.recv() => match signal {
-                Signal::Replaced => break "replaced".to_string(),
-                Signal::Moved => break "shard leadership moved".to_string(),
-                signal => {
-                    if matches!(signal, Signal::Record { .. }) {
-                        last_heard = std::time::Instant::now();
-                    }
-                    on_signal(&mut link, signal, &mut out).await
-                }
-            },
-            _ = super::sleep_opt(timeout) => link.on_timeout(&mut out).await,
-            _ = super::sleep_opt(check_in) => {
-                last_heard = std::time::Instant::now();
-                link.check_alive(&mut out).await
-            }
-            _ = shutdown.changed() => break "controller shutting down".to_string(),
-        };
-    };
-    mailbox.close();
-    link.disconnected(&reason).await;
-    core.usp_agents.unregister(&device, generation);
-}
-
-async fn on_signal(link: &mut AgentLink, signal: Signal, out: &mut Vec<Vec<u8>>) -> Flow {
-    match signal {
-        Signal::Record { record, reply_to } => {
-            if let Some(topic) = reply_to {
-                link.reply_to = topic;
-            }
-            link.on_record(*record, out).await
-        }
-        Signal::Wake => link.on_wake(out).await,
-        Signal::Replaced => Flow::Close("replaced".into()),
-        Signal::Moved => Flow::Close("shard leadership moved".into()),
     }
 }
 

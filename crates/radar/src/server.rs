@@ -139,6 +139,10 @@ pub struct SimArgs {
     /// Simulate USP agents instead, over this MQTT broker (mqtt://HOST:PORT).
     #[arg(long)]
     usp_mqtt: Option<String>,
+    /// Simulate USP agents instead, over this STOMP broker (HOST:PORT; guest/guest, virtual
+    /// host `/`, controller destination `/queue/usp.controller`).
+    #[arg(long)]
+    usp_stomp: Option<String>,
     /// With --usp-mqtt: speak MQTT 3.1.1 instead of 5.
     #[arg(long)]
     mqtt_311: bool,
@@ -400,7 +404,16 @@ async fn sim_usp(args: &SimArgs) -> Result<()> {
                 },
             })
         }
-        (None, None) => bail!("sim_usp needs --usp-ws or --usp-mqtt"),
+        (None, None) => match &args.usp_stomp {
+            Some(server) => Mtp::Stomp(usp_agent::stomp::Broker {
+                server: server.clone(),
+                virtual_host: "/".into(),
+                username: "guest".into(),
+                password: "guest".into(),
+                controller_destination: "/queue/usp.controller".into(),
+            }),
+            None => bail!("sim_usp needs --usp-ws, --usp-mqtt or --usp-stomp"),
+        },
     };
     let config = UspSimConfig {
         controller_id: args.controller_id.clone(),
@@ -423,7 +436,7 @@ async fn sim_usp(args: &SimArgs) -> Result<()> {
 
 pub async fn sim(args: SimArgs) -> Result<()> {
     crate::logging::init(LogFormat::Text);
-    if args.usp_ws.is_some() || args.usp_mqtt.is_some() {
+    if args.usp_ws.is_some() || args.usp_mqtt.is_some() || args.usp_stomp.is_some() {
         return sim_usp(&args).await;
     }
     let acs_credentials = match &args.acs_credentials {

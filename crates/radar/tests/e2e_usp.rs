@@ -1,4 +1,4 @@
-//! End to end over the USP MTPs, WebSocket and MQTT (a real mosquitto): `radar up` as a real
+//! End to end over the USP MTPs, WebSocket, MQTT (a real mosquitto) and STOMP (a real RabbitMQ): `radar up` as a real
 //! process and simulated agents that behave on the wire like obuspa. Covers discovery with types, subscriptions (created,
 //! reconciled, foreign ones untouched), event-driven updates (ValueChange, ObjectCreation and
 //! ObjectDeletion), immediate and offline writes, USP errors on operations, an async Operate
@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::servers::RabbitMq;
 use common::usp::{param, wait_online, wait_param, wait_status, WAIT};
 use common::{device_path, eventually, file_server, Mosquitto, Radar};
 use radar_sim::usp_agent::{self, agent::SimAgent, mqtt::Broker, Mtp, UspSimConfig};
@@ -165,6 +166,97 @@ async fn a_broker_outage_loses_no_queued_operation() {
     assert_eq!(
         fleet[0].param("Device.WiFi.SSID.1.SSID").as_deref(),
         Some("across-the-outage"),
+        "{done}"
+    );
+}
+
+fn stomp_mtp(broker: &RabbitMq) -> Mtp {
+    Mtp::Stomp(usp_agent::stomp::Broker {
+        server: broker.address(),
+        virtual_host: "/".into(),
+        username: "guest".into(),
+        password: "guest".into(),
+        controller_destination: "/queue/usp.controller".into(),
+    })
+}
+
+async fn wait_stomp_connected(radar: &Radar) {
+    eventually("radar on the stomp broker", WAIT, || async {
+        radar
+            .metrics()
+            .await
+            .contains("radar_usp_stomp_connected 1")
+            .then_some(())
+    })
+    .await;
+}
+
+/// The third MTP, over a real RabbitMQ with its STOMP plugin (TR-369 §6.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_agents_over_stomp_are_managed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = RabbitMq::start(dir.path());
+    let server = broker.address();
+    let radar = Radar::start_with(dir.path(), None, &["--stomp-server", &server]);
+    wait_stomp_connected(&radar).await;
+    let fleet = start_agents(&stomp_mtp(&broker));
+    scenario(
+        radar,
+        &fleet,
+        "stomp",
+        dir.path(),
+        &["--stomp-server", &server],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stomp_broker_restart_loses_no_queued_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = RabbitMq::start(dir.path());
+    let server = broker.address();
+    let radar = Radar::start_with(dir.path(), None, &["--stomp-server", &server]);
+    wait_stomp_connected(&radar).await;
+    let fleet = usp_agent::start(&UspSimConfig::default(), &stomp_mtp(&broker));
+    let id = fleet[0].endpoint_id.clone();
+    let summary = wait_online(&radar, &id, true).await;
+    assert_eq!(summary["mtp"], "stomp", "{summary}");
+
+    // The broker goes away; an operator write is accepted and kept in the twin meanwhile.
+    broker.stop();
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(&id)),
+            json!({"Device.WiFi.SSID.1.SSID": "across-the-restart"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_ne!(
+        fleet[0].param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("across-the-restart")
+    );
+
+    // The broker restarts on its ports and data: Radar and the agent reconnect (Radar with
+    // backoff), Radar probes the agent it knows, and the write lands.
+    broker.restart();
+    wait_stomp_connected(&radar).await;
+    let done = eventually(
+        "the queued write delivered after the broker restart",
+        Duration::from_secs(60),
+        || async {
+            let v = radar
+                .get(&format!("{}/operations/{}", device_path(&id), op["id"]))
+                .await
+                .1;
+            (v["status"] == "done").then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(
+        fleet[0].param("Device.WiFi.SSID.1.SSID").as_deref(),
+        Some("across-the-restart"),
         "{done}"
     );
 }

@@ -202,6 +202,18 @@ pub fn encode_mqtt_connect(
     )
 }
 
+/// The STOMPConnect Record an agent sends first on a STOMP MTP (agent role, simulator).
+pub fn encode_stomp_connect(to_id: &str, from_id: &str, subscribed_destination: &str) -> Vec<u8> {
+    envelope(
+        to_id,
+        from_id,
+        RecordType::StompConnect(record::StompConnectRecord {
+            version: record::stomp_connect_record::StompVersion::V12 as i32,
+            subscribed_destination: subscribed_destination.into(),
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod agent;
 pub mod handlers;
 pub mod mqtt;
 pub mod notify;
+pub mod stomp;
 pub mod ws;
 
 use crate::model::{Identity, SimModel};
@@ -196,6 +197,10 @@ impl AgentCore {
 
     pub fn mqtt_connect(&self, version: record::MqttVersion, topic: &str) -> Vec<u8> {
         record::encode_mqtt_connect(&self.controller_id, &self.endpoint_id, version, topic)
+    }
+
+    pub fn stomp_connect(&self, destination: &str) -> Vec<u8> {
+        record::encode_stomp_connect(&self.controller_id, &self.endpoint_id, destination)
     }
 
     /// Handles one inbound Record; returns the Records to send back. Records for another
@@ -422,6 +427,7 @@ pub enum Mtp {
     /// The controller's WebSocket listener, `HOST:PORT`.
     WebSocket(String),
     Mqtt(mqtt::Broker),
+    Stomp(stomp::Broker),
 }
 
 /// Starts one agent on `mtp`.
@@ -438,6 +444,9 @@ pub fn spawn(
         }
         Mtp::Mqtt(broker) => {
             tokio::spawn(mqtt::run(agent.clone(), broker.clone(), inputs));
+        }
+        Mtp::Stomp(broker) => {
+            tokio::spawn(stomp::run(agent.clone(), broker.clone(), inputs));
         }
     }
     agent

@@ -124,6 +124,19 @@ pub struct SimArgs {
     /// The ACS's STUN server (host:port, UDP), for devices --behind-nat.
     #[arg(long, requires = "behind_nat")]
     stun_server: Option<SocketAddr>,
+    /// An XMPP server (host:port) where devices --behind-nat log in as
+    /// `<serial in lower case>@<--xmpp-domain>` and take connection requests (Annex K).
+    #[arg(long, requires = "behind_nat")]
+    xmpp_server: Option<String>,
+    #[arg(long, default_value = "localhost")]
+    xmpp_domain: String,
+    /// The devices' XMPP password (all share it).
+    #[arg(long, env = "RADAR_SIM_XMPP_PASSWORD", default_value = "")]
+    xmpp_password: String,
+    /// JIDs the devices accept connection requests from (ConnReqAllowedJabberIDs); empty:
+    /// anyone.
+    #[arg(long, value_delimiter = ',')]
+    xmpp_allowed: Vec<String>,
     /// ACS credentials as user:password.
     #[arg(long)]
     acs_credentials: Option<String>,
@@ -466,6 +479,12 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         start_spread: args.spread,
         behind_nat: args.behind_nat.then(|| radar_sim::NatConfig {
             stun_server: args.stun_server,
+            xmpp: args.xmpp_server.clone().map(|server| radar_sim::SimXmpp {
+                server,
+                domain: args.xmpp_domain.clone(),
+                password: args.xmpp_password.clone(),
+                allowed: args.xmpp_allowed.clone(),
+            }),
             ..Default::default()
         }),
         acs_ca_pem: match &args.acs_ca {

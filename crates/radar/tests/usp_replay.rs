@@ -1,10 +1,11 @@
-//! Radar against recordings of a real USP agent (obuspa v11.0.4 over MQTT, see
+//! Radar against recordings of a real USP agent (obuspa v11.0.4 over MQTT and STOMP, see
 //! `tests/fixtures/usp/SOURCES.md`): a scripted agent answers every request exactly as obuspa
 //! did, refusals included, so what passes here is what the real agent accepts. A request the
 //! real agent was never asked is answered with an error and fails the test.
 
 mod common;
 
+use common::servers::RabbitMq;
 use common::usp::{param, wait_online, wait_status};
 use common::{device_path, eventually, Mosquitto, Radar};
 use radar_sim::replay::{mqtt::ReplayAgent, Recording};
@@ -15,8 +16,12 @@ use std::time::Duration;
 
 const OBUSPA: &str = "os::012345-OBUSPA1";
 
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/usp")
+}
+
 fn recordings() -> Recording {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/usp");
+    let dir = fixtures();
     // Both sessions: the one with today's Radar, and obuspa's refusals of the Add that set
     // Recipient (a Radar that sent it again would be answered with them).
     let text: String = [
@@ -120,16 +125,65 @@ async fn radar_manages_a_replayed_obuspa_over_mqtt() {
         replay_agent(broker.port),
         recording.clone(),
     ));
+    obuspa_scenario(&radar, &recording).await;
+    agent.abort();
+}
 
+/// obuspa over STOMP through a real RabbitMQ, as recorded (its destinations
+/// `/queue/obuspa1.agent` and `/queue/radar.controller`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radar_manages_a_replayed_obuspa_over_stomp() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = RabbitMq::start(dir.path());
+    let config = format!(
+        "[usp.stomp]\nserver = \"{}\"\nusername = \"guest\"\npassword = \"guest\"\ndestination = \"/queue/radar.controller\"\n",
+        broker.address()
+    );
+    let radar = Radar::start(dir.path(), Some(&config));
+    eventually(
+        "radar on the stomp broker",
+        Duration::from_secs(20),
+        || async {
+            radar
+                .metrics()
+                .await
+                .contains("radar_usp_stomp_connected 1")
+                .then_some(())
+        },
+    )
+    .await;
+    let text = std::fs::read_to_string(fixtures().join("obuspa-v11.0.4-stomp-session.capture"))
+        .expect("fixture");
+    let recording = Arc::new(Mutex::new(
+        Recording::parse(&text, "/queue/radar.controller").expect("recording parses"),
+    ));
+    let agent = tokio::spawn(radar_sim::replay::stomp::run(
+        radar_sim::replay::stomp::ReplayAgent {
+            endpoint_id: OBUSPA.into(),
+            controller_id: "self::radar".into(),
+            server: broker.address(),
+            controller_destination: "/queue/radar.controller".into(),
+            reboot_delay: Duration::from_millis(300),
+        },
+        recording.clone(),
+    ));
+    let summary = obuspa_scenario(&radar, &recording).await;
+    assert_eq!(summary["mtp"], "stomp", "{summary}");
+    agent.abort();
+}
+
+/// What obuspa's recorded first contact must give, over any MTP: the twin complete and typed,
+/// its subscriptions, a Set, and a Reboot closed by its own Boot!. Returns the twin's summary.
+async fn obuspa_scenario(radar: &Radar, recording: &Mutex<Recording>) -> Value {
     // The twin fills from obuspa's answers, typed from its GetSupportedDM.
-    let summary = wait_online(&radar, OBUSPA, true).await;
+    let summary = wait_online(radar, OBUSPA, true).await;
     assert_eq!(summary["product_class"], "USP Agent", "{summary}");
     assert!(
         summary["counts"]["params"].as_u64().unwrap() > 150,
         "{summary}"
     );
     let version = param(
-        &radar,
+        radar,
         OBUSPA,
         "Device.LocalAgent.Controller.1.PeriodicNotifInterval",
     )
@@ -172,7 +226,7 @@ async fn radar_manages_a_replayed_obuspa_over_mqtt() {
         )
         .await;
     assert_eq!(status, 202, "{op}");
-    wait_status(&radar, OBUSPA, 1, "done").await;
+    wait_status(radar, OBUSPA, 1, "done").await;
     let (status, op) = radar
         .send(
             Method::POST,
@@ -181,17 +235,17 @@ async fn radar_manages_a_replayed_obuspa_over_mqtt() {
         )
         .await;
     assert_eq!((status, op["id"].clone()), (202, json!(2)), "{op}");
-    let done = wait_status(&radar, OBUSPA, 2, "done").await;
+    let done = wait_status(radar, OBUSPA, 2, "done").await;
     assert!(
         done["detail"].as_str().unwrap().contains("RemoteReboot"),
         "{done}"
     );
-    wait_online(&radar, OBUSPA, true).await;
+    let summary = wait_online(radar, OBUSPA, true).await;
 
     let unrecorded = recording.lock().unwrap().unrecorded.clone();
     assert!(
         unrecorded.is_empty(),
         "radar asked what obuspa was never asked: {unrecorded:#?}"
     );
-    agent.abort();
+    summary
 }

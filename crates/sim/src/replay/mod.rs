@@ -7,13 +7,16 @@
 //! recorded answer, refusals included, with its own msg id. A request the real agent was never
 //! asked gets Error 7000 naming it: such a run proves nothing, and its test should fail.
 //!
-//! Sans-IO here; [`mqtt`] carries it over a broker.
+//! Sans-IO here; [`mqtt`] and [`stomp`] carry it over a broker, as the recorded agent did.
 
 pub mod mqtt;
+pub mod stomp;
 
-use radar_usp::proto::msg::{body, header, request, Msg};
+use radar_usp::proto::msg::{body, header, notify, request, Msg};
 use radar_usp::record::{self, RecordKind};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -31,7 +34,7 @@ struct Captured {
 /// What the agent sent unasked, in order: its connect records and notifications.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Unsolicited {
-    /// An MQTTConnect (or WebSocketConnect) record, as bytes to send again.
+    /// An MQTTConnect, STOMPConnect or WebSocketConnect record, as bytes to send again.
     Connect(Vec<u8>),
     Notify(Box<Msg>),
 }
@@ -94,7 +97,12 @@ impl Recording {
                         recording.answers.entry(sig.clone()).or_default().push(*msg);
                     }
                 }
-                (true, RecordKind::MqttConnect { .. } | RecordKind::WebSocketConnect) => {
+                (
+                    true,
+                    RecordKind::MqttConnect { .. }
+                    | RecordKind::StompConnect { .. }
+                    | RecordKind::WebSocketConnect,
+                ) => {
                     recording.unsolicited.push(Unsolicited::Connect(c.bytes));
                 }
                 _ => {}
@@ -149,6 +157,115 @@ impl Recording {
             _ => None,
         })
     }
+}
+
+/// Who the scripted agent is.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub endpoint_id: String,
+    pub controller_id: String,
+}
+
+/// What a transport does with one record from the controller.
+pub(crate) struct Reply {
+    /// The recorded answer, as a record to send back.
+    pub answer: Option<Vec<u8>>,
+    /// `Some(command key)` when the request was `Device.Reboot()`: the agent then leaves.
+    pub reboot: Option<String>,
+}
+
+/// Answers one record from the controller from the recording.
+pub(crate) fn reply(identity: &Identity, recording: &Mutex<Recording>, payload: &[u8]) -> Reply {
+    let none = Reply {
+        answer: None,
+        reboot: None,
+    };
+    let Ok(inbound) = record::decode(
+        payload,
+        &identity.endpoint_id,
+        record::DEFAULT_MAX_RECORD_BYTES,
+    ) else {
+        return none;
+    };
+    let RecordKind::Message(msg) = inbound.kind else {
+        return none;
+    };
+    let reboot = match request_of(&msg) {
+        Some(request::ReqType::Operate(o)) if o.command == "Device.Reboot()" => {
+            Some(o.command_key.clone())
+        }
+        _ => None,
+    };
+    let answer = lock(recording)
+        .answer(&msg)
+        .map(|a| record::encode_message(&identity.controller_id, &identity.endpoint_id, &a));
+    Reply { answer, reboot }
+}
+
+/// The records an agent sends when it (re)connects: its recorded connect record and, after a
+/// reboot, the recorded `Boot!`.
+pub(crate) fn first_records(
+    identity: &Identity,
+    connect: &Option<Vec<u8>>,
+    boot: &Option<Msg>,
+) -> Vec<Vec<u8>> {
+    let mut first: Vec<Vec<u8>> = connect.iter().cloned().collect();
+    if let Some(b) = boot {
+        first.push(record::encode_message(
+            &identity.controller_id,
+            &identity.endpoint_id,
+            b,
+        ));
+    }
+    first
+}
+
+/// Runs sessions one after another until the task is dropped: each with the next recorded
+/// connect record, and after a reboot the recorded `Boot!` naming its command key.
+pub(crate) async fn run_sessions<F, Fut>(
+    recording: Arc<Mutex<Recording>>,
+    reboot_delay: Duration,
+    mut session: F,
+) where
+    F: FnMut(Option<Vec<u8>>, Option<Msg>) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let connects: Vec<Vec<u8>> = lock(&recording).connects().map(<[u8]>::to_vec).collect();
+    let mut connect_index = 0;
+    let mut boot: Option<Msg> = None;
+    loop {
+        let connect = connects
+            .get(connect_index.min(connects.len().saturating_sub(1)))
+            .cloned();
+        connect_index += 1;
+        match session(connect, boot.take()).await {
+            Some(command_key) => {
+                tokio::time::sleep(reboot_delay).await;
+                boot = recorded_boot(&lock(&recording), &command_key);
+            }
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+pub(crate) fn lock(recording: &Mutex<Recording>) -> std::sync::MutexGuard<'_, Recording> {
+    recording.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The recorded `Boot!` whose CommandKey is `command_key`.
+fn recorded_boot(recording: &Recording, command_key: &str) -> Option<Msg> {
+    recording
+        .notifies()
+        .find(|m| match request_of(m) {
+            Some(request::ReqType::Notify(n)) => matches!(
+                &n.notification,
+                Some(notify::Notification::Event(e))
+                    if e.event_name == "Boot!"
+                        && e.params.get("CommandKey").map(String::as_str) == Some(command_key)
+            ),
+            _ => false,
+        })
+        .cloned()
 }
 
 /// Decodes a record whoever it is addressed to (a recording holds both directions).

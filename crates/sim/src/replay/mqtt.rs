@@ -3,8 +3,8 @@
 //! the request's Response Topic. A `Device.Reboot()` ends the connection; the agent comes back
 //! with its next recorded connect record and the recorded `Boot!` that names the command's key.
 
-use super::{request_of, Recording};
-use radar_usp::proto::msg::{notify, request, Msg};
+use super::{first_records, reply, run_sessions, Identity, Recording};
+use radar_usp::proto::msg::Msg;
 use radar_usp::record::{self, RecordKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,42 +20,13 @@ pub struct ReplayAgent {
 
 /// Runs until the task is dropped.
 pub async fn run(agent: ReplayAgent, recording: Arc<Mutex<Recording>>) {
-    let connects: Vec<Vec<u8>> = lock(&recording).connects().map(<[u8]>::to_vec).collect();
-    let mut connect_index = 0;
-    let mut boot: Option<Msg> = None;
-    loop {
-        let connect = connects
-            .get(connect_index.min(connects.len().saturating_sub(1)))
-            .cloned();
-        connect_index += 1;
-        match session(&agent, &recording, connect, boot.take()).await {
-            Some(command_key) => {
-                tokio::time::sleep(agent.reboot_delay).await;
-                boot = recorded_boot(&lock(&recording), &command_key);
-            }
-            None => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-fn lock(recording: &Mutex<Recording>) -> std::sync::MutexGuard<'_, Recording> {
-    recording.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The recorded `Boot!` whose CommandKey is `command_key`.
-fn recorded_boot(recording: &Recording, command_key: &str) -> Option<Msg> {
-    recording
-        .notifies()
-        .find(|m| match request_of(m) {
-            Some(request::ReqType::Notify(n)) => matches!(
-                &n.notification,
-                Some(notify::Notification::Event(e))
-                    if e.event_name == "Boot!"
-                        && e.params.get("CommandKey").map(String::as_str) == Some(command_key)
-            ),
-            _ => false,
-        })
-        .cloned()
+    let delay = agent.reboot_delay;
+    run_sessions(recording.clone(), delay, |connect, boot| {
+        let agent = agent.clone();
+        let recording = recording.clone();
+        async move { session(&agent, &recording, connect, boot).await }
+    })
+    .await
 }
 
 /// One broker connection; `Some(command key)` when it ended with a reboot.
@@ -68,6 +39,10 @@ async fn session(
     use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
     use rumqttc::v5::mqttbytes::QoS;
     use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let identity = Identity {
+        endpoint_id: agent.endpoint_id.clone(),
+        controller_id: agent.controller_id.clone(),
+    };
     let own = connect
         .as_deref()
         .and_then(|bytes| record::decode(bytes, &agent.controller_id, usize::MAX).ok())
@@ -100,15 +75,7 @@ async fn session(
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
-                let mut first: Vec<Vec<u8>> = connect.iter().cloned().collect();
-                if let Some(b) = &boot {
-                    first.push(record::encode_message(
-                        &agent.controller_id,
-                        &agent.endpoint_id,
-                        b,
-                    ));
-                }
-                for r in first {
+                for r in first_records(&identity, &connect, &boot) {
                     let _ = client
                         .publish_with_properties(
                             controller.clone(),
@@ -125,26 +92,8 @@ async fn session(
                     .properties
                     .and_then(|pr| pr.response_topic)
                     .unwrap_or_else(|| controller.clone());
-                let Ok(inbound) = record::decode(
-                    &p.payload,
-                    &agent.endpoint_id,
-                    record::DEFAULT_MAX_RECORD_BYTES,
-                ) else {
-                    continue;
-                };
-                let RecordKind::Message(msg) = inbound.kind else {
-                    continue;
-                };
-                let reboot = match request_of(&msg) {
-                    Some(request::ReqType::Operate(o)) if o.command == "Device.Reboot()" => {
-                        Some(o.command_key.clone())
-                    }
-                    _ => None,
-                };
-                let answer = lock(recording).answer(&msg);
-                if let Some(answer) = answer {
-                    let bytes =
-                        record::encode_message(&agent.controller_id, &agent.endpoint_id, &answer);
+                let reply = reply(&identity, recording, &p.payload);
+                if let Some(bytes) = reply.answer {
                     let _ = client
                         .publish_with_properties(
                             reply_topic,
@@ -155,7 +104,7 @@ async fn session(
                         )
                         .await;
                 }
-                if reboot.is_some() {
+                if reply.reboot.is_some() {
                     // Let the answer go out, then drop the connection as a rebooting agent does.
                     let _ = tokio::time::timeout(Duration::from_millis(300), async {
                         loop {
@@ -166,7 +115,7 @@ async fn session(
                     })
                     .await;
                     let _ = client.disconnect().await;
-                    return reboot;
+                    return reply.reboot;
                 }
             }
             Ok(_) => {}

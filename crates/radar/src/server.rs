@@ -484,6 +484,7 @@ pub async fn sim(args: SimArgs) -> Result<()> {
                 domain: args.xmpp_domain.clone(),
                 password: args.xmpp_password.clone(),
                 allowed: args.xmpp_allowed.clone(),
+                tls_ca_pem: None,
             }),
             ..Default::default()
         }),

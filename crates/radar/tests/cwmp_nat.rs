@@ -123,9 +123,46 @@ async fn a_write_reaches_a_device_behind_a_nat_by_udp_connection_request() {
 async fn a_write_reaches_a_device_behind_a_nat_by_xmpp_connection_request() {
     let dir = tempfile::tempdir().unwrap();
     let prosody = Prosody::start(dir.path());
-    prosody.register("radar", "radar-secret");
-    prosody.register("sim000001", "cpe-secret");
-    let config = format!(
+    write_over_xmpp(dir.path(), &prosody, "allow_plaintext_auth = true\n", None).await;
+}
+
+/// The same through a prosody that requires encryption: Radar and the device upgrade with
+/// STARTTLS (each trusting the server's CA) before authenticating; a Radar without the CA
+/// refuses to send its password in clear and never connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xmpp_connection_requests_go_over_starttls_when_the_server_requires_it() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = certified.cert.pem();
+    let dir = tempfile::tempdir().unwrap();
+    let prosody = Prosody::start_tls(dir.path(), &cert, &certified.signing_key.serialize_pem());
+    let ca = dir.path().join("xmpp-ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+
+    let without_ca = Radar::start(&dir.path().join("no-ca"), Some(&xmpp_config(&prosody, "")));
+    eventually("radar refusing the unencrypted server", WAIT, || async {
+        without_ca
+            .log_text()
+            .contains("xmpp server requires TLS")
+            .then_some(())
+    })
+    .await;
+    assert!(without_ca
+        .metrics()
+        .await
+        .contains("radar_xmpp_connected 0"));
+    drop(without_ca);
+
+    write_over_xmpp(
+        dir.path(),
+        &prosody,
+        &format!("tls_ca_file = {ca:?}\n"),
+        Some(cert.into_bytes()),
+    )
+    .await;
+}
+
+fn xmpp_config(prosody: &Prosody, extra: &str) -> String {
+    format!(
         r#"[cwmp]
 allow_anonymous = true
 
@@ -133,11 +170,22 @@ allow_anonymous = true
 server = "{}"
 jid = "radar@localhost"
 password = "radar-secret"
-allow_plaintext_auth = true
-"#,
+{extra}"#,
         prosody.address()
-    );
-    let radar = Radar::start(dir.path(), Some(&config));
+    )
+}
+
+/// Radar and one device behind a NAT on `prosody`; an operator write reaches the device by an
+/// XMPP connection request.
+async fn write_over_xmpp(
+    dir: &std::path::Path,
+    prosody: &Prosody,
+    radar_xmpp: &str,
+    device_tls_ca: Option<Vec<u8>>,
+) {
+    prosody.register("radar", "radar-secret");
+    prosody.register("sim000001", "cpe-secret");
+    let radar = Radar::start(dir, Some(&xmpp_config(prosody, radar_xmpp)));
     eventually("radar's xmpp session", WAIT, || async {
         radar
             .metrics()
@@ -155,6 +203,7 @@ allow_plaintext_auth = true
                 domain: "localhost".into(),
                 password: "cpe-secret".into(),
                 allowed: vec!["radar@localhost".into()],
+                tls_ca_pem: device_tls_ca,
             }),
             ..Default::default()
         }),

@@ -88,6 +88,9 @@ pub struct SimXmpp {
     /// `ManagementServer.ConnReqAllowedJabberIDs`: who may send connection requests (empty:
     /// anyone).
     pub allowed: Vec<String>,
+    /// PEM CA certificates of the server: the devices then upgrade with STARTTLS and never
+    /// authenticate in clear.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for NatConfig {

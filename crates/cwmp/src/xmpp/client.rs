@@ -278,10 +278,17 @@ impl XmppClient {
         if element.name == "error" && ns == NS_STREAMS {
             let condition = element
                 .children
-                .first()
+                .iter()
+                .find(|c| c.name != "text")
                 .map(|c| c.name.to_string())
                 .unwrap_or_default();
-            return Err(XmppError::StreamError(condition));
+            // RFC 6120 §4.9.2: an optional <text/> explains (prosody: "No stream features to
+            // proceed with" when it requires TLS the client did not ask for).
+            let explained = match element.child_text("text") {
+                Some(text) if !text.is_empty() => format!("{condition}: {text}"),
+                _ => condition,
+            };
+            return Err(XmppError::StreamError(explained));
         }
         match self.state {
             State::AwaitFeatures if element.name == "features" => self.on_features(&element),

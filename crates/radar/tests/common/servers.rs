@@ -25,8 +25,8 @@ fn wait_listening(what: &str, port: u16, within: Duration, log: &Path) {
     }
 }
 
-/// A real prosody (Debian `prosody`) with one virtual host, `localhost`, plaintext client
-/// connections allowed (loopback only) and accounts registered with `prosodyctl`.
+/// A real prosody (Debian `prosody`) with one virtual host, `localhost`, and accounts registered
+/// with `prosodyctl`.
 pub struct Prosody {
     child: Child,
     pub port: u16,
@@ -34,12 +34,33 @@ pub struct Prosody {
 }
 
 impl Prosody {
+    /// Plaintext client connections allowed (loopback only).
     pub fn start(dir: &Path) -> Prosody {
+        Self::start_with(dir, None)
+    }
+
+    /// Client connections must be encrypted (STARTTLS) with this PEM certificate and key.
+    pub fn start_tls(dir: &Path, cert_pem: &str, key_pem: &str) -> Prosody {
+        Self::start_with(dir, Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(dir: &Path, tls: Option<(&str, &str)>) -> Prosody {
         let dir = dir.join("prosody");
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let port = free_port();
         let config = dir.join("prosody.cfg.lua");
         let log = dir.join("prosody.log");
+        let encryption = match tls {
+            Some((cert, key)) => {
+                std::fs::write(dir.join("xmpp.crt"), cert).unwrap();
+                std::fs::write(dir.join("xmpp.key"), key).unwrap();
+                format!(
+                    "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\nssl = {{ certificate = \"{0}/xmpp.crt\"; key = \"{0}/xmpp.key\" }}",
+                    dir.display()
+                )
+            }
+            None => "c2s_require_encryption = false\nallow_unencrypted_plain_auth = true".into(),
+        };
         std::fs::write(
             &config,
             format!(
@@ -51,10 +72,9 @@ c2s_ports = {{ {port} }}
 s2s_ports = {{ }}
 interfaces = {{ "127.0.0.1" }}
 authentication = "internal_plain"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+{encryption}
 log = {{ info = "{log}" }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping" }}
 VirtualHost "localhost"
 "#,
                 dir = dir.display(),

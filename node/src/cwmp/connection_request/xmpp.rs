@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 struct Request {
     to: String,
@@ -193,18 +193,27 @@ struct Link {
 impl Link {
     async fn run(self, mut requests: mpsc::Receiver<Request>) {
         let mut backoff = Duration::from_millis(500);
+        let mut outage = crate::log_limit::RetryLog::new(Duration::from_secs(600));
         loop {
             let started = Instant::now();
             let result = self.session(&mut requests).await;
-            self.connected.store(false, Ordering::Relaxed);
-            self.metrics.xmpp_connected.set(0);
-            match result {
-                Ok(()) => return,
-                Err(e) => warn!(server = %self.config.server, error = %e, "xmpp session ended"),
+            if self.connected.swap(false, Ordering::Relaxed) {
+                // Losing a working session is news, whatever came before.
+                outage.recovered();
             }
+            self.metrics.xmpp_connected.set(0);
             // A session that lasted a while was healthy: start the backoff over.
             if started.elapsed() > Duration::from_secs(60) {
                 backoff = Duration::from_millis(500);
+            }
+            match result {
+                Ok(()) => return,
+                Err(e) if outage.failed() => {
+                    warn!(server = %self.config.server, error = %e, "xmpp session ended")
+                }
+                Err(e) => {
+                    debug!(server = %self.config.server, error = %e, "xmpp session ended again")
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.config.max_reconnect_backoff);

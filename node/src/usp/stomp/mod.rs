@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Frames headers add to a record.
 const FRAME_OVERHEAD: usize = 4096;
@@ -135,21 +135,35 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(200);
+    let mut outage = crate::log_limit::RetryLog::new(Duration::from_secs(600));
     loop {
         let started = Instant::now();
         let ended = tokio::select! {
             ended = connection(&core, &config, &broker, shutdown.clone()) => ended,
             _ = shutdown.changed() => Ok(()),
         };
-        *broker.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let was_connected = broker
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some();
         core.metrics.usp_stomp_connected.set(0);
+        if was_connected {
+            // Losing a working connection is news, whatever came before.
+            outage.recovered();
+        }
         match ended {
             Ok(()) => return,
             Err(e) => {
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_millis(200);
                 }
-                warn!(server = %config.server, error = %e, retry_in = ?backoff, "stomp broker unavailable");
+                if outage.failed() {
+                    warn!(server = %config.server, error = %e, retry_in = ?backoff, "stomp broker unavailable");
+                } else {
+                    debug!(server = %config.server, error = %e, retry_in = ?backoff, "stomp broker still unavailable");
+                }
             }
         }
         tokio::select! {

@@ -393,7 +393,7 @@ pub struct UspConfig {
     pub events: Vec<String>,
     /// The MQTT MTP; off when absent.
     pub mqtt: Option<MqttConfig>,
-    /// The STOMP MTP (TR-369 §6.4 / R-STOMP): off when absent.
+    /// The STOMP MTP (TR-369, STOMP binding): off when absent.
     pub stomp: Option<StompConfig>,
 }
 

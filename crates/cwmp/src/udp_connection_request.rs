@@ -1,4 +1,4 @@
-//! The UDP connection request of TR-069 Annex G.2.2, sans-IO: one HTTP/1.1 `GET` in one
+//! The UDP connection request of TR-069 Annex G, sans-IO: one HTTP/1.1 `GET` in one
 //! datagram, sent to the address a CPE behind a NAT reported as `UDPConnectionRequestAddress`.
 //! It carries no session: its authenticity is the signature
 //! `sig = HMAC-SHA1(key = ConnectionRequestPassword, text = ts ‖ id ‖ un ‖ cn)` in hex, where

@@ -107,12 +107,16 @@ async fn a_write_reaches_a_device_behind_a_nat_by_udp_connection_request() {
     );
     let metrics = radar.metrics().await;
     for line in [
-        "radar_connection_request_attempts_total{mechanism=\"http\",result=\"unreachable\"}",
         "radar_connection_request_attempts_total{mechanism=\"udp\",result=\"sent\"}",
         "radar_stun_messages_total{kind=\"connection_request_binding\"}",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    // The device said NATDetected: its URL was not tried at all.
+    assert!(
+        !metrics.contains("mechanism=\"http\""),
+        "http tried for a device behind a NAT:\n{metrics}"
+    );
     fleet.stop();
 }
 

@@ -191,7 +191,7 @@ async fn wait_stomp_connected(radar: &Radar) {
     .await;
 }
 
-/// The third MTP, over a real RabbitMQ with its STOMP plugin (TR-369 §6.4).
+/// The third MTP, over a real RabbitMQ with its STOMP plugin (TR-369, STOMP binding).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usp_agents_over_stomp_are_managed_end_to_end() {
     let dir = tempfile::tempdir().unwrap();

@@ -112,7 +112,7 @@ pub async fn serve(
             device.udp_requests_rejected.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        // Annex G.2.2.3 (CPE side): a repeat of a request already seen is ignored silently.
+        // TR-069 Annex G (CPE side): a repeat of a request already seen is ignored silently.
         if seen_ids.contains(&request.id) {
             continue;
         }

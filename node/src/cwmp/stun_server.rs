@@ -41,7 +41,7 @@ pub async fn serve(
                     debug!(error = %e, %from, "stun response not sent");
                 }
                 if message.binding_change {
-                    // TR-069 G.2.1.1: the CPE's mapping moved; it reports the new
+                    // TR-069 Annex G: the CPE's mapping moved; it reports the new
                     // UDPConnectionRequestAddress with a value-change Inform.
                     debug!(%from, username = message.username.as_deref().unwrap_or(""), "stun binding changed");
                     "binding_change"

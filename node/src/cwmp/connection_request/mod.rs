@@ -5,8 +5,9 @@
 //!   NAT learnt through STUN;
 //! - [`xmpp`]: Annex K, an IQ through an XMPP server to the CPE's `ConnReqJabberID`.
 //!
-//! HTTP goes first unless the URL is a private address that the device also reports a way
-//! around; a mechanism that cannot reach the device hands over to the next. Requests are
+//! HTTP goes first unless the device reports a way around its NAT and either says it is behind
+//! one (`NATDetected`) or reports a private URL; a mechanism that cannot reach the device hands
+//! over to the next. Requests are
 //! rate-limited per device and in total so an operator mass-write cannot flood a network.
 
 pub mod http;
@@ -109,9 +110,10 @@ fn is_private_host(url: &str) -> bool {
     }
 }
 
-/// The mechanisms to try, in order: HTTP first, except that a private URL is skipped when the
-/// device also reports a way through its NAT (Annex G: the UDP address it learnt with STUN,
-/// or Annex K: its Jabber ID); then XMPP, which is acknowledged; then UDP, which is not.
+/// The mechanisms to try, in order: HTTP first, except when the device also reports a way
+/// through its NAT (Annex G: the UDP address it learnt with STUN, or Annex K: its Jabber ID)
+/// and either says it is behind one (NATDetected) or reports a private URL; then XMPP, which is
+/// acknowledged; then UDP, which is not.
 fn attempt_order<'a>(
     mechanisms: &'a [Box<dyn Mechanism>],
     target: &Target,
@@ -122,8 +124,9 @@ fn attempt_order<'a>(
         .filter(|m| m.applies(target))
         .collect();
     let has_alternative = applicable.iter().any(|m| m.name() != "http");
-    let skip_http = has_alternative
-        && (is_private_host(&target.url) || (target.nat_detected && target.url.is_empty()));
+    // The CPE says it is behind a NAT (NATDetected, from STUN), or its URL is a LAN address:
+    // HTTP would only time out.
+    let skip_http = has_alternative && (target.nat_detected || is_private_host(&target.url));
     let rank = |name: &str| match name {
         "http" => 0,
         "xmpp" => 1,
@@ -379,6 +382,11 @@ mod tests {
             ..public.clone()
         };
         assert_eq!(order(&behind_nat), ["udp"]);
+        let says_so = Target {
+            nat_detected: true,
+            ..public.clone()
+        };
+        assert_eq!(order(&says_so), ["udp"]);
         for lan in [
             "http://10.0.0.2/",
             "http://172.16.5.5/",

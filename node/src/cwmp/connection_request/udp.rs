@@ -1,4 +1,4 @@
-//! The UDP connection request of TR-069 Annex G.2.2 for CPEs behind a NAT: a signed HTTP GET in
+//! The UDP connection request of TR-069 Annex G for CPEs behind a NAT: a signed HTTP GET in
 //! one datagram to the `UDPConnectionRequestAddress` the CPE learnt from Radar's STUN server.
 //! UDP is unacknowledged, so the datagram is repeated (same `id`, which the CPE uses to drop
 //! repeats); "sent" means sent, and the session that follows is the proof.

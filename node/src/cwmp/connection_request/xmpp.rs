@@ -296,7 +296,7 @@ impl Link {
                             .rsplit_once(':')
                             .map(|(h, _)| h)
                             .unwrap_or(&self.config.server);
-                        // The certificate names the XMPP domain (RFC 6120 §13.7.2.1).
+                        // The certificate names the XMPP domain (RFC 6120 §13.7).
                         let name =
                             rustls_pki_types::ServerName::try_from(self.client.domain.clone())
                                 .or_else(|_| {
@@ -339,7 +339,7 @@ fn outcome(kind: IqType, condition: Option<&str>) -> RequestResult {
         (_, Some("not-authorized")) => RequestResult::Unauthorized(
             "device refused the connection-request credentials (xmpp not-authorized)".into(),
         ),
-        // TR-069 K.2.2: a CPE that refuses for another reason (not allowed, throttled) says
+        // TR-069 Annex K: a CPE that refuses for another reason (not allowed, throttled) says
         // service-unavailable; the server says so too for an offline JID.
         (_, condition) => RequestResult::Unreachable(format!(
             "xmpp: {}",

@@ -1,4 +1,4 @@
-//! The USP STOMP MTP (TR-369 §6.4): Radar is a STOMP 1.2 client of the operator's broker. It
+//! The USP STOMP MTP (TR-369, STOMP binding): Radar is a STOMP 1.2 client of the operator's broker. It
 //! connects naming its endpoint id (`endpoint-id`), subscribes to its destination (the one the
 //! broker assigns in CONNECTED's `subscribe-dest`, else the configured one, which agents hold
 //! as `Controller.{i}.MTP.{i}.STOMP.Destination`), and sends each agent's records to the
@@ -50,7 +50,7 @@ impl StompBroker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        // TR-369 R-STOMP.21–24: the USP content type, and where to answer.
+        // TR-369 STOMP binding: the USP content type, and where to answer.
         let frame = Frame::new("SEND")
             .header("destination", destination)
             .header("content-type", stomp::USP_CONTENT_TYPE)
@@ -316,7 +316,7 @@ fn on_message(core: &Arc<NodeCore>, broker: &Arc<StompBroker>, frame: &Frame) {
     let Some((device, record)) = broker::decode_record(core, &frame.body, "stomp") else {
         return;
     };
-    // TR-369 R-STOMP.23: answers go to `reply-to-dest`; a STOMPConnect record names the
+    // TR-369 STOMP binding: answers go to `reply-to-dest`; a STOMPConnect record names the
     // agent's destination too.
     let mut reply_to = frame
         .get(stomp::REPLY_TO_DEST)

@@ -260,16 +260,24 @@ pub fn query_state(
         None => std::ops::Bound::Unbounded,
     };
     let range = (start, std::ops::Bound::Unbounded);
-    // The index gives the candidates in id order; otherwise every twin after the cursor.
-    let candidates = state.index.candidates(&q.expr);
-    let twins: Box<dyn Iterator<Item = &Twin>> = match &candidates {
-        Some(keys) => Box::new(keys.range(range).filter_map(|k| state.twins.get(k))),
-        None => Box::new(state.twins.range(range).map(|(_, t)| t)),
+    // An exact index answer is the page's ids as they are; candidates are evaluated; otherwise
+    // every twin after the cursor is.
+    let exact = state.index.exact(&q.expr);
+    let candidates = match exact {
+        Some(_) => None,
+        None => state.index.candidates(&q.expr),
+    };
+    let twins: Box<dyn Iterator<Item = &Twin>> = match (&exact, &candidates) {
+        (Some(keys), _) | (None, Some(keys)) => {
+            Box::new(keys.range(range).filter_map(|k| state.twins.get(k)))
+        }
+        (None, None) => Box::new(state.twins.range(range).map(|(_, t)| t)),
     };
     let mut devices = Vec::new();
     let mut more = false;
     for twin in twins {
-        if exclude.is_some_and(|f| f(&twin.key)) || !query::matches(&q.expr, twin, &state.dict, ctx)
+        if exclude.is_some_and(|f| f(&twin.key))
+            || (exact.is_none() && !query::matches(&q.expr, twin, &state.dict, ctx))
         {
             continue;
         }
@@ -344,6 +352,9 @@ pub fn count_state(
     ctx: &EvalContext,
     exclude: Option<&dyn Fn(&DeviceKey) -> bool>,
 ) -> (u64, BTreeMap<String, u64>) {
+    if let Some(answer) = count_from_index(state, expr, group_by, exclude) {
+        return answer;
+    }
     let mut total = 0;
     let mut groups = BTreeMap::new();
     let candidates = state.index.candidates(expr);
@@ -364,6 +375,52 @@ pub fn count_state(
         }
     }
     (total, groups)
+}
+
+/// A count answered by the index alone, reading no twin: every term of the query indexed (or
+/// no term at all), and the group-by field indexed. `None` when the twins must be read.
+fn count_from_index(
+    state: &ShardState,
+    expr: &Expr,
+    group_by: Option<&str>,
+    exclude: Option<&dyn Fn(&DeviceKey) -> bool>,
+) -> Option<(u64, BTreeMap<String, u64>)> {
+    const NONE: &str = "(none)";
+    let index = &state.index;
+    if let Some(field) = group_by {
+        index.value_counts(field)?;
+    }
+    if matches!(expr, Expr::All) && exclude.is_none() {
+        let total = state.twins.len() as u64;
+        let mut groups = BTreeMap::new();
+        if let Some(field) = group_by {
+            groups = index.value_counts(field)?;
+            let valued: u64 = groups.values().sum();
+            if total > valued {
+                groups.insert(NONE.to_string(), total - valued);
+            }
+        }
+        return Some((total, groups));
+    }
+    let devices = index.exact(expr)?;
+    let mut total = 0;
+    let mut groups: BTreeMap<String, u64> = BTreeMap::new();
+    for device in devices.iter() {
+        if exclude.is_some_and(|f| f(device)) {
+            continue;
+        }
+        total += 1;
+        if let Some(field) = group_by {
+            let value = index.value(device, field).flatten().unwrap_or(NONE);
+            match groups.get_mut(value) {
+                Some(n) => *n += 1,
+                None => {
+                    groups.insert(value.to_string(), 1);
+                }
+            }
+        }
+    }
+    Some((total, groups))
 }
 
 #[cfg(test)]
@@ -506,5 +563,96 @@ mod tests {
         let answer = merge_pages(pages, 3, Some("c".into()));
         assert!(answer.devices.is_empty());
         assert_eq!(answer.next_cursor.as_deref(), Some("c"));
+    }
+
+    /// Counts the index answers alone are the counts of evaluating every twin: totals and
+    /// group-bys (with `(none)`), with and without excluded twins.
+    #[test]
+    fn counts_from_the_index_equal_counts_from_the_twins() {
+        use radar_twin::command::{Identity, ReportedParam};
+        use radar_twin::index::{FieldIndex, DEFAULT_INDEXED_PATHS};
+        let mut state = ShardState::default();
+        let paths: Vec<String> = DEFAULT_INDEXED_PATHS
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        state.index = FieldIndex::build(&paths, &state);
+        let classes = ["HG8245", "HG8546", "Archer"];
+        for i in 0..90u32 {
+            let serial = format!("C{i:03}");
+            let mut params = vec![ReportedParam {
+                path: "Device.DeviceInfo.SoftwareVersion".into(),
+                value: format!("{}.{}", i % 4, i % 3),
+                ty: None,
+                writable: Some(false),
+            }];
+            // A third of the devices never report a model name: they group as `(none)`.
+            if i % 3 != 0 {
+                params.push(ReportedParam {
+                    path: "Device.DeviceInfo.ModelName".into(),
+                    value: format!("M{}", i % 5),
+                    ty: None,
+                    writable: Some(false),
+                });
+            }
+            let command = TwinCommand::Inform {
+                device: DeviceKey::from_oui_serial("00D09E", &serial).unwrap(),
+                at: Timestamp(1),
+                identity: Identity {
+                    oui: "00D09E".into(),
+                    product_class: classes[i as usize % 3].into(),
+                    serial,
+                    manufacturer: "Acme".into(),
+                },
+                events: vec![],
+                params,
+            };
+            apply(&mut state, &command).unwrap();
+        }
+        let scan =
+            |expr: &Expr, group_by: Option<&str>, exclude: Option<&dyn Fn(&DeviceKey) -> bool>| {
+                let mut total = 0;
+                let mut groups = BTreeMap::new();
+                for twin in state.twins.values() {
+                    if exclude.is_some_and(|f| f(&twin.key))
+                        || !query::matches(expr, twin, &state.dict, &ctx())
+                    {
+                        continue;
+                    }
+                    total += 1;
+                    if let Some(f) = group_by {
+                        let key = query::field(twin, &state.dict, &ctx(), f)
+                            .map(|v| v.to_text())
+                            .unwrap_or_else(|| "(none)".into());
+                        *groups.entry(key).or_insert(0u64) += 1;
+                    }
+                }
+                (total, groups)
+            };
+        let odd = |k: &DeviceKey| k.as_str().ends_with(['1', '3', '5', '7', '9']);
+        let mut from_index = 0;
+        for text in [
+            "",
+            "product_class = \"Archer\"",
+            "product_class LIKE \"HG*\" AND Device.DeviceInfo.SoftwareVersion LIKE \"1.*\"",
+            "Device.DeviceInfo.ModelName = \"M2\" OR product_class = \"HG8546\"",
+            "product_class = \"Archer\" AND online = true",
+        ] {
+            let expr = query::parse(text).unwrap();
+            for group_by in [None, Some("Device.DeviceInfo.ModelName"), Some("online")] {
+                for exclude in [None, Some(&odd as &dyn Fn(&DeviceKey) -> bool)] {
+                    if count_from_index(&state, &expr, group_by, exclude).is_some() {
+                        from_index += 1;
+                    }
+                    assert_eq!(
+                        count_state(&state, &expr, group_by, &ctx(), exclude),
+                        scan(&expr, group_by, exclude),
+                        "{text:?} grouped by {group_by:?}, excluding: {}",
+                        exclude.is_some()
+                    );
+                }
+            }
+        }
+        assert_eq!(from_index, 14, "indexed queries and groups read no twin");
     }
 }

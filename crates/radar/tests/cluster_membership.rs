@@ -49,8 +49,18 @@ async fn add_shard_under_load_moves_twins_intact_and_serves_each_device_from_one
     .await;
     let mut before = std::collections::BTreeMap::new();
     for id in &devices {
-        let (_, params) = nodes[0].get(&format!("{}/params", device_path(id))).await;
-        before.insert(id.clone(), params["params"].as_object().unwrap().clone());
+        // A read through another node can fail for a moment on a loaded machine (a leader
+        // change, a proxied request timing out; seen once in CI): ask again, as an operator would.
+        let params = eventually(
+            &format!("params of {id}"),
+            Duration::from_secs(20),
+            || async {
+                let (_, params) = nodes[0].get(&format!("{}/params", device_path(id))).await;
+                params["params"].as_object().cloned()
+            },
+        )
+        .await;
+        before.insert(id.clone(), params);
     }
 
     // add-shard while operators write and query through every node.

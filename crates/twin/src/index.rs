@@ -2,15 +2,16 @@
 //! paths), value → devices. `apply` keeps it current for every device a command touches, so
 //! an indexed query reads the candidate devices from the index instead of scanning twins.
 //!
-//! The index narrows; it never decides: the caller still evaluates the whole query on each
-//! candidate. So [`FieldIndex::candidates`] must return a superset of the matching devices, and
-//! it only answers for the shapes where the index is exact: `field = "text"`, `field LIKE
-//! "prefix*"`, and `AND`/`OR` of those.
+//! Where every term of a query is indexed, [`FieldIndex::exact`] decides the answer from the
+//! postings alone: counts, group-bys over indexed fields and the ids of a page read no twin.
+//! Otherwise [`FieldIndex::candidates`] narrows: a superset of the matching devices, which the
+//! caller evaluates against their twins.
 
 use crate::model::{ShardState, Twin};
 use crate::paths::PathDict;
 use crate::query::{self, CmpOp, EvalContext, Expr, FieldValue, Literal};
 use radar_core::{DeviceKey, Timestamp};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::time::Duration;
@@ -148,46 +149,112 @@ impl FieldIndex {
         Some(self.postings.get(field).unwrap_or(&EMPTY))
     }
 
-    /// The devices that can match `expr`, or `None` when the index cannot narrow it.
-    pub fn candidates(&self, expr: &Expr) -> Option<BTreeSet<DeviceKey>> {
+    /// The devices that can match `expr`, or `None` when the index cannot narrow it: a
+    /// superset, which the caller evaluates (an `AND` with one indexed side narrows by it).
+    pub fn candidates(&self, expr: &Expr) -> Option<Cow<'_, BTreeSet<DeviceKey>>> {
+        if let Some(exact) = self.exact(expr) {
+            return Some(exact);
+        }
+        match expr {
+            Expr::And(a, b) => match (self.candidates(a), self.candidates(b)) {
+                (Some(a), Some(b)) => Some(Cow::Owned(intersect(&a, &b))),
+                (Some(one), None) | (None, Some(one)) => Some(one),
+                (None, None) => None,
+            },
+            Expr::Or(a, b) => {
+                let (a, b) = (self.candidates(a)?, self.candidates(b)?);
+                Some(Cow::Owned(a.union(&b).cloned().collect()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The devices that match `expr`, decided by the index alone (no twin is read), or `None`
+    /// when a term is not indexed. Exact shapes: `field = "text"` and `field LIKE "pattern"` on
+    /// an indexed field (whose values are text, compared as `query::matches` compares them),
+    /// and `AND`/`OR` of exact shapes.
+    pub fn exact(&self, expr: &Expr) -> Option<Cow<'_, BTreeSet<DeviceKey>>> {
+        static EMPTY: BTreeSet<DeviceKey> = BTreeSet::new();
         match expr {
             Expr::Cmp {
                 field,
                 op: CmpOp::Eq,
                 value: Literal::Str(value),
-            } => Some(self.indexed(field)?.get(value).cloned().unwrap_or_default()),
+            } => Some(Cow::Borrowed(
+                self.indexed(field)?.get(value).unwrap_or(&EMPTY),
+            )),
             Expr::Like { field, pattern } => {
                 let postings = self.indexed(field)?;
                 let prefix: String = pattern
                     .chars()
                     .take_while(|c| *c != '*' && *c != '?')
                     .collect();
-                if prefix.is_empty() {
-                    return None;
-                }
-                let mut out = BTreeSet::new();
-                for (value, devices) in
-                    postings.range::<String, _>((Bound::Included(&prefix), Bound::Unbounded))
-                {
-                    if !value.starts_with(&prefix) {
-                        break;
+                // Distinct values are few next to devices: glob each value once.
+                let mut matching = postings
+                    .range::<String, _>((Bound::Included(&prefix), Bound::Unbounded))
+                    .take_while(|(value, _)| value.starts_with(&prefix))
+                    .filter(|(value, _)| query::glob(pattern.as_bytes(), value.as_bytes()))
+                    .map(|(_, devices)| devices);
+                let Some(first) = matching.next() else {
+                    return Some(Cow::Borrowed(&EMPTY));
+                };
+                match matching.next() {
+                    None => Some(Cow::Borrowed(first)),
+                    Some(second) => {
+                        let mut out = first.clone();
+                        out.extend(second.iter().cloned());
+                        for devices in matching {
+                            out.extend(devices.iter().cloned());
+                        }
+                        Some(Cow::Owned(out))
                     }
-                    out.extend(devices.iter().cloned());
                 }
-                Some(out)
             }
-            Expr::And(a, b) => match (self.candidates(a), self.candidates(b)) {
-                (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
-                (Some(one), None) | (None, Some(one)) => Some(one),
-                (None, None) => None,
-            },
+            Expr::And(a, b) => {
+                let (a, b) = (self.exact(a)?, self.exact(b)?);
+                Some(Cow::Owned(intersect(&a, &b)))
+            }
             Expr::Or(a, b) => {
-                let (a, b) = (self.candidates(a)?, self.candidates(b)?);
-                Some(a.union(&b).cloned().collect())
+                let (a, b) = (self.exact(a)?, self.exact(b)?);
+                if a.is_empty() {
+                    return Some(b);
+                }
+                if b.is_empty() {
+                    return Some(a);
+                }
+                Some(Cow::Owned(a.union(&b).cloned().collect()))
             }
             _ => None,
         }
     }
+
+    /// The indexed text of `field` for `device`: `None` when the field is not indexed,
+    /// `Some(None)` when the device has no text value for it.
+    pub fn value(&self, device: &DeviceKey, field: &str) -> Option<Option<&str>> {
+        let i = self.fields.iter().position(|f| f == field)?;
+        Some(self.values.get(device).and_then(|v| v[i].as_deref()))
+    }
+
+    /// How many devices hold each value of an indexed `field` (no entry for devices without
+    /// one), or `None` when the field is not indexed.
+    pub fn value_counts(&self, field: &str) -> Option<BTreeMap<String, u64>> {
+        Some(
+            self.indexed(field)?
+                .iter()
+                .map(|(value, devices)| (value.clone(), devices.len() as u64))
+                .collect(),
+        )
+    }
+}
+
+/// `a ∩ b`, walking the smaller set and probing the larger.
+fn intersect(a: &BTreeSet<DeviceKey>, b: &BTreeSet<DeviceKey>) -> BTreeSet<DeviceKey> {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    small
+        .iter()
+        .filter(|k| large.contains(*k))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -226,8 +293,12 @@ mod tests {
         apply(&mut state, &inform("A", "HG8245", "1.0")).unwrap();
         apply(&mut state, &inform("B", "HG8546", "2.0")).unwrap();
         apply(&mut state, &inform("C", "Archer", "2.0")).unwrap();
-        let q =
-            |state: &ShardState, text: &str| state.index.candidates(&query::parse(text).unwrap());
+        let q = |state: &ShardState, text: &str| {
+            state
+                .index
+                .candidates(&query::parse(text).unwrap())
+                .map(Cow::into_owned)
+        };
         assert_eq!(
             keys(&q(&state, "software_version = \"2.0\"").unwrap()),
             ["os::00D09E-B", "os::00D09E-C"]
@@ -290,5 +361,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn exact_answers_equal_evaluating_every_twin() {
+        let mut state = ShardState::default();
+        state.index = FieldIndex::build(&["Device.DeviceInfo.SoftwareVersion".to_string()], &state);
+        let classes = ["HG8245", "HG8546", "Archer", "HG", "hg8245", ""];
+        let versions = ["1.0", "2.0", "2.0.1", "10.0", "2.0*"];
+        for i in 0..60 {
+            apply(
+                &mut state,
+                &inform(
+                    &format!("S{i:02}"),
+                    classes[i % classes.len()],
+                    versions[(i / 2) % versions.len()],
+                ),
+            )
+            .unwrap();
+        }
+        let ctx = EvalContext {
+            now: Timestamp(10),
+            online_window: Duration::from_secs(1),
+            overdue_grace: Duration::ZERO,
+        };
+        let mut exact_shapes = 0;
+        for text in [
+            "product_class = \"HG\"",
+            "product_class = \"nothing\"",
+            "product_class LIKE \"HG*\"",
+            "product_class LIKE \"*8*\"",
+            "product_class LIKE \"HG??45\"",
+            "product_class LIKE \"*\"",
+            "Device.DeviceInfo.SoftwareVersion LIKE \"2.0*\"",
+            "Device.DeviceInfo.SoftwareVersion = \"2.0*\"",
+            "product_class LIKE \"HG*\" AND software_version = \"2.0\"",
+            "serial = \"S01\" OR serial = \"S07\" OR product_class = \"Archer\"",
+            "(product_class = \"HG\" OR product_class = \"Archer\") AND Device.DeviceInfo.SoftwareVersion LIKE \"1*\"",
+            "product_class = \"HG\" AND online = true",
+            "NOT product_class = \"HG\"",
+        ] {
+            let expr = query::parse(text).unwrap();
+            let matching: BTreeSet<DeviceKey> = state
+                .twins
+                .values()
+                .filter(|t| query::matches(&expr, t, &state.dict, &ctx))
+                .map(|t| t.key.clone())
+                .collect();
+            if let Some(exact) = state.index.exact(&expr) {
+                exact_shapes += 1;
+                assert_eq!(*exact, matching, "{text}");
+            }
+            if let Some(candidates) = state.index.candidates(&expr) {
+                assert!(candidates.is_superset(&matching), "{text}");
+            }
+        }
+        assert_eq!(
+            exact_shapes, 11,
+            "every shape of indexed terms is decided by the index"
+        );
     }
 }

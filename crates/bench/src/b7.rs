@@ -101,7 +101,7 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
             None,
         ),
         (
-            "full scan: count all, group by software_version",
+            "count all, group by software_version (indexed)",
             "",
             Some("software_version"),
         ),

@@ -229,7 +229,13 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
     }
 }
 
-async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Result<()> {
+/// `stun_by_default`: serve STUN unless the config says otherwise (`radar up`).
+async fn run_node(
+    mut config: NodeConfig,
+    demo: usize,
+    demo_usp: usize,
+    stun_by_default: bool,
+) -> Result<()> {
     let cwmp = TcpListener::bind(config.listen.cwmp)
         .await
         .with_context(|| format!("binding cwmp {}", config.listen.cwmp))?;
@@ -242,15 +248,26 @@ async fn run_node(mut config: NodeConfig, demo: usize, demo_usp: usize) -> Resul
     let grpc = TcpListener::bind(config.listen.grpc)
         .await
         .with_context(|| format!("binding grpc {}", config.listen.grpc))?;
-    let stun = if config.stun.enabled == Some(true) {
-        let socket = tokio::net::UdpSocket::bind(config.stun.listen)
-            .await
-            .with_context(|| format!("binding stun {} (udp)", config.stun.listen))?;
-        config.stun.listen = socket.local_addr()?;
-        Some(socket)
-    } else {
-        None
+    let stun = match config.stun.enabled {
+        Some(true) => Some(
+            tokio::net::UdpSocket::bind(config.stun.listen)
+                .await
+                .with_context(|| format!("binding stun {} (udp)", config.stun.listen))?,
+        ),
+        // On by default in `radar up`: a taken port (another STUN or TURN server) must not
+        // keep the try-it-now command from starting.
+        None if stun_by_default => match tokio::net::UdpSocket::bind(config.stun.listen).await {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::warn!(listen = %config.stun.listen, error = %e, "STUN not served (set [stun] enabled = true to require it, or pick --stun-listen)");
+                None
+            }
+        },
+        _ => None,
     };
+    if let Some(socket) = &stun {
+        config.stun.listen = socket.local_addr()?;
+    }
     let cwmp_addr = cwmp.local_addr()?;
     let api_addr = api.local_addr()?;
     let usp_addr = usp.local_addr()?;
@@ -354,8 +371,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         config.cwmp.allow_anonymous = true;
     }
     apply_listen(&mut config, &args.listen);
-    config.stun.enabled.get_or_insert(true);
-    run_node(config, args.demo, args.demo_usp).await
+    run_node(config, args.demo, args.demo_usp, true).await
 }
 
 pub async fn node(args: NodeArgs) -> Result<()> {
@@ -374,7 +390,7 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         config.cluster.advertise_host = args.advertise_host;
     }
     apply_listen(&mut config, &args.listen);
-    run_node(config, 0, 0).await
+    run_node(config, 0, 0, false).await
 }
 
 pub fn print_config(what: &str) -> Result<()> {

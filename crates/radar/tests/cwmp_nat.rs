@@ -267,3 +267,60 @@ async fn write_over_xmpp(
         .contains("radar_connection_request_attempts_total{mechanism=\"xmpp\",result=\"sent\"} 1"));
     fleet.stop();
 }
+
+/// `radar up` serves STUN by default, but a taken port (another STUN or TURN server on the
+/// machine) must not keep the try-it-now command from starting; a config that asks for STUN
+/// explicitly does not start without it.
+#[test]
+fn radar_up_starts_without_stun_when_its_default_port_is_taken() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let up = |name: &str, stun: &str| {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        let config = data.join("radar.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[cwmp]\nallow_anonymous = true\n\n[stun]\nlisten = \"127.0.0.1:{port}\"\n{stun}"
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_radar"));
+        cmd.arg("up").arg("--data-dir").arg(data.join("data"));
+        for flag in [
+            "--cwmp-listen",
+            "--api-listen",
+            "--usp-listen",
+            "--grpc-listen",
+        ] {
+            cmd.args([flag, "127.0.0.1:0"]);
+        }
+        cmd.arg("--config").arg(&config);
+        (cmd, data)
+    };
+    let (cmd, data) = up("default", "");
+    let log = data.join("radar.log");
+    let radar = Radar::launch(cmd, &data, log);
+    assert_eq!(radar.stun, None, "no STUN on a taken port");
+    assert!(
+        radar.log_text().contains("STUN not served"),
+        "{}",
+        radar.log_text()
+    );
+    drop(radar);
+
+    let (mut cmd, _) = up("required", "enabled = true\n");
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "started without the STUN it was told to serve"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("binding stun"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(taken);
+}

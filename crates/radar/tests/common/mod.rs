@@ -101,7 +101,7 @@ impl Radar {
         Self::launch(cmd, data_dir, log)
     }
 
-    fn launch(mut cmd: Command, data_dir: &Path, log: PathBuf) -> Radar {
+    pub fn launch(mut cmd: Command, data_dir: &Path, log: PathBuf) -> Radar {
         cmd.env("RADAR_LOG", "info,radar_node=debug,radar_router=debug");
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));

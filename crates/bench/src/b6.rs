@@ -7,7 +7,8 @@ use radar_store::{Batch, ShardStore, SledDatabase};
 use radar_twin::command::Identity as TwinIdentity;
 use radar_twin::{apply, ReportedParam, ShardState, Source, TwinCommand};
 
-fn rss_bytes() -> u64 {
+/// The process's resident set size, from /proc.
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

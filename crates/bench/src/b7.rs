@@ -63,14 +63,10 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
         .iter()
         .map(|p| p.to_string())
         .collect();
-    let mut shards: Vec<ShardState> = (0..SHARDS)
-        .map(|_| {
-            let mut s = ShardState::default();
-            s.index = FieldIndex::build(&paths, &s);
-            s
-        })
-        .collect();
+    // The twins first, then the index over them, so each one's memory shows on its own.
+    let mut shards: Vec<ShardState> = (0..SHARDS).map(|_| ShardState::default()).collect();
     let mut column = Vec::with_capacity(devices);
+    let rss_start = crate::b6::rss_bytes();
     let started = Instant::now();
     for i in 0..devices {
         let command = inform(i);
@@ -78,7 +74,18 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
         apply(&mut shards[shard.0 as usize], &command).map_err(|e| anyhow::anyhow!("{e}"))?;
         column.push(format!("HW{}", i % HARDWARE));
     }
+    let rss_twins = crate::b6::rss_bytes();
+    for s in &mut shards {
+        s.index = FieldIndex::build(&paths, s);
+    }
+    let rss_index = crate::b6::rss_bytes();
     eprintln!("loaded {devices} twins in {:?}", started.elapsed());
+    let per_twin = |bytes: u64| bytes as f64 / devices.max(1) as f64;
+    println!(
+        "\nMemory (RSS growth, allocator slack included): twins and the column {:.0} B per twin, the default index {:.0} B per twin",
+        per_twin(rss_twins.saturating_sub(rss_start)),
+        per_twin(rss_index.saturating_sub(rss_twins))
+    );
     let ctx = EvalContext {
         now: Timestamp(1_700_000_100_000),
         online_window: Duration::from_secs(3600),

@@ -137,6 +137,10 @@ pub struct SimArgs {
     /// anyone.
     #[arg(long, value_delimiter = ',')]
     xmpp_allowed: Vec<String>,
+    /// PEM CA certificates of the XMPP server: the devices then upgrade with STARTTLS and
+    /// never authenticate in clear.
+    #[arg(long)]
+    xmpp_ca: Option<PathBuf>,
     /// ACS credentials as user:password.
     #[arg(long)]
     acs_credentials: Option<String>,
@@ -477,6 +481,12 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         }
         None => None,
     };
+    let xmpp_ca = match &args.xmpp_ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
     let config = radar_sim::SimConfig {
         acs_url: args.acs,
         count: args.count,
@@ -495,13 +505,16 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         start_spread: args.spread,
         behind_nat: args.behind_nat.then(|| radar_sim::NatConfig {
             stun_server: args.stun_server,
-            xmpp: args.xmpp_server.clone().map(|server| radar_sim::SimXmpp {
-                server,
-                domain: args.xmpp_domain.clone(),
-                password: args.xmpp_password.clone(),
-                allowed: args.xmpp_allowed.clone(),
-                tls_ca_pem: None,
-            }),
+            xmpp: match &args.xmpp_server {
+                Some(server) => Some(radar_sim::SimXmpp {
+                    server: server.clone(),
+                    domain: args.xmpp_domain.clone(),
+                    password: args.xmpp_password.clone(),
+                    allowed: args.xmpp_allowed.clone(),
+                    tls_ca_pem: xmpp_ca.clone(),
+                }),
+                None => None,
+            },
             ..Default::default()
         }),
         acs_ca_pem: match &args.acs_ca {

@@ -10,7 +10,7 @@ use common::servers::Prosody;
 use common::{device_path, eventually, Radar};
 use radar_sim::{NatConfig, SimConfig, SimFleet, SimXmpp};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -46,38 +46,14 @@ async fn a_write_reaches_a_device_behind_a_nat_by_udp_connection_request() {
     .await;
     // Bootstrap done: radar's own credentials are on the device, and the twin holds the
     // binding the device reported.
-    eventually("bootstrap with the device's UDP address", WAIT, || async {
-        let v = radar.get(&device_path(A)).await.1;
-        let params = radar
-            .get(&format!(
-                "{}/params?prefix=Device.ManagementServer.UDPConnectionRequestAddress",
-                device_path(A)
-            ))
-            .await
-            .1;
-        (v["connection_request"]["credentials_source"] == "radar"
-            && params.to_string().contains(&mapped))
-        .then_some(())
-    })
+    bootstrapped_with(
+        &radar,
+        "Device.ManagementServer.UDPConnectionRequestAddress",
+        &mapped,
+    )
     .await;
     let sessions_before = device.sessions.load(Ordering::Relaxed);
-    let (status, op) = radar
-        .send(
-            Method::PATCH,
-            &format!("{}/params", device_path(A)),
-            json!({"Device.DeviceInfo.ProvisioningCode": "behind-nat"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{op}");
-    let id = op["id"].as_u64().unwrap();
-    eventually("the write delivered through the NAT", WAIT, || async {
-        let v = radar
-            .get(&format!("{}/operations/{id}", device_path(A)))
-            .await
-            .1;
-        (v["status"] == "done").then_some(())
-    })
-    .await;
+    write_provisioning_code(&radar, "behind-nat", "the write delivered through the NAT").await;
     assert_eq!(
         device
             .param("Device.DeviceInfo.ProvisioningCode")
@@ -91,11 +67,7 @@ async fn a_write_reaches_a_device_behind_a_nat_by_udp_connection_request() {
         0,
         "every copy was signed with the device's current credentials"
     );
-    let v = eventually("the outcome on the twin", WAIT, || async {
-        let v = radar.get(&device_path(A)).await.1;
-        (!v["connection_request"]["last"].is_null()).then_some(v)
-    })
-    .await;
+    let v = last_outcome(&radar).await;
     assert_eq!(v["connection_request"]["last"]["outcome"], "sent", "{v}");
     assert_eq!(v["connection_request"]["last"]["detail"], "via udp", "{v}");
     // A new binding reaches Radar at once: the address is under active notification, set
@@ -216,37 +188,13 @@ async fn write_over_xmpp(
     .await
     .unwrap();
     let device = fleet.device("SIM000001").unwrap().clone();
-    eventually("bootstrap with the device's Jabber ID", WAIT, || async {
-        let v = radar.get(&device_path(A)).await.1;
-        let params = radar
-            .get(&format!(
-                "{}/params?prefix=Device.ManagementServer.ConnReqJabberID",
-                device_path(A)
-            ))
-            .await
-            .1;
-        (v["connection_request"]["credentials_source"] == "radar"
-            && params.to_string().contains("sim000001@localhost/"))
-        .then_some(())
-    })
+    bootstrapped_with(
+        &radar,
+        "Device.ManagementServer.ConnReqJabberID",
+        "sim000001@localhost/",
+    )
     .await;
-    let (status, op) = radar
-        .send(
-            Method::PATCH,
-            &format!("{}/params", device_path(A)),
-            json!({"Device.DeviceInfo.ProvisioningCode": "over-xmpp"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{op}");
-    let id = op["id"].as_u64().unwrap();
-    eventually("the write delivered through XMPP", WAIT, || async {
-        let v = radar
-            .get(&format!("{}/operations/{id}", device_path(A)))
-            .await
-            .1;
-        (v["status"] == "done").then_some(())
-    })
-    .await;
+    write_provisioning_code(&radar, "over-xmpp", "the write delivered through XMPP").await;
     assert_eq!(
         device
             .param("Device.DeviceInfo.ProvisioningCode")
@@ -255,17 +203,60 @@ async fn write_over_xmpp(
     );
     assert_eq!(device.xmpp_requests_accepted.load(Ordering::Relaxed), 1);
     assert_eq!(device.xmpp_requests_rejected.load(Ordering::Relaxed), 0);
-    let v = eventually("the outcome on the twin", WAIT, || async {
-        let v = radar.get(&device_path(A)).await.1;
-        (!v["connection_request"]["last"].is_null()).then_some(v)
-    })
-    .await;
+    let v = last_outcome(&radar).await;
     assert_eq!(v["connection_request"]["last"]["detail"], "via xmpp", "{v}");
     assert!(radar
         .metrics()
         .await
         .contains("radar_connection_request_attempts_total{mechanism=\"xmpp\",result=\"sent\"} 1"));
     fleet.stop();
+}
+
+/// Waits until bootstrap is done (Radar's own connection-request credentials on the device)
+/// and the twin's `param` holds `needle`, the way around the NAT the device reported.
+async fn bootstrapped_with(radar: &Radar, param: &str, needle: &str) {
+    eventually(&format!("bootstrap with {param}"), WAIT, || async {
+        let v = radar.get(&device_path(A)).await.1;
+        let params = radar
+            .get(&format!("{}/params?prefix={param}", device_path(A)))
+            .await
+            .1;
+        (v["connection_request"]["credentials_source"] == "radar"
+            && params.to_string().contains(needle))
+        .then_some(())
+    })
+    .await;
+}
+
+/// An operator write to the device, waited for until it is done (its periodic inform is an
+/// hour away, so only a connection request delivers it in time).
+async fn write_provisioning_code(radar: &Radar, value: &str, what: &str) {
+    let (status, op) = radar
+        .send(
+            Method::PATCH,
+            &format!("{}/params", device_path(A)),
+            json!({"Device.DeviceInfo.ProvisioningCode": value}),
+        )
+        .await;
+    assert_eq!(status, 202, "{op}");
+    let id = op["id"].as_u64().unwrap();
+    eventually(what, WAIT, || async {
+        let v = radar
+            .get(&format!("{}/operations/{id}", device_path(A)))
+            .await
+            .1;
+        (v["status"] == "done").then_some(())
+    })
+    .await;
+}
+
+/// The device's summary once the connection request's outcome is on its twin.
+async fn last_outcome(radar: &Radar) -> Value {
+    eventually("the outcome on the twin", WAIT, || async {
+        let v = radar.get(&device_path(A)).await.1;
+        (!v["connection_request"]["last"].is_null()).then_some(v)
+    })
+    .await
 }
 
 /// `radar up` serves STUN by default, but a taken port (another STUN or TURN server on the

@@ -283,6 +283,17 @@ fn parse_frame(bytes: &[u8], max: usize) -> Result<Option<(Frame, usize)>, Stomp
     Ok(Some((frame, body_end + 1)))
 }
 
+/// A SEND frame carrying one USP Record to `destination`, with the USP content type and the
+/// destination where the receiver answers (TR-369 STOMP binding).
+pub fn usp_send(destination: &str, reply_to: &str, record: Vec<u8>) -> Vec<u8> {
+    Frame::new("SEND")
+        .header("destination", destination)
+        .header("content-type", USP_CONTENT_TYPE)
+        .header(REPLY_TO_DEST, reply_to)
+        .with_body(record)
+        .encode()
+}
+
 /// Heart-beat intervals agreed in CONNECT/CONNECTED (`heart-beat: cx,cy`), in ms: how often
 /// we must send, and how long the peer may stay silent. Zero means none.
 pub fn heartbeats(ours: (u64, u64), theirs: Option<&str>) -> (u64, u64) {

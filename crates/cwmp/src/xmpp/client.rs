@@ -161,10 +161,6 @@ impl XmppClient {
         self.state == State::Ready
     }
 
-    pub fn jid(&self) -> &str {
-        &self.jid
-    }
-
     /// The connection is now TLS: the stream starts over (RFC 6120 §5.4.3.3).
     pub fn tls_established(&mut self) {
         self.encrypted = true;

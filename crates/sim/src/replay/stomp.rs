@@ -35,15 +35,6 @@ pub async fn run(agent: ReplayAgent, recording: Arc<Mutex<Recording>>) {
     .await
 }
 
-fn send(destination: &str, reply_to: &str, record: Vec<u8>) -> Vec<u8> {
-    Frame::new("SEND")
-        .header("content-type", stomp::USP_CONTENT_TYPE)
-        .header(stomp::REPLY_TO_DEST, reply_to)
-        .header("destination", destination)
-        .with_body(record)
-        .encode()
-}
-
 /// One broker connection; `Some(command key)` when it ended with a reboot.
 async fn session(
     agent: &ReplayAgent,
@@ -92,7 +83,7 @@ async fn session(
                             .encode(),
                     );
                     for r in first_records(&identity, &connect, &boot) {
-                        out.extend(send(&agent.controller_destination, &own, r));
+                        out.extend(stomp::usp_send(&agent.controller_destination, &own, r));
                     }
                 }
                 "MESSAGE" => {
@@ -102,7 +93,7 @@ async fn session(
                         .to_owned();
                     let reply = reply(&identity, recording, &frame.body);
                     if let Some(bytes) = reply.answer {
-                        out.extend(send(&reply_to, &own, bytes));
+                        out.extend(stomp::usp_send(&reply_to, &own, bytes));
                     }
                     if reply.reboot.is_some() {
                         let _ = stream.write_all(&out).await;

@@ -19,6 +19,13 @@ pub struct SimAgent {
     pub reboot_delay: Duration,
 }
 
+/// How one MTP connection of an agent ended.
+pub(crate) enum Ending {
+    Lost,
+    Offline,
+    Boot(BootReason),
+}
+
 pub struct AgentInputs {
     pub local: mpsc::Receiver<Vec<Vec<u8>>>,
     pub online: watch::Receiver<bool>,

@@ -3,7 +3,7 @@
 //! or in a `/reply-to=` suffix for 3.1.1), then the Boot! Event, then answer requests on the
 //! topic each request names.
 
-use super::agent::{run_effects, AgentInputs, BootReason, SimAgent};
+use super::agent::{run_effects, AgentInputs, BootReason, Ending, SimAgent};
 use radar_usp::mqtt::{agent_topic, controller_topic, split_reply_to, with_reply_to};
 use radar_usp::record::MqttVersion;
 use std::sync::Arc;
@@ -14,12 +14,6 @@ pub struct Broker {
     pub host: String,
     pub port: u16,
     pub version: MqttVersion,
-}
-
-enum Ending {
-    Lost,
-    Offline,
-    Boot(BootReason),
 }
 
 /// Runs the agent against the broker until the task is dropped.

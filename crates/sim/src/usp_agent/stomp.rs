@@ -3,7 +3,7 @@
 //! `subscribe-dest`), a STOMPConnect record to the controller's destination with
 //! `reply-to-dest`, then the Boot! Event; requests are answered at their `reply-to-dest`.
 
-use super::agent::{run_effects, AgentInputs, BootReason, SimAgent};
+use super::agent::{run_effects, AgentInputs, BootReason, Ending, SimAgent};
 use radar_usp::stomp::{self, Decoder, Event, Frame};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,12 +26,6 @@ pub fn agent_destination(endpoint_id: &str) -> String {
     format!("/queue/usp.agent.{}", endpoint_id.replace("::", "-"))
 }
 
-enum Ending {
-    Lost,
-    Offline,
-    Boot(BootReason),
-}
-
 /// Runs the agent against the broker until the task is dropped.
 pub async fn run(agent: Arc<SimAgent>, broker: Broker, mut inputs: AgentInputs) {
     let mut boot = Some(BootReason::default());
@@ -48,15 +42,6 @@ pub async fn run(agent: Arc<SimAgent>, broker: Broker, mut inputs: AgentInputs) 
             Ending::Lost => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-}
-
-fn send_frame(destination: &str, reply_to: &str, record: Vec<u8>) -> Vec<u8> {
-    Frame::new("SEND")
-        .header("destination", destination)
-        .header("content-type", stomp::USP_CONTENT_TYPE)
-        .header(stomp::REPLY_TO_DEST, reply_to)
-        .with_body(record)
-        .encode()
 }
 
 async fn session(
@@ -114,7 +99,7 @@ async fn session(
                         ));
                     }
                     for r in first {
-                        out.extend(send_frame(&broker.controller_destination, &own, r));
+                        out.extend(stomp::usp_send(&broker.controller_destination, &own, r));
                     }
                 }
                 "MESSAGE" => {
@@ -124,7 +109,7 @@ async fn session(
                         .to_owned();
                     let replies = agent.core().handle_record(&frame.body);
                     for r in replies {
-                        out.extend(send_frame(&reply_to, &own, r));
+                        out.extend(stomp::usp_send(&reply_to, &own, r));
                     }
                     if let Some(reason) = run_effects(agent) {
                         let _ = stream.write_all(&out).await;
@@ -147,7 +132,7 @@ async fn session(
             records = inputs.local.recv(), if subscribed => {
                 let Some(records) = records else { return Ending::Lost };
                 for r in records {
-                    if stream.write_all(&send_frame(&broker.controller_destination, &own, r)).await.is_err() {
+                    if stream.write_all(&stomp::usp_send(&broker.controller_destination, &own, r)).await.is_err() {
                         return Ending::Lost;
                     }
                 }
@@ -155,7 +140,7 @@ async fn session(
             changed = inputs.online.changed() => {
                 if changed.is_err() || !*inputs.online.borrow() {
                     let bye = agent.core().disconnect_record("agent going offline");
-                    let _ = stream.write_all(&send_frame(&broker.controller_destination, &own, bye)).await;
+                    let _ = stream.write_all(&stomp::usp_send(&broker.controller_destination, &own, bye)).await;
                     let _ = stream.write_all(&Frame::new("DISCONNECT").encode()).await;
                     return Ending::Offline;
                 }

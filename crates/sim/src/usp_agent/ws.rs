@@ -3,7 +3,7 @@
 //! it), a WebSocketConnect record first, then the Boot! Event, then requests and notifications.
 //! Lost connections are retried with backoff.
 
-use super::agent::{run_effects, AgentInputs, BootReason, SimAgent};
+use super::agent::{run_effects, AgentInputs, BootReason, Ending, SimAgent};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +23,6 @@ pub fn url(controller: &str, endpoint_id: &str) -> String {
         }
     }
     format!("ws://{controller}/usp?eid={eid}")
-}
-
-enum Ending {
-    Lost,
-    Offline,
-    Boot(BootReason),
 }
 
 /// Runs the agent against `ws_url` until the task is dropped.

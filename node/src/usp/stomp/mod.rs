@@ -50,13 +50,7 @@ impl StompBroker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        // TR-369 STOMP binding: the USP content type, and where to answer.
-        let frame = Frame::new("SEND")
-            .header("destination", destination)
-            .header("content-type", stomp::USP_CONTENT_TYPE)
-            .header(stomp::REPLY_TO_DEST, &reply_to)
-            .with_body(record)
-            .encode();
+        let frame = stomp::usp_send(destination, &reply_to, record);
         let sender = self
             .connection
             .lock()

@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub connection_request: ConnectionRequestConfig,
     pub planner: PlannerConfig,
     pub twin: TwinConfig,
+    /// Twin storage: what stays in memory.
+    pub store: StoreConfig,
     pub usp: UspConfig,
     /// Raft timing and log compaction, the same for every group this node hosts.
     pub raft: crate::raft::RaftSettings,
@@ -45,6 +47,7 @@ impl Default for NodeConfig {
             connection_request: ConnectionRequestConfig::default(),
             planner: PlannerConfig::default(),
             twin: TwinConfig::default(),
+            store: StoreConfig::default(),
             usp: UspConfig::default(),
             raft: crate::raft::RaftSettings::default(),
             cluster: crate::cluster::ClusterConfig::default(),
@@ -353,6 +356,27 @@ impl Default for TwinConfig {
                 .map(|p| p.to_string())
                 .collect(),
             storage_cache_bytes: radar_store::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Memory the node's resident twins may take (estimated; e.g. `4GiB`). Every twin is on
+    /// disk; beyond this, twins not in use are evicted and read back on their next use.
+    /// Default: a quarter of the memory available (the container's limit, else the machine's).
+    pub memory_budget: Option<crate::byte_size::ByteSize>,
+}
+
+impl StoreConfig {
+    /// The budget in bytes, with the default applied.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        match self.memory_budget {
+            Some(size) => size.0,
+            None => crate::byte_size::available_memory()
+                .map(|m| m / 4)
+                .unwrap_or(1 << 30),
         }
     }
 }

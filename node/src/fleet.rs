@@ -8,6 +8,7 @@ use radar_core::{DeviceKey, Ring, ShardId, Timestamp};
 use radar_twin::query::{self, EvalContext, Expr};
 use radar_twin::{PathDict, ShardState, Twin};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -259,25 +260,31 @@ pub fn query_state(
         Some(c) => std::ops::Bound::Excluded(c.clone()),
         None => std::ops::Bound::Unbounded,
     };
-    let range = (start, std::ops::Bound::Unbounded);
+    let range = (start.as_ref(), std::ops::Bound::Unbounded);
     // An exact index answer is the page's ids as they are; candidates are evaluated; otherwise
-    // every twin after the cursor is.
+    // every twin after the cursor is (cold ones streamed from disk).
     let exact = state.index.exact(&q.expr);
     let candidates = match exact {
         Some(_) => None,
         None => state.index.candidates(&q.expr),
     };
-    let twins: Box<dyn Iterator<Item = &Twin>> = match (&exact, &candidates) {
-        (Some(keys), _) | (None, Some(keys)) => {
-            Box::new(keys.range(range).filter_map(|k| state.twins.get(k)))
-        }
-        (None, None) => Box::new(state.twins.range(range).map(|(_, t)| t)),
+    let twins: Box<dyn Iterator<Item = Cow<'_, Twin>>> = match (&exact, &candidates) {
+        (Some(keys), _) | (None, Some(keys)) => Box::new(
+            keys.range::<DeviceKey, _>(range)
+                .filter_map(|k| crate::shard::readable(state.twins.get(k))),
+        ),
+        (None, None) => Box::new(
+            state
+                .twins
+                .scan(start.as_ref())
+                .map_while(|t| crate::shard::readable(t.map(Some))),
+        ),
     };
     let mut devices = Vec::new();
     let mut more = false;
     for twin in twins {
         if exclude.is_some_and(|f| f(&twin.key))
-            || (exact.is_none() && !query::matches(&q.expr, twin, &state.dict, ctx))
+            || (exact.is_none() && !query::matches(&q.expr, &twin, &state.dict, ctx))
         {
             continue;
         }
@@ -285,7 +292,7 @@ pub fn query_state(
             more = true;
             break;
         }
-        devices.push(summarize(twin, &state.dict, ctx, &q.fields));
+        devices.push(summarize(&twin, &state.dict, ctx, &q.fields));
     }
     ShardPage { devices, more }
 }
@@ -358,17 +365,20 @@ pub fn count_state(
     let mut total = 0;
     let mut groups = BTreeMap::new();
     let candidates = state.index.candidates(expr);
-    let twins: Box<dyn Iterator<Item = &Twin>> = match &candidates {
-        Some(keys) => Box::new(keys.iter().filter_map(|k| state.twins.get(k))),
-        None => Box::new(state.twins.values()),
+    let twins: Box<dyn Iterator<Item = Cow<'_, Twin>>> = match &candidates {
+        Some(keys) => Box::new(
+            keys.iter()
+                .filter_map(|k| crate::shard::readable(state.twins.get(k))),
+        ),
+        None => Box::new(crate::shard::all_twins(state)),
     };
     for twin in twins {
-        if exclude.is_some_and(|f| f(&twin.key)) || !query::matches(expr, twin, &state.dict, ctx) {
+        if exclude.is_some_and(|f| f(&twin.key)) || !query::matches(expr, &twin, &state.dict, ctx) {
             continue;
         }
         total += 1;
         if let Some(field) = group_by {
-            let key = query::field(twin, &state.dict, ctx, field)
+            let key = query::field(&twin, &state.dict, ctx, field)
                 .map(|v| v.to_text())
                 .unwrap_or_else(|| "(none)".into());
             *groups.entry(key).or_insert(0) += 1;
@@ -565,10 +575,7 @@ mod tests {
         assert_eq!(answer.next_cursor.as_deref(), Some("c"));
     }
 
-    /// Counts the index answers alone are the counts of evaluating every twin: totals and
-    /// group-bys (with `(none)`), with and without excluded twins.
-    #[test]
-    fn counts_from_the_index_equal_counts_from_the_twins() {
+    fn ninety_devices() -> ShardState {
         use radar_twin::command::{Identity, ReportedParam};
         use radar_twin::index::{FieldIndex, DEFAULT_INDEXED_PATHS};
         let mut state = ShardState::default();
@@ -576,7 +583,7 @@ mod tests {
             .iter()
             .map(|p| p.to_string())
             .collect();
-        state.index = FieldIndex::build(&paths, &state);
+        state.index = FieldIndex::build(&paths, &state).unwrap();
         let classes = ["HG8245", "HG8546", "Archer"];
         for i in 0..90u32 {
             let serial = format!("C{i:03}");
@@ -609,11 +616,98 @@ mod tests {
             };
             apply(&mut state, &command).unwrap();
         }
+        state
+    }
+
+    const QUERIES: &[&str] = &[
+        "",
+        "product_class = \"Archer\"",
+        "product_class LIKE \"HG*\" AND Device.DeviceInfo.SoftwareVersion LIKE \"1.*\"",
+        "Device.DeviceInfo.ModelName = \"M2\" OR product_class = \"HG8546\"",
+        "product_class = \"Archer\" AND online = true",
+        "Device.DeviceInfo.ModelName LIKE \"M*\" AND serial LIKE \"*7\"",
+    ];
+
+    /// A store whose twins are all on disk and none in memory answers every query (indexed,
+    /// narrowed, scanned; counted, grouped, paged) as the everything-hot state does.
+    #[test]
+    fn answers_are_the_same_from_hot_and_from_cold_twins() {
+        use radar_store::{Batch, ShardStore, SledDatabase};
+        use radar_twin::table::{CacheStats, ColdTwins, TwinTable};
+        let hot = ninety_devices();
+        let dir = tempfile::tempdir().unwrap();
+        let db = SledDatabase::open(dir.path()).unwrap();
+        let store = Arc::new(db.shard(0).unwrap());
+        let writes = hot
+            .twins
+            .resident_twins()
+            .map(|t| radar_store::encode_full(t).unwrap())
+            .collect();
+        store
+            .write(&Batch {
+                first_template_id: 0,
+                new_templates: hot.dict.templates(),
+                twins: writes,
+                deleted: vec![],
+            })
+            .unwrap();
+        let loaded = store.load_keys().unwrap();
+        let cold_store: Arc<dyn ColdTwins> = store.clone();
+        let stats = Arc::new(CacheStats::default());
+        let mut cold = ShardState {
+            dict: PathDict::from_templates(loaded.templates),
+            twins: TwinTable::with_cold(cold_store, loaded.keys, stats.clone()),
+            ..Default::default()
+        };
+        cold.index = radar_twin::index::FieldIndex::build(hot.index.fields(), &cold).unwrap();
+        assert_eq!(stats.loaded(), 0);
+        for text in QUERIES {
+            let expr = query::parse(text).unwrap();
+            for group_by in [None, Some("Device.DeviceInfo.ModelName"), Some("online")] {
+                assert_eq!(
+                    count_state(&cold, &expr, group_by, &ctx(), None),
+                    count_state(&hot, &expr, group_by, &ctx(), None),
+                    "{text:?} by {group_by:?}"
+                );
+            }
+            let mut cursor = None;
+            let mut pages = 0;
+            loop {
+                let q = DeviceQuery {
+                    text: text.to_string(),
+                    expr: expr.clone(),
+                    limit: 7,
+                    cursor: cursor.clone(),
+                    fields: vec!["Device.DeviceInfo.ModelName".into()],
+                };
+                let (a, b) = (
+                    query_state(&hot, &q, &ctx(), None),
+                    query_state(&cold, &q, &ctx(), None),
+                );
+                assert_eq!(a.devices, b.devices, "{text:?} after {cursor:?}");
+                assert_eq!(a.more, b.more);
+                pages += 1;
+                match a.devices.last() {
+                    Some(last) if a.more => cursor = Some(DeviceKey::parse(&last.id).unwrap()),
+                    _ => break,
+                }
+            }
+            assert!(pages >= 1);
+        }
+        assert_eq!(stats.loaded(), 0, "reads do not make twins resident");
+        assert!(stats.misses.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
+
+    /// Counts the index answers alone are the counts of evaluating every twin: totals and
+    /// group-bys (with `(none)`), with and without excluded twins.
+    #[test]
+    fn counts_from_the_index_equal_counts_from_the_twins() {
+        let state = ninety_devices();
         let scan =
             |expr: &Expr, group_by: Option<&str>, exclude: Option<&dyn Fn(&DeviceKey) -> bool>| {
                 let mut total = 0;
                 let mut groups = BTreeMap::new();
-                for twin in state.twins.values() {
+                for twin in state.twins.resident_twins() {
                     if exclude.is_some_and(|f| f(&twin.key))
                         || !query::matches(expr, twin, &state.dict, &ctx())
                     {
@@ -631,13 +725,7 @@ mod tests {
             };
         let odd = |k: &DeviceKey| k.as_str().ends_with(['1', '3', '5', '7', '9']);
         let mut from_index = 0;
-        for text in [
-            "",
-            "product_class = \"Archer\"",
-            "product_class LIKE \"HG*\" AND Device.DeviceInfo.SoftwareVersion LIKE \"1.*\"",
-            "Device.DeviceInfo.ModelName = \"M2\" OR product_class = \"HG8546\"",
-            "product_class = \"Archer\" AND online = true",
-        ] {
+        for text in &QUERIES[..5] {
             let expr = query::parse(text).unwrap();
             for group_by in [None, Some("Device.DeviceInfo.ModelName"), Some("online")] {
                 for exclude in [None, Some(&odd as &dyn Fn(&DeviceKey) -> bool)] {

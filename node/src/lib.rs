@@ -19,6 +19,7 @@
 pub mod api;
 pub mod api_credentials;
 pub mod api_routing;
+pub mod byte_size;
 pub mod cluster;
 pub mod config;
 pub mod core;
@@ -96,9 +97,14 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let db_dir = config.data_dir.join("twins.sled");
     let cache = config.twin.storage_cache_bytes;
-    let db = tokio::task::spawn_blocking(move || SledDatabase::open_with_cache(&db_dir, cache))
-        .await
-        .map_err(|e| NodeError::Config(e.to_string()))??;
+    let budget = config.store.memory_budget_bytes();
+    let db = tokio::task::spawn_blocking(move || {
+        SledDatabase::open_with_cache(&db_dir, cache).map(|db| db.with_memory_budget(budget))
+    })
+    .await
+    .map_err(|e| NodeError::Config(e.to_string()))??;
+    tracing::info!(memory_budget = %crate::byte_size::ByteSize(budget), "twin memory budget");
+    metrics.register_twin_cache(db.memory_budget().clone());
     let logs = match config.raft.log_engine {
         raft::LogEngine::Sled => shard::LogBackend::Sled,
         raft::LogEngine::Redb => shard::LogBackend::Redb(
@@ -342,7 +348,7 @@ async fn mark_usp_agents_offline(core: &Arc<NodeCore>) {
     let now = radar_core::Timestamp::now();
     for shard in core.fleet.shards() {
         let state = shard.read();
-        for twin in state.twins.values().filter(|t| t.meta.connected) {
+        for twin in crate::shard::all_twins(&state).filter(|t| t.meta.connected) {
             commands.push(radar_twin::TwinCommand::UspDisconnected {
                 device: twin.key.clone(),
                 at: now,

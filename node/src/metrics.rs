@@ -195,3 +195,89 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// The twin cache's numbers (`radar_twin_cache_*`), read from the node's budget at each scrape.
+struct TwinCacheCollector {
+    budget: std::sync::Arc<radar_twin::table::MemoryBudget>,
+    loaded: IntGauge,
+    bytes: IntGauge,
+    limit: IntGauge,
+    hits: IntCounter,
+    misses: IntCounter,
+    evictions: IntCounter,
+}
+
+impl prometheus::core::Collector for TwinCacheCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        [
+            self.loaded.desc(),
+            self.bytes.desc(),
+            self.limit.desc(),
+            self.hits.desc(),
+            self.misses.desc(),
+            self.evictions.desc(),
+        ]
+        .concat()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.budget.stats;
+        self.loaded.set(stats.loaded() as i64);
+        self.bytes.set(stats.bytes() as i64);
+        self.limit
+            .set(i64::try_from(self.budget.limit).unwrap_or(i64::MAX));
+        for (counter, value) in [
+            (&self.hits, stats.hits.load(Relaxed)),
+            (&self.misses, stats.misses.load(Relaxed)),
+            (&self.evictions, stats.evictions.load(Relaxed)),
+        ] {
+            counter.reset();
+            counter.inc_by(value);
+        }
+        [
+            self.loaded.collect(),
+            self.bytes.collect(),
+            self.limit.collect(),
+            self.hits.collect(),
+            self.misses.collect(),
+            self.evictions.collect(),
+        ]
+        .concat()
+    }
+}
+
+impl Metrics {
+    /// Reports the twin cache of `budget` (the node's shards share it).
+    pub fn register_twin_cache(&self, budget: std::sync::Arc<radar_twin::table::MemoryBudget>) {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let collector = TwinCacheCollector {
+            budget,
+            loaded: gauge("radar_twin_cache_loaded", "Twins resident in memory"),
+            bytes: gauge(
+                "radar_twin_cache_bytes",
+                "Estimated bytes of the twins resident in memory",
+            ),
+            limit: gauge(
+                "radar_twin_cache_budget_bytes",
+                "The node's memory budget for resident twins ([store] memory_budget)",
+            ),
+            hits: counter(
+                "radar_twin_cache_hits_total",
+                "Uses of a twin that found it in memory",
+            ),
+            misses: counter(
+                "radar_twin_cache_misses_total",
+                "Uses of a twin that read it from disk",
+            ),
+            evictions: counter(
+                "radar_twin_cache_evictions_total",
+                "Twins evicted from memory to stay within the budget",
+            ),
+        };
+        if let Err(e) = self.registry.register(Box::new(collector)) {
+            tracing::warn!(error = %e, "twin cache metrics not registered");
+        }
+    }
+}

@@ -16,7 +16,9 @@ use openraft::{BasicNode, Raft, ServerState};
 use radar_core::{DeviceKey, ShardId};
 use radar_store::raft::{ShardRaft, TwinBatch};
 use radar_store::SledDatabase;
+use radar_twin::table::ColdReadError;
 use radar_twin::{ApplyError, ApplyOutcome, PathDict, ShardControl, ShardState, Twin, TwinCommand};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -113,7 +115,8 @@ impl Shard {
         let state = state_machine.state.clone();
         let twins_now = {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
-            state.index = radar_twin::index::FieldIndex::build(ctx.indexed_paths, &state);
+            state.index = radar_twin::index::FieldIndex::build(ctx.indexed_paths, &state)
+                .map_err(|e| OpenError::Storage(e.into()))?;
             state.twins.len()
         };
         ctx.metrics.twins.add(twins_now as i64);
@@ -286,7 +289,8 @@ impl Shard {
         f: impl FnOnce(&Twin, &PathDict) -> R,
     ) -> Option<R> {
         let state = self.read();
-        state.twins.get(key).map(|t| f(t, &state.dict))
+        let twin = readable(state.twins.get(key))?;
+        Some(f(&twin, &state.dict))
     }
 
     pub fn healthy(&self) -> bool {
@@ -313,6 +317,24 @@ impl Shard {
             warn!(shard = %self.id, error = %e, "raft shutdown");
         }
     }
+}
+
+/// A twin read from the table; a cold twin disk could not give back is logged and skipped
+/// (the shard's writes stop on it at their next use, see the state machine).
+pub fn readable<T>(read: Result<Option<T>, ColdReadError>) -> Option<T> {
+    match read {
+        Ok(found) => found,
+        Err(e) => {
+            error!(error = %e, "twin unreadable from disk");
+            None
+        }
+    }
+}
+
+/// Every twin of a shard in key order, cold ones streamed from disk; a read error is logged
+/// and ends the pass.
+pub fn all_twins(state: &ShardState) -> impl Iterator<Item = Cow<'_, Twin>> + '_ {
+    state.twins.iter().map_while(|t| readable(t.map(Some)))
 }
 
 fn raft_error(e: impl std::fmt::Display) -> OpenError {

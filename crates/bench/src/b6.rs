@@ -98,7 +98,7 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
     for command in &commands {
         apply(&mut state, command).map_err(|e| anyhow::anyhow!("{e}"))?;
         // The shard writer takes the change list at every commit; do the same here.
-        if let Some(twin) = state.twins.get_mut(command.device()) {
+        if let Some(twin) = state.twins.get_resident_mut(command.device()) {
             drop(twin.changes.take());
         }
     }
@@ -108,7 +108,7 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
     let slot = std::mem::size_of::<(radar_twin::PathId, radar_twin::Param)>() as u64;
     let tables: u64 = state
         .twins
-        .values()
+        .resident_twins()
         .map(|t| {
             let heap: u64 = t
                 .params
@@ -123,7 +123,7 @@ pub fn run(devices: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db = SledDatabase::open(&dir.path().join("twins.sled"))?;
     let store = db.shard(0)?;
-    let twins: Vec<_> = state.twins.values().collect();
+    let twins: Vec<_> = state.twins.resident_twins().collect();
     for (i, chunk) in twins.chunks(256).enumerate() {
         let templates = if i == 0 { state.dict.templates() } else { &[] };
         store.write(&Batch {

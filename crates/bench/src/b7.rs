@@ -76,7 +76,7 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
     }
     let rss_twins = crate::b6::rss_bytes();
     for s in &mut shards {
-        s.index = FieldIndex::build(&paths, s);
+        s.index = FieldIndex::build(&paths, s).expect("every twin is resident");
     }
     let rss_index = crate::b6::rss_bytes();
     eprintln!("loaded {devices} twins in {:?}", started.elapsed());

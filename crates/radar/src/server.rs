@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Listener flags shared by `up` and `node` (DESIGN §4).
+/// Listener (DESIGN §4) and storage flags shared by `up` and `node`.
 #[derive(Args, Clone, Default)]
 pub struct ListenArgs {
     /// CWMP ACS listener.
@@ -36,6 +36,10 @@ pub struct ListenArgs {
     /// The controller's USP endpoint id.
     #[arg(long, env = "RADAR_CONTROLLER_ID")]
     controller_id: Option<String>,
+    /// Memory for resident twins, e.g. 4GiB ([store] memory_budget; default: a quarter of
+    /// the memory available).
+    #[arg(long, env = "RADAR_MEMORY_BUDGET")]
+    memory_budget: Option<radar_node::byte_size::ByteSize>,
 }
 
 #[derive(Args)]
@@ -230,6 +234,9 @@ fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
     }
     if let Some(id) = &listen.controller_id {
         config.usp.controller_id = id.clone();
+    }
+    if let Some(budget) = listen.memory_budget {
+        config.store.memory_budget = Some(budget);
     }
 }
 

@@ -2,6 +2,7 @@
 //! engine can replace it (openraft and Garage both left sled over its disk-space behaviour).
 //!
 //! Modules:
+//! - [`cold`]: reading twins back from disk, for the twin cache and streaming scans.
 //! - [`format`]: the storage encoding: a twin is one header record (meta, operations, event
 //!   log) plus one record per parameter, so a periodic inform rewrites a few small records,
 //!   not the whole twin.
@@ -9,12 +10,14 @@
 //! - [`sled_store`]: the sled implementation: one database per node, three trees per shard
 //!   (`twins`, `params`, `paths`).
 
+#[cfg(test)]
+mod cache_tests;
+pub mod cold;
 pub mod format;
 pub mod raft;
 pub mod sled_store;
 
 use radar_core::DeviceKey;
-use radar_twin::Twin;
 
 pub use format::{encode_changes, encode_full, TwinWrite};
 pub use sled_store::{SledDatabase, SledShardStore, DEFAULT_CACHE_BYTES};
@@ -30,11 +33,12 @@ pub enum StoreError {
     Format { found: u32, expected: u32 },
 }
 
-/// Everything one shard persisted.
+/// What a shard keeps in memory from its storage at open: its path dictionary and the keys of
+/// its twins (the twins themselves stay on disk until used).
 #[derive(Debug, Default)]
 pub struct LoadedShard {
     pub templates: Vec<Box<str>>,
-    pub twins: Vec<Twin>,
+    pub keys: Vec<DeviceKey>,
 }
 
 /// One group commit: dictionary growth plus the changes of the twins it touched, already
@@ -50,7 +54,8 @@ pub struct Batch<'a> {
 
 /// The storage of one shard.
 pub trait ShardStore: Send + Sync + 'static {
-    fn load(&self) -> Result<LoadedShard, StoreError>;
+    /// The dictionary and the twins' keys (not the twins).
+    fn load_keys(&self) -> Result<LoadedShard, StoreError>;
     /// Writes a batch; it is durable only once [`ShardStore::flush`] returns.
     fn write(&self, batch: &Batch<'_>) -> Result<(), StoreError>;
     /// Makes every write so far durable (fsync).

@@ -2,10 +2,7 @@
 //! background fsync runs every 500 ms, far too late to acknowledge a device), so the node flushes
 //! each group commit before it answers anyone.
 
-use crate::format::{decode_chunk, decode_header, split_chunk_key};
 use crate::{Batch, LoadedShard, ShardStore, StoreError};
-use radar_core::DeviceKey;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 fn engine(e: sled::Error) -> StoreError {
@@ -16,6 +13,8 @@ fn engine(e: sled::Error) -> StoreError {
 #[derive(Clone)]
 pub struct SledDatabase {
     db: sled::Db,
+    /// The node's memory budget for resident twins, shared by its shards' state machines.
+    budget: std::sync::Arc<radar_twin::table::MemoryBudget>,
 }
 
 /// sled's page cache by default.
@@ -67,7 +66,20 @@ impl SledDatabase {
             .open()
             .map_err(engine)?;
         check_format(&db)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            budget: std::sync::Arc::new(radar_twin::table::MemoryBudget::unlimited()),
+        })
+    }
+
+    /// Sets the memory budget the shards opened from now on share (none by default).
+    pub fn with_memory_budget(mut self, limit_bytes: u64) -> Self {
+        self.budget = std::sync::Arc::new(radar_twin::table::MemoryBudget::new(limit_bytes));
+        self
+    }
+
+    pub fn memory_budget(&self) -> &std::sync::Arc<radar_twin::table::MemoryBudget> {
+        &self.budget
     }
 
     /// Makes every write so far durable.
@@ -100,7 +112,11 @@ impl SledDatabase {
         shard: u32,
         group: u64,
     ) -> Result<crate::raft::state_machine::ShardStateMachine, StoreError> {
-        crate::raft::state_machine::ShardStateMachine::open(self.shard(shard)?, group)
+        crate::raft::state_machine::ShardStateMachine::open(
+            self.shard(shard)?,
+            group,
+            self.budget.clone(),
+        )
     }
 
     pub fn shard(&self, shard: u32) -> Result<SledShardStore, StoreError> {
@@ -124,8 +140,8 @@ impl SledDatabase {
 
 pub struct SledShardStore {
     db: sled::Db,
-    twins: sled::Tree,
-    params: sled::Tree,
+    pub(crate) twins: sled::Tree,
+    pub(crate) params: sled::Tree,
     paths: sled::Tree,
 }
 
@@ -207,7 +223,7 @@ impl SledShardStore {
 }
 
 impl ShardStore for SledShardStore {
-    fn load(&self) -> Result<LoadedShard, StoreError> {
+    fn load_keys(&self) -> Result<LoadedShard, StoreError> {
         let mut loaded = LoadedShard::default();
         for (i, item) in self.paths.iter().enumerate() {
             let (key, value) = item.map_err(engine)?;
@@ -228,33 +244,7 @@ impl ShardStore for SledShardStore {
             })?;
             loaded.templates.push(template.into());
         }
-        let mut twins = BTreeMap::new();
-        for item in self.twins.iter() {
-            let (key, value) = item.map_err(engine)?;
-            let hint = String::from_utf8_lossy(&key).into_owned();
-            let twin = decode_header(&value, &hint)?;
-            twins.insert(twin.key.clone(), twin);
-        }
-        for item in self.params.iter() {
-            let (key, value) = item.map_err(engine)?;
-            let (device, _chunk) = split_chunk_key(&key).ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                message: "malformed parameter chunk key".into(),
-            })?;
-            let params = decode_chunk(&value, device)?;
-            let device = DeviceKey::parse(device).map_err(|e| StoreError::Corrupt {
-                key: device.to_owned(),
-                message: e.to_string(),
-            })?;
-            // A chunk without a header is an interrupted first write: nothing was acknowledged.
-            if let Some(twin) = twins.get_mut(&device) {
-                twin.params.extend(params);
-            }
-        }
-        for twin in twins.values_mut() {
-            twin.params.sort_unstable_by_key(|(id, _)| *id);
-        }
-        loaded.twins = twins.into_values().collect();
+        loaded.keys = self.twin_keys().collect::<Result<_, _>>()?;
         Ok(loaded)
     }
 
@@ -349,6 +339,18 @@ mod tests {
     }
 
     /// sled's flusher may hold the directory lock briefly after a close.
+    fn reopen(dir: &Path) -> SledDatabase {
+        for _ in 0..50 {
+            match SledDatabase::open(dir) {
+                Err(StoreError::Engine(e)) if e.contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the database stayed locked");
+    }
+
     fn reopen_error(dir: &Path) -> StoreError {
         for _ in 0..50 {
             match SledDatabase::open(dir) {
@@ -392,12 +394,15 @@ mod tests {
             store.write(&batch).unwrap();
             store.flush().unwrap();
         }
-        let db = SledDatabase::open(dir.path()).unwrap();
-        let loaded = db.shard(0).unwrap().load().unwrap();
-        assert_eq!(loaded.templates, state.dict.templates());
-        assert_eq!(loaded.twins, vec![state.twins[&key].clone()]);
+        let db = reopen(dir.path());
+        let loaded = db.shard(0).unwrap().load_twins().unwrap();
+        assert_eq!(
+            db.shard(0).unwrap().load_keys().unwrap().templates,
+            state.dict.templates()
+        );
+        assert_eq!(loaded, vec![state.twins[&key].clone()]);
         assert!(
-            db.shard(1).unwrap().load().unwrap().twins.is_empty(),
+            db.shard(1).unwrap().load_twins().unwrap().is_empty(),
             "shards are separate"
         );
     }
@@ -435,7 +440,7 @@ mod tests {
         let db = SledDatabase::open(dir.path()).unwrap();
         let store = db.shard(0).unwrap();
         let write = |state: &mut ShardState, first: u32| {
-            let twin = state.twins.get_mut(&key).unwrap();
+            let twin = state.twins.get_mut(&key).unwrap().unwrap();
             let w = crate::encode_changes(twin).unwrap();
             let put = w.put.len();
             let templates = state.dict.templates()[first as usize..].to_vec();
@@ -471,9 +476,9 @@ mod tests {
         )
         .unwrap();
         write(&mut state, templates);
-        let loaded = db.shard(0).unwrap().load().unwrap();
-        assert_eq!(loaded.twins, vec![state.twins[&key].clone()]);
-        let paths: Vec<String> = loaded.twins[0]
+        let loaded = db.shard(0).unwrap().load_twins().unwrap();
+        assert_eq!(loaded, vec![state.twins[&key].clone()]);
+        let paths: Vec<String> = loaded[0]
             .params
             .iter()
             .map(|(id, _)| state.dict.render(id))

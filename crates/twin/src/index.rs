@@ -62,7 +62,10 @@ fn text_of(twin: &Twin, dict: &PathDict, field: &str) -> Option<String> {
 
 impl FieldIndex {
     /// An index over the meta fields and `paths`, built from the state's twins.
-    pub fn build(paths: &[String], state: &ShardState) -> Self {
+    pub fn build(
+        paths: &[String],
+        state: &ShardState,
+    ) -> Result<Self, crate::table::ColdReadError> {
         let mut fields: Vec<String> = INDEXED_META_FIELDS.iter().map(|f| f.to_string()).collect();
         fields.extend(
             paths
@@ -71,14 +74,28 @@ impl FieldIndex {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
-        let mut index = Self {
-            fields,
+        let mut index = Self::empty(&fields);
+        index.rebuild(state)?;
+        Ok(index)
+    }
+
+    /// An index over exactly `fields` (e.g. another index's [`FieldIndex::fields`]), holding no
+    /// device yet.
+    pub fn empty(fields: &[String]) -> Self {
+        Self {
+            fields: fields.to_vec(),
             ..Default::default()
-        };
-        for twin in state.twins.values() {
-            index.update(twin, &state.dict);
         }
-        index
+    }
+
+    /// Re-reads every twin's indexed values (one pass over the shard, cold twins from disk).
+    fn rebuild(&mut self, state: &ShardState) -> Result<(), crate::table::ColdReadError> {
+        self.postings.clear();
+        self.values.clear();
+        for twin in state.twins.iter() {
+            self.update(&*twin?, &state.dict);
+        }
+        Ok(())
     }
 
     pub fn fields(&self) -> &[String] {
@@ -289,7 +306,8 @@ mod tests {
     #[test]
     fn the_index_follows_applied_commands_and_narrows_queries() {
         let mut state = ShardState::default();
-        state.index = FieldIndex::build(&["Device.DeviceInfo.SoftwareVersion".to_string()], &state);
+        state.index =
+            FieldIndex::build(&["Device.DeviceInfo.SoftwareVersion".to_string()], &state).unwrap();
         apply(&mut state, &inform("A", "HG8245", "1.0")).unwrap();
         apply(&mut state, &inform("B", "HG8546", "2.0")).unwrap();
         apply(&mut state, &inform("C", "Archer", "2.0")).unwrap();
@@ -334,7 +352,7 @@ mod tests {
     #[test]
     fn candidates_always_contain_every_match() {
         let mut state = ShardState::default();
-        state.index = FieldIndex::build(&[], &state);
+        state.index = FieldIndex::build(&[], &state).unwrap();
         for (i, class) in ["HG8245", "HG8546", "Archer", "HG"].iter().enumerate() {
             apply(&mut state, &inform(&format!("S{i}"), class, "1.0")).unwrap();
         }
@@ -351,7 +369,7 @@ mod tests {
         ] {
             let expr = query::parse(text).unwrap();
             let candidates = state.index.candidates(&expr).unwrap();
-            for twin in state.twins.values() {
+            for twin in state.twins.resident_twins() {
                 if query::matches(&expr, twin, &state.dict, &ctx) {
                     assert!(
                         candidates.contains(&twin.key),
@@ -366,7 +384,8 @@ mod tests {
     #[test]
     fn exact_answers_equal_evaluating_every_twin() {
         let mut state = ShardState::default();
-        state.index = FieldIndex::build(&["Device.DeviceInfo.SoftwareVersion".to_string()], &state);
+        state.index =
+            FieldIndex::build(&["Device.DeviceInfo.SoftwareVersion".to_string()], &state).unwrap();
         let classes = ["HG8245", "HG8546", "Archer", "HG", "hg8245", ""];
         let versions = ["1.0", "2.0", "2.0.1", "10.0", "2.0*"];
         for i in 0..60 {
@@ -404,7 +423,7 @@ mod tests {
             let expr = query::parse(text).unwrap();
             let matching: BTreeSet<DeviceKey> = state
                 .twins
-                .values()
+                .resident_twins()
                 .filter(|t| query::matches(&expr, t, &state.dict, &ctx))
                 .map(|t| t.key.clone())
                 .collect();

@@ -10,6 +10,7 @@
 //! - [`planner`]: what to send a device in its next session.
 //! - [`query`]: the fleet query language: parse and evaluate.
 //! - [`moving`]: twins and shard commands of a partition move between shards.
+//! - [`table`]: the shard's twins, resident or cold (read back from disk), with clock eviction.
 //! - [`index`]: the shard's secondary index (value → devices) that narrows queries.
 //! - [`datamodel`]: the TR-181 model for validation of desired values.
 //! - `usp`: what USP connects and events do to a twin.
@@ -25,6 +26,7 @@ pub mod paths;
 pub mod planner;
 pub mod query;
 pub mod quirks;
+pub mod table;
 mod usp;
 
 pub use command::{apply, ApplyError, ApplyOutcome, ReportedParam, Source, TwinCommand};

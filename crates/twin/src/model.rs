@@ -5,7 +5,7 @@ use crate::operation::Operation;
 use crate::paths::{PathDict, PathId};
 use radar_core::{DeviceKey, ParamType, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Entries kept in a twin's event log; older ones are dropped first.
 pub const EVENT_LOG_CAPACITY: usize = 64;
@@ -195,6 +195,63 @@ impl Twin {
         }
     }
 
+    /// The twin's approximate size in memory (the struct, its tables and their strings), for
+    /// the cache's memory budget. An estimate: allocator overhead and rare fields are ignored.
+    pub fn estimated_bytes(&self) -> u32 {
+        use std::mem::size_of;
+        let inline = size_of::<compact_str::CompactString>();
+        let params: usize = self
+            .params
+            .iter()
+            .map(|(_, p)| {
+                if p.value.len() > inline {
+                    p.value.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
+        let m = &self.meta;
+        let meta: usize = [
+            &m.oui,
+            &m.product_class,
+            &m.serial,
+            &m.manufacturer,
+            &m.software_version,
+            &m.protocol,
+            &m.mtp,
+            &m.usp_reply_to,
+            &m.usp_versions,
+            &m.root,
+            &m.connection_request_url,
+            &m.connection_request_username,
+            &m.connection_request_password,
+        ]
+        .iter()
+        .map(|s| s.capacity())
+        .sum::<usize>()
+            + m.last_inform_events
+                .iter()
+                .map(|e| 24 + e.len())
+                .sum::<usize>()
+            + m.quirks.iter().map(|q| 24 + q.len()).sum::<usize>()
+            + m.subscriptions.len() * 128;
+        let events: usize = self
+            .events
+            .iter()
+            .map(|e| size_of::<TwinEvent>() + e.kind.len() + e.detail.len())
+            .sum();
+        let operations = self.operations.len() * (size_of::<Operation>() + 256);
+        let total = size_of::<Twin>()
+            + self.key.as_str().len()
+            + self.params.capacity() * size_of::<(PathId, Param)>()
+            + params
+            + meta
+            + events
+            + operations;
+        total.min(u32::MAX as usize) as u32
+    }
+
     pub fn param(&self, id: &PathId) -> Option<&Param> {
         self.params
             .binary_search_by(|(k, _)| k.cmp(id))
@@ -341,7 +398,8 @@ impl Twin {
 #[derive(Debug, Default)]
 pub struct ShardState {
     pub dict: PathDict,
-    pub twins: BTreeMap<DeviceKey, Twin>,
+    /// Every twin of the shard, resident or cold (see [`crate::table`]).
+    pub twins: crate::table::TwinTable,
     /// Secondary index over meta fields and configured paths; kept current by `apply`.
     pub index: crate::index::FieldIndex,
     /// Partitions being handed to another shard (see [`crate::moving`]).

@@ -135,15 +135,18 @@ pub fn export_partitions(
     state: &ShardState,
     partition_count: u32,
     partitions: &BTreeSet<u32>,
-) -> Vec<MovedTwin> {
-    state
-        .twins
-        .values()
-        .filter(|t| {
-            partitions.contains(&radar_core::partition_of(t.key.as_str(), partition_count).0)
-        })
-        .map(|t| MovedTwin::export(t, &state.dict))
-        .collect()
+) -> Result<Vec<MovedTwin>, crate::table::ColdReadError> {
+    let moving = |k: &DeviceKey| {
+        partitions.contains(&radar_core::partition_of(k.as_str(), partition_count).0)
+    };
+    let keys: Vec<DeviceKey> = state.twins.keys().filter(|k| moving(k)).cloned().collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(twin) = state.twins.get(&key)? {
+            out.push(MovedTwin::export(&twin, &state.dict));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -210,7 +213,7 @@ mod tests {
         let mut target = ShardState::default();
         // The target's dictionary already numbers other paths, so ids differ from the source's.
         target.dict.intern("Device.Hosts.Host.1.IPAddress");
-        let moved = export_partitions(&source, PARTITIONS, &[partition(&device)].into());
+        let moved = export_partitions(&source, PARTITIONS, &[partition(&device)].into()).unwrap();
         assert_eq!(moved.len(), 1);
         apply(
             &mut target,
@@ -260,7 +263,7 @@ mod tests {
             .find(|d| partition(d) == moving)
             .unwrap();
         assert!(apply(&mut state, &inform(&newcomer, 3, &[])).is_err());
-        let exported = export_partitions(&state, PARTITIONS, &[moving].into());
+        let exported = export_partitions(&state, PARTITIONS, &[moving].into()).unwrap();
         assert_eq!(exported.len(), gone.len());
         let deleted = apply_control(
             &mut state,

@@ -580,7 +580,7 @@ mod tests {
         };
         let expr = parse(q).unwrap();
         s.twins
-            .values()
+            .resident_twins()
             .filter(|t| matches(&expr, t, &s.dict, &ctx))
             .map(|t| t.meta.serial.clone())
             .collect()

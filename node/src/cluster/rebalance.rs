@@ -246,7 +246,8 @@ pub async fn handle_move(core: &Arc<NodeCore>, step: PartitionMove) -> Result<u6
         .await
         .map_err(describe)?;
     let twins =
-        radar_twin::moving::export_partitions(&replica.read(), step.partition_count, &partitions);
+        radar_twin::moving::export_partitions(&replica.read(), step.partition_count, &partitions)
+            .map_err(|e| e.to_string())?;
     let count = twins.len() as u64;
     let target = ShardId(step.target);
     let at = Timestamp::now();

@@ -54,8 +54,9 @@ fn overdue_devices(core: &NodeCore) -> Vec<DeviceKey> {
     let mut due = Vec::new();
     for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
         let state = shard.read();
-        for twin in state.twins.values() {
-            if !twin.meta.connection_request_url.is_empty() && is_overdue(twin, &state.dict, &ctx) {
+        for twin in crate::shard::all_twins(&state) {
+            if !twin.meta.connection_request_url.is_empty() && is_overdue(&twin, &state.dict, &ctx)
+            {
                 due.push(twin.key.clone());
             }
         }

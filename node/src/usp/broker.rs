@@ -119,9 +119,7 @@ pub async fn probe_known_agents(core: Arc<NodeCore>, broker: Arc<dyn Broker>, ra
     for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
         let state = shard.read();
         devices.extend(
-            state
-                .twins
-                .values()
+            crate::shard::all_twins(&state)
                 .filter(|t| t.meta.mtp == broker.mtp() && !t.meta.usp_reply_to.is_empty())
                 .map(|t| {
                     let idle = !t

@@ -103,6 +103,13 @@ impl Radar {
 
     pub fn launch(mut cmd: Command, data_dir: &Path, log: PathBuf) -> Radar {
         cmd.env("RADAR_LOG", "info,radar_node=debug,radar_router=debug");
+        // Every suite runs with a budget smaller than one gateway's twin, so twins are evicted
+        // at nearly every checkpoint and read back from disk at their next use (issue 12);
+        // RADAR_TEST_MEMORY_BUDGET overrides it, and a caller's --memory-budget wins.
+        cmd.env(
+            "RADAR_MEMORY_BUDGET",
+            std::env::var("RADAR_TEST_MEMORY_BUDGET").unwrap_or_else(|_| "16KiB".into()),
+        );
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
         let mut child = cmd.spawn().expect("spawn radar");

@@ -10,6 +10,13 @@
 //! purged only up to a snapshot, and a snapshot is taken only after a checkpoint, so the
 //! entries a restart needs are always there. Snapshots are Radar's own encoding of the whole
 //! shard.
+//!
+//! Twins need not be resident (see `radar_twin::table`): the shard's keys are read at open and
+//! each twin is read from this state machine's own trees when a command first needs it. After
+//! each checkpoint, when disk holds every twin as memory does, twins are evicted while the
+//! node's resident twins exceed its memory budget; a budget overrun also makes a checkpoint
+//! due. USP agents that are connected stay resident. Snapshots are encoded from the twins as a
+//! scan over disk yields them, not from a copy of the state.
 
 use super::{flush, io_error, BatchOutcome, ShardRaft, StorageError};
 use crate::format::encode_changes;
@@ -20,7 +27,8 @@ use openraft::{
     BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
     StorageIOError, StoredMembership,
 };
-use radar_twin::{apply, PathDict, ShardState, Twin};
+use radar_twin::table::{ColdTwins, MemoryBudget, TwinTable};
+use radar_twin::{apply, ApplyError, PathDict, ShardState, Twin};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -44,12 +52,13 @@ struct Applied {
     frozen: radar_twin::moving::Frozen,
 }
 
-/// The snapshot body: the applied state and every twin with its path dictionary.
+/// The snapshot body, postcard-encoded in this order: the applied state, the path dictionary's
+/// templates, the number of twins, then each twin (the encoding of a struct of these fields
+/// with `twins: Vec<Twin>`, written and read one twin at a time).
 #[derive(Serialize, Deserialize)]
-struct SnapshotBody {
+struct SnapshotHead {
     applied: Applied,
     templates: Vec<Box<str>>,
-    twins: Vec<Twin>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +69,7 @@ struct StoredSnapshot {
 
 pub struct ShardStateMachine {
     store: Arc<SledShardStore>,
+    budget: Arc<MemoryBudget>,
     sm: sled::Tree,
     /// Shared with readers (API, queries); written only here.
     pub state: Arc<RwLock<ShardState>>,
@@ -75,7 +85,11 @@ pub struct ShardStateMachine {
 
 impl ShardStateMachine {
     /// Opens group `group`'s state machine over the shard store (its twins).
-    pub fn open(store: SledShardStore, group: u64) -> Result<Self, crate::StoreError> {
+    pub fn open(
+        store: SledShardStore,
+        group: u64,
+        budget: Arc<MemoryBudget>,
+    ) -> Result<Self, crate::StoreError> {
         let sm = store
             .db()
             .open_tree(format!("raft-{group}-sm"))
@@ -92,18 +106,18 @@ impl ShardStateMachine {
             }
             None => Applied::default(),
         };
-        let loaded = store.load()?;
-        let mut state = ShardState {
+        let loaded = store.load_keys()?;
+        let store = Arc::new(store);
+        let state = ShardState {
             dict: PathDict::from_templates(loaded.templates),
             frozen: applied.frozen.clone(),
+            twins: cold_table(&store, loaded.keys, &budget),
             ..Default::default()
         };
-        for twin in loaded.twins {
-            state.twins.insert(twin.key.clone(), twin);
-        }
         let first_unwritten_template = state.dict.len() as u32;
         Ok(Self {
-            store: Arc::new(store),
+            store,
+            budget,
             sm,
             state: Arc::new(RwLock::new(state)),
             applied,
@@ -115,13 +129,18 @@ impl ShardStateMachine {
         })
     }
 
-    /// Writes the twins changed since the last checkpoint and the applied log id, atomically.
+    /// Writes the twins changed since the last checkpoint and the applied log id, atomically;
+    /// then, with disk holding every twin, evicts while the node is over its memory budget.
     fn checkpoint(&mut self, state: &mut ShardState) -> Result<(), String> {
         let dirty = std::mem::take(&mut self.dirty);
-        self.write(state, &dirty, self.first_unwritten_template, false)?;
+        self.write(state, &dirty, self.first_unwritten_template)?;
         self.first_unwritten_template = state.dict.len() as u32;
         self.entries_since_checkpoint = 0;
         self.last_checkpoint = std::time::Instant::now();
+        let budget = &self.budget;
+        state
+            .twins
+            .evict(|| budget.is_exceeded(), |twin| !twin.meta.connected);
         Ok(())
     }
 
@@ -130,21 +149,20 @@ impl ShardStateMachine {
         state: &mut ShardState,
         touched: &BTreeSet<radar_core::DeviceKey>,
         first_template: u32,
-        replace_all: bool,
     ) -> Result<(), String> {
         let mut twins = Vec::new();
         let mut deleted = Vec::new();
         for key in touched {
-            match state.twins.get_mut(key) {
+            // Changed twins are resident: eviction happens only after they are written.
+            let exists = state.twins.contains_key(key);
+            match state.twins.get_resident_mut(key) {
                 Some(twin) => {
-                    let write = if replace_all {
-                        crate::format::encode_full(twin)
-                    } else {
-                        encode_changes(twin)
-                    };
-                    twins.push(write.map_err(|e| e.to_string())?);
+                    twins.push(encode_changes(twin).map_err(|e| e.to_string())?);
                 }
-                None => deleted.push(key.clone()),
+                None if !exists => deleted.push(key.clone()),
+                None => {
+                    return Err(format!("twin {key} changed but is not resident"));
+                }
             }
         }
         let new_templates = &state.dict.templates()[first_template as usize..];
@@ -156,9 +174,46 @@ impl ShardStateMachine {
         };
         let applied = postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?;
         self.store
-            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)], replace_all)
+            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)], false)
             .map_err(|e| e.to_string())
     }
+}
+
+fn cold_table(
+    store: &Arc<SledShardStore>,
+    keys: Vec<radar_core::DeviceKey>,
+    budget: &MemoryBudget,
+) -> TwinTable {
+    let cold: Arc<dyn ColdTwins> = store.clone();
+    TwinTable::with_cold(cold, keys, budget.stats.clone())
+}
+
+/// The snapshot body of `state` (see [`SnapshotHead`]): resident twins as they are, cold ones
+/// decoded from disk one at a time as the scan reaches them.
+fn encode_snapshot(state: &ShardState, applied: &Applied) -> Result<Vec<u8>, String> {
+    let head = SnapshotHead {
+        applied: Applied {
+            last_applied: applied.last_applied,
+            membership: applied.membership.clone(),
+            frozen: applied.frozen.clone(),
+        },
+        templates: state.dict.templates().to_vec(),
+    };
+    let mut out = postcard::to_extend(&head, Vec::new()).map_err(|e| e.to_string())?;
+    out = postcard::to_extend(&state.twins.len(), out).map_err(|e| e.to_string())?;
+    let mut written = 0;
+    for twin in state.twins.iter() {
+        let twin = twin.map_err(|e| e.to_string())?;
+        out = postcard::to_extend(&*twin, out).map_err(|e| e.to_string())?;
+        written += 1;
+    }
+    if written != state.twins.len() {
+        return Err(format!(
+            "snapshot found {written} twins of {}",
+            state.twins.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// Builds a snapshot from the state as it was when the builder was made (already encoded, so
@@ -222,7 +277,14 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                 EntryPayload::Normal(batch) => {
                     for command in &batch.commands {
                         let result = apply(&mut state, command);
-                        if result.is_ok() {
+                        if let Err(ApplyError::Storage(e)) = &result {
+                            // Another replica read its twin and applied: stop rather than
+                            // answer differently.
+                            return Err(io_error(|a| StorageIOError::apply(entry.log_id, a), e));
+                        }
+                        // A command that failed after its twin was loaded may still have
+                        // changed it (operations expire first), so its twin is written too.
+                        if state.twins.is_resident(command.device()) {
                             self.dirty.insert(command.device().clone());
                         }
                         outcome.results.push(result);
@@ -240,7 +302,8 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             outcomes.push(outcome);
         }
         let due = self.entries_since_checkpoint >= CHECKPOINT_ENTRIES
-            || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+            || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+            || self.budget.is_exceeded();
         if due {
             // Not flushed: the entries are durable in the log (see the module comment).
             let log_id = last.unwrap_or_default();
@@ -262,19 +325,10 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             membership: self.applied.membership.clone(),
             frozen: self.applied.frozen.clone(),
         };
-        let body = {
+        let body = checkpointed.and_then(|()| {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-            let body = SnapshotBody {
-                applied: Applied {
-                    last_applied: applied.last_applied,
-                    membership: applied.membership.clone(),
-                    frozen: applied.frozen.clone(),
-                },
-                templates: state.dict.templates().to_vec(),
-                twins: state.twins.values().cloned().collect(),
-            };
-            checkpointed.and_then(|()| postcard::to_allocvec(&body).map_err(|e| e.to_string()))
-        };
+            encode_snapshot(&state, &applied)
+        });
         self.snapshots_built += 1;
         let last = applied.last_applied;
         SnapshotBuilder {
@@ -307,29 +361,53 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             )
         };
         let data = snapshot.into_inner();
-        let body: SnapshotBody = postcard::from_bytes(&data).map_err(|e| fail(e.to_string()))?;
-        let mut state = ShardState {
-            dict: PathDict::from_templates(body.templates),
-            frozen: body.applied.frozen.clone(),
-            ..Default::default()
-        };
-        let touched: BTreeSet<_> = body.twins.iter().map(|t| t.key.clone()).collect();
-        for twin in body.twins {
-            state.twins.insert(twin.key.clone(), twin);
-        }
+        let (head, mut rest) =
+            postcard::take_from_bytes::<SnapshotHead>(&data).map_err(|e| fail(e.to_string()))?;
+        let (count, after) =
+            postcard::take_from_bytes::<usize>(rest).map_err(|e| fail(e.to_string()))?;
+        rest = after;
         let indexed: Vec<String> = {
             let current = self.state.read().unwrap_or_else(|e| e.into_inner());
             current.index.fields().to_vec()
         };
-        if !indexed.is_empty() {
-            state.index = radar_twin::index::FieldIndex::build(&indexed, &state);
+        let mut index = radar_twin::index::FieldIndex::empty(&indexed);
+        let dict = PathDict::from_templates(head.templates);
+        // Each twin is encoded for disk as it is decoded, so only one is ever whole in memory.
+        let mut writes = Vec::with_capacity(count.min(1 << 20));
+        let mut keys = Vec::with_capacity(count.min(1 << 20));
+        for _ in 0..count {
+            let (twin, after) =
+                postcard::take_from_bytes::<Twin>(rest).map_err(|e| fail(e.to_string()))?;
+            rest = after;
+            if !indexed.is_empty() {
+                index.update(&twin, &dict);
+            }
+            writes.push(crate::format::encode_full(&twin).map_err(|e| fail(e.to_string()))?);
+            keys.push(twin.key);
         }
         self.applied = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
-            frozen: body.applied.frozen,
+            frozen: head.applied.frozen.clone(),
         };
-        self.write(&mut state, &touched, 0, true).map_err(fail)?;
+        let batch = Batch {
+            first_template_id: 0,
+            new_templates: dict.templates(),
+            twins: writes,
+            deleted: Vec::new(),
+        };
+        let applied = postcard::to_allocvec(&self.applied).map_err(|e| fail(e.to_string()))?;
+        self.store
+            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)], true)
+            .map_err(|e| fail(e.to_string()))?;
+        drop(batch);
+        // Every installed twin starts cold.
+        let state = ShardState {
+            dict,
+            twins: cold_table(&self.store, keys, &self.budget),
+            index,
+            frozen: head.applied.frozen,
+        };
         self.dirty.clear();
         self.first_unwritten_template = state.dict.len() as u32;
         self.entries_since_checkpoint = 0;

@@ -332,17 +332,31 @@ pub enum ApplyError {
     /// The device's partition is moving to another shard; retry once the layout has changed.
     #[error("device {0} is moving to another shard")]
     Moving(DeviceKey),
+    /// The twin could not be read back from the shard's storage. Not an answer about the
+    /// device: the state machine stops on it rather than let replicas diverge.
+    #[error("shard storage: {0}")]
+    Storage(String),
+}
+
+impl From<crate::table::ColdReadError> for ApplyError {
+    fn from(e: crate::table::ColdReadError) -> Self {
+        ApplyError::Storage(e.to_string())
+    }
 }
 
 /// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
 /// Applies a command to a shard's state and keeps the shard's secondary index current.
 pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutcome, ApplyError> {
     let outcome = apply_command(state, command);
+    let device = command.device();
+    state.twins.account(device);
     if state.index.is_enabled() {
-        let device = command.device();
-        match state.twins.get(device) {
+        // A twin the command changed is resident (changing it loaded it); a cold one is
+        // unchanged.
+        match state.twins.get_resident(device) {
             Some(twin) => state.index.update(twin, &state.dict),
-            None => state.index.remove(device),
+            None if !state.twins.contains_key(device) => state.index.remove(device),
+            None => {}
         }
     }
     outcome
@@ -357,7 +371,7 @@ fn apply_command(
     if let TwinCommand::ImportTwin { twin, .. } = command {
         let mut imported = (**twin).clone().into_twin(&mut state.dict);
         imported.key = device.clone();
-        if let Some(old) = state.twins.get(&device) {
+        if let Some(old) = state.twins.get(&device)? {
             imported.changes.removed = old.params.iter().map(|(id, _)| *id).collect();
         }
         state.twins.insert(device, imported);
@@ -373,22 +387,22 @@ fn apply_command(
         ..
     } = command
     {
-        let twin = state.twins.entry(device.clone()).or_insert_with(|| {
+        let twin = state.twins.get_or_insert_with(&device, || {
             let mut twin = Twin::new(device.clone());
             twin.meta.first_contact = at;
             twin
-        });
+        })?;
         expire_operations(twin, at);
         apply_inform(twin, &mut state.dict, at, identity, events, params);
         twin.changes.header = true;
         return Ok(ApplyOutcome::default());
     }
     if let TwinCommand::UspConnected { mtp, reply_to, .. } = command {
-        let twin = state.twins.entry(device.clone()).or_insert_with(|| {
+        let twin = state.twins.get_or_insert_with(&device, || {
             let mut twin = Twin::new(device.clone());
             twin.meta.first_contact = at;
             twin
-        });
+        })?;
         expire_operations(twin, at);
         crate::usp::apply_connected(twin, at, mtp, reply_to);
         twin.changes.header = true;
@@ -396,7 +410,7 @@ fn apply_command(
     }
     let ShardState { dict, twins, .. } = state;
     let twin = twins
-        .get_mut(&device)
+        .get_mut(&device)?
         .ok_or_else(|| ApplyError::UnknownDevice(device.clone()))?;
     expire_operations(twin, at);
     // Value reports touch the header only when they change meta (see `report_values`); every

@@ -1,0 +1,475 @@
+//! The twins of one shard: every key, each twin either resident (in memory) or cold (only on
+//! the state machine's disk, read back on its next use).
+//!
+//! A twin may be evicted only when memory holds nothing disk lacks: the state machine evicts
+//! right after a checkpoint, when every twin is written, so a cold twin's disk record is
+//! always its current state and reading it back is exact. Writes (`apply`) first make the twin
+//! resident; reads of a cold twin decode it from disk for that read alone, so a fleet scan does
+//! not push the hot set out.
+//!
+//! Eviction is a clock: each resident twin has a reference bit, set whenever it is used; the
+//! hand walks the keys, clears set bits and evicts twins whose bit is already clear. A twin in
+//! use (a CWMP session's commands, a USP agent's notifications) keeps its bit set and stays.
+
+use crate::model::Twin;
+use radar_core::DeviceKey;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where cold twins are read from: the shard state machine's own storage.
+pub trait ColdTwins: Send + Sync {
+    /// The twin as last written, or `None` when disk has no twin under `key`.
+    fn load(&self, key: &DeviceKey) -> Result<Option<Twin>, ColdReadError>;
+
+    /// Every written twin after `after`, in key order: one pass over disk, not a load per key.
+    fn scan<'a>(
+        &'a self,
+        after: Bound<&DeviceKey>,
+    ) -> Box<dyn Iterator<Item = Result<Twin, ColdReadError>> + 'a>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reading twin {key} from disk: {message}")]
+pub struct ColdReadError {
+    pub key: String,
+    pub message: String,
+}
+
+/// Counters of a node's twin caches (shared by its shards), read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Twins resident in memory.
+    pub loaded: AtomicI64,
+    /// Estimated heap bytes of the resident twins.
+    pub bytes: AtomicI64,
+    /// Uses of a twin that found it resident / had to read it from disk.
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+impl CacheStats {
+    pub fn loaded(&self) -> u64 {
+        self.loaded.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+}
+
+/// A node's memory budget for resident twins, shared by its shards' tables.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    /// Bytes the node's resident twins may take (estimated); `u64::MAX` for no limit.
+    pub limit: u64,
+    pub stats: Arc<CacheStats>,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            stats: Arc::new(CacheStats::default()),
+        }
+    }
+
+    pub fn unlimited() -> Self {
+        Self::new(u64::MAX)
+    }
+
+    pub fn is_exceeded(&self) -> bool {
+        self.stats.bytes() > self.limit
+    }
+}
+
+struct Slot {
+    twin: Option<Box<Twin>>,
+    /// Estimated heap bytes of `twin`, as last accounted.
+    bytes: u32,
+    /// The clock's reference bit (set by reads too, hence atomic).
+    referenced: AtomicBool,
+}
+
+impl Slot {
+    fn cold() -> Self {
+        Self {
+            twin: None,
+            bytes: 0,
+            referenced: AtomicBool::new(false),
+        }
+    }
+}
+
+pub struct TwinTable {
+    slots: BTreeMap<DeviceKey, Slot>,
+    cold: Option<Arc<dyn ColdTwins>>,
+    stats: Arc<CacheStats>,
+    /// Resident twins and their bytes in this table (the stats hold the node's sum).
+    resident: usize,
+    resident_bytes: u64,
+    /// Where the clock hand stopped.
+    hand: Option<DeviceKey>,
+}
+
+impl Default for TwinTable {
+    fn default() -> Self {
+        Self {
+            slots: BTreeMap::new(),
+            cold: None,
+            stats: Arc::new(CacheStats::default()),
+            resident: 0,
+            resident_bytes: 0,
+            hand: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TwinTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwinTable")
+            .field("twins", &self.slots.len())
+            .field("resident", &self.resident)
+            .field("resident_bytes", &self.resident_bytes)
+            .finish()
+    }
+}
+
+impl Drop for TwinTable {
+    fn drop(&mut self) {
+        self.stats
+            .loaded
+            .fetch_sub(self.resident as i64, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_sub(self.resident_bytes as i64, Ordering::Relaxed);
+    }
+}
+
+impl TwinTable {
+    /// A table whose twins `keys` are all cold, read from `cold` when used.
+    pub fn with_cold(
+        cold: Arc<dyn ColdTwins>,
+        keys: impl IntoIterator<Item = DeviceKey>,
+        stats: Arc<CacheStats>,
+    ) -> Self {
+        Self {
+            slots: keys.into_iter().map(|k| (k, Slot::cold())).collect(),
+            cold: Some(cold),
+            stats,
+            resident: 0,
+            resident_bytes: 0,
+            hand: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Twins resident in memory, and their estimated bytes.
+    pub fn resident(&self) -> (usize, u64) {
+        (self.resident, self.resident_bytes)
+    }
+
+    pub fn stats(&self) -> &Arc<CacheStats> {
+        &self.stats
+    }
+
+    pub fn contains_key(&self, key: &DeviceKey) -> bool {
+        self.slots.contains_key(key)
+    }
+
+    pub fn is_resident(&self, key: &DeviceKey) -> bool {
+        self.slots.get(key).is_some_and(|s| s.twin.is_some())
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &DeviceKey> + '_ {
+        self.slots.keys()
+    }
+
+    /// A twin: borrowed when resident, read from disk (for this read alone) when cold.
+    pub fn get(&self, key: &DeviceKey) -> Result<Option<Cow<'_, Twin>>, ColdReadError> {
+        let Some(slot) = self.slots.get(key) else {
+            return Ok(None);
+        };
+        if let Some(twin) = &slot.twin {
+            slot.referenced.store(true, Ordering::Relaxed);
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(Cow::Borrowed(twin)));
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(self.read_cold(key)?.map(Cow::Owned))
+    }
+
+    /// A resident twin, without reading disk.
+    pub fn get_resident(&self, key: &DeviceKey) -> Option<&Twin> {
+        self.slots.get(key).and_then(|s| s.twin.as_deref())
+    }
+
+    /// Resident twins, in key order.
+    pub fn resident_twins(&self) -> impl Iterator<Item = &Twin> + '_ {
+        self.slots.values().filter_map(|s| s.twin.as_deref())
+    }
+
+    fn read_cold(&self, key: &DeviceKey) -> Result<Option<Twin>, ColdReadError> {
+        let Some(cold) = &self.cold else {
+            return Ok(None);
+        };
+        let twin = cold.load(key)?;
+        match twin {
+            Some(twin) if twin.key == *key => Ok(Some(twin)),
+            Some(other) => Err(ColdReadError {
+                key: key.to_string(),
+                message: format!("disk holds twin {} under this key", other.key),
+            }),
+            None => Err(ColdReadError {
+                key: key.to_string(),
+                message: "the twin is listed but not on disk".into(),
+            }),
+        }
+    }
+
+    /// Makes `key`'s twin resident (reading it from disk if cold); false when there is none.
+    pub fn load(&mut self, key: &DeviceKey) -> Result<bool, ColdReadError> {
+        let Some(slot) = self.slots.get(key) else {
+            return Ok(false);
+        };
+        slot.referenced.store(true, Ordering::Relaxed);
+        if slot.twin.is_some() {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        let twin = self
+            .read_cold(key)?
+            .expect("read_cold refuses a missing twin");
+        self.put_resident(key.clone(), twin);
+        Ok(true)
+    }
+
+    /// A twin to change, made resident first.
+    pub fn get_mut(&mut self, key: &DeviceKey) -> Result<Option<&mut Twin>, ColdReadError> {
+        if !self.load(key)? {
+            return Ok(None);
+        }
+        Ok(self.slots.get_mut(key).and_then(|s| s.twin.as_deref_mut()))
+    }
+
+    /// A resident twin to change, without reading disk (writing back dirty twins).
+    pub fn get_resident_mut(&mut self, key: &DeviceKey) -> Option<&mut Twin> {
+        self.slots.get_mut(key).and_then(|s| s.twin.as_deref_mut())
+    }
+
+    /// The twin under `key`, made resident, or `make()` inserted when there is none.
+    pub fn get_or_insert_with(
+        &mut self,
+        key: &DeviceKey,
+        make: impl FnOnce() -> Twin,
+    ) -> Result<&mut Twin, ColdReadError> {
+        if !self.load(key)? {
+            self.put_resident(key.clone(), make());
+        }
+        Ok(self
+            .slots
+            .get_mut(key)
+            .and_then(|s| s.twin.as_deref_mut())
+            .expect("made resident above"))
+    }
+
+    /// Inserts or replaces a twin (resident).
+    pub fn insert(&mut self, key: DeviceKey, twin: Twin) {
+        self.put_resident(key, twin);
+    }
+
+    /// Drops a twin; true when there was one.
+    pub fn remove(&mut self, key: &DeviceKey) -> bool {
+        match self.slots.remove(key) {
+            Some(slot) => {
+                if slot.twin.is_some() {
+                    self.count(-1, -i64::from(slot.bytes));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn put_resident(&mut self, key: DeviceKey, twin: Twin) {
+        let bytes = twin.estimated_bytes();
+        let slot = self.slots.entry(key).or_insert_with(Slot::cold);
+        let (loaded, before) = match slot.twin {
+            Some(_) => (0, i64::from(slot.bytes)),
+            None => (1, 0),
+        };
+        slot.twin = Some(Box::new(twin));
+        slot.bytes = bytes;
+        slot.referenced.store(true, Ordering::Relaxed);
+        self.count(loaded, i64::from(bytes) - before);
+    }
+
+    /// Re-estimates a resident twin's bytes after a change and marks it used.
+    pub fn account(&mut self, key: &DeviceKey) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let Some(twin) = &slot.twin else {
+            return;
+        };
+        let bytes = twin.estimated_bytes();
+        let delta = i64::from(bytes) - i64::from(slot.bytes);
+        slot.bytes = bytes;
+        slot.referenced.store(true, Ordering::Relaxed);
+        self.count(0, delta);
+    }
+
+    fn count(&mut self, loaded: i64, bytes: i64) {
+        self.resident = (self.resident as i64 + loaded) as usize;
+        self.resident_bytes = (self.resident_bytes as i64 + bytes).max(0) as u64;
+        self.stats.loaded.fetch_add(loaded, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Evicts resident twins until `over_budget()` is false, the clock has gone round twice
+    /// (every twin in use), or there is nothing left to evict. Only twins `evictable` allows
+    /// go, and only with a cold store to read them back from. The caller guarantees that disk
+    /// holds every twin as it is in memory. Returns how many were evicted.
+    pub fn evict(
+        &mut self,
+        mut over_budget: impl FnMut() -> bool,
+        evictable: impl Fn(&Twin) -> bool,
+    ) -> usize {
+        if self.cold.is_none() || self.resident == 0 {
+            return 0;
+        }
+        let mut evicted = 0;
+        // At most two sweeps: the first may only clear reference bits.
+        let mut steps = 2 * self.slots.len();
+        let mut cursor = self.hand.take();
+        while steps > 0 && self.resident > 0 && over_budget() {
+            let start = match &cursor {
+                Some(k) => Bound::Excluded(k),
+                None => Bound::Unbounded,
+            };
+            let Some((key, slot)) = self.slots.range_mut((start, Bound::Unbounded)).next() else {
+                // Past the last key: round again from the first (resident > 0, so there is one).
+                cursor = None;
+                continue;
+            };
+            steps -= 1;
+            cursor = Some(key.clone());
+            let Some(twin) = slot.twin.as_deref() else {
+                continue;
+            };
+            if slot.referenced.swap(false, Ordering::Relaxed) || !evictable(twin) {
+                continue;
+            }
+            slot.twin = None;
+            let bytes = i64::from(std::mem::take(&mut slot.bytes));
+            self.count(-1, -bytes);
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            evicted += 1;
+        }
+        self.hand = cursor;
+        evicted
+    }
+
+    /// Every twin after `after`, in key order: resident ones as they are, cold ones streamed
+    /// from disk in one pass. A read error ends the stream with that error.
+    pub fn scan(&self, after: Bound<&DeviceKey>) -> TwinScan<'_> {
+        let disk = match &self.cold {
+            Some(cold) if self.resident < self.slots.len() => Some(cold.scan(after)),
+            _ => None,
+        };
+        TwinScan {
+            keys: Box::new(self.slots.range::<DeviceKey, _>((after, Bound::Unbounded))),
+            disk: disk.map(|d| d.peekable()),
+            stats: &self.stats,
+            failed: false,
+        }
+    }
+
+    /// Every twin, in key order (see [`TwinTable::scan`]).
+    pub fn iter(&self) -> TwinScan<'_> {
+        self.scan(Bound::Unbounded)
+    }
+}
+
+type DiskStream<'a> =
+    std::iter::Peekable<Box<dyn Iterator<Item = Result<Twin, ColdReadError>> + 'a>>;
+
+/// A pass over a table's twins in key order (see [`TwinTable::scan`]).
+pub struct TwinScan<'a> {
+    keys: Box<dyn Iterator<Item = (&'a DeviceKey, &'a Slot)> + 'a>,
+    disk: Option<DiskStream<'a>>,
+    stats: &'a CacheStats,
+    failed: bool,
+}
+
+impl<'a> Iterator for TwinScan<'a> {
+    type Item = Result<Cow<'a, Twin>, ColdReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let (key, slot) = self.keys.next()?;
+        if let Some(twin) = &slot.twin {
+            return Some(Ok(Cow::Borrowed(twin)));
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        // Disk also holds twins that are resident (perhaps stale) or already removed from
+        // memory: skip to this key.
+        let disk = self.disk.as_mut()?;
+        loop {
+            match disk.peek() {
+                None => break,
+                Some(Err(_)) => {
+                    self.failed = true;
+                    return disk.next().map(|r| r.map(Cow::Owned));
+                }
+                Some(Ok(twin)) if twin.key < *key => {
+                    disk.next();
+                }
+                Some(Ok(twin)) if twin.key == *key => {
+                    return disk.next().map(|r| r.map(Cow::Owned));
+                }
+                Some(Ok(_)) => break,
+            }
+        }
+        self.failed = true;
+        Some(Err(ColdReadError {
+            key: key.to_string(),
+            message: "the twin is listed but not on disk".into(),
+        }))
+    }
+}
+
+/// A resident twin, like `BTreeMap` indexing: panics when there is none in memory.
+impl std::ops::Index<&DeviceKey> for TwinTable {
+    type Output = Twin;
+
+    fn index(&self, key: &DeviceKey) -> &Twin {
+        self.get_resident(key)
+            .unwrap_or_else(|| panic!("twin {key} is not resident"))
+    }
+}
+
+/// Tables are equal when they hold the same twins, wherever each one is.
+impl PartialEq for TwinTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.iter().zip(other.iter()).all(|(a, b)| match (a, b) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            })
+    }
+}

@@ -5,11 +5,13 @@
 
 use crate::shard::Shard;
 use radar_core::{DeviceKey, Ring, ShardId, Timestamp};
+use radar_twin::index::TwinSet;
 use radar_twin::query::{self, EvalContext, Expr};
 use radar_twin::{PathDict, ShardState, Twin};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -260,7 +262,7 @@ pub fn query_state(
         Some(c) => std::ops::Bound::Excluded(c.clone()),
         None => std::ops::Bound::Unbounded,
     };
-    let range = (start.as_ref(), std::ops::Bound::Unbounded);
+    let range = (start.as_ref(), std::ops::Bound::<&DeviceKey>::Unbounded);
     // An exact index answer is the page's ids as they are; candidates are evaluated; otherwise
     // every twin after the cursor is (cold ones streamed from disk).
     let exact = state.index.exact(&q.expr);
@@ -269,8 +271,8 @@ pub fn query_state(
         None => state.index.candidates(&q.expr),
     };
     let twins: Box<dyn Iterator<Item = Cow<'_, Twin>>> = match (&exact, &candidates) {
-        (Some(keys), _) | (None, Some(keys)) => Box::new(
-            keys.range::<DeviceKey, _>(range)
+        (Some(set), _) | (None, Some(set)) => Box::new(
+            keys_in_order(state, set, range.0)
                 .filter_map(|k| crate::shard::readable(state.twins.get(k))),
         ),
         (None, None) => Box::new(
@@ -366,8 +368,9 @@ pub fn count_state(
     let mut groups = BTreeMap::new();
     let candidates = state.index.candidates(expr);
     let twins: Box<dyn Iterator<Item = Cow<'_, Twin>>> = match &candidates {
-        Some(keys) => Box::new(
-            keys.iter()
+        Some(set) => Box::new(
+            set.iter()
+                .filter_map(|n| state.twins.key_of(n))
                 .filter_map(|k| crate::shard::readable(state.twins.get(k))),
         ),
         None => Box::new(crate::shard::all_twins(state)),
@@ -397,40 +400,79 @@ fn count_from_index(
 ) -> Option<(u64, BTreeMap<String, u64>)> {
     const NONE: &str = "(none)";
     let index = &state.index;
+    if group_by.is_some_and(|field| !index.is_indexed(field)) {
+        return None;
+    }
+    // `None`: every twin.
+    let mut matching = match expr {
+        Expr::All => None,
+        _ => Some(index.exact(expr)?),
+    };
+    if let Some(exclude) = exclude {
+        let mut kept = match matching {
+            Some(set) => set.into_owned(),
+            None => state
+                .twins
+                .numbered_keys(Bound::Unbounded)
+                .map(|(_, n)| n)
+                .collect(),
+        };
+        let excluded: Vec<u32> = kept
+            .iter()
+            .filter(|n| state.twins.key_of(*n).is_some_and(exclude))
+            .collect();
+        for n in excluded {
+            kept.remove(n);
+        }
+        matching = Some(Cow::Owned(kept));
+    }
+    let total = matching
+        .as_ref()
+        .map_or(state.twins.len() as u64, |set| set.len());
+    let mut groups = BTreeMap::new();
     if let Some(field) = group_by {
-        index.value_counts(field)?;
-    }
-    if matches!(expr, Expr::All) && exclude.is_none() {
-        let total = state.twins.len() as u64;
-        let mut groups = BTreeMap::new();
-        if let Some(field) = group_by {
-            groups = index.value_counts(field)?;
-            let valued: u64 = groups.values().sum();
-            if total > valued {
-                groups.insert(NONE.to_string(), total - valued);
-            }
-        }
-        return Some((total, groups));
-    }
-    let devices = index.exact(expr)?;
-    let mut total = 0;
-    let mut groups: BTreeMap<String, u64> = BTreeMap::new();
-    for device in devices.iter() {
-        if exclude.is_some_and(|f| f(device)) {
-            continue;
-        }
-        total += 1;
-        if let Some(field) = group_by {
-            let value = index.value(device, field).flatten().unwrap_or(NONE);
-            match groups.get_mut(value) {
-                Some(n) => *n += 1,
-                None => {
-                    groups.insert(value.to_string(), 1);
-                }
-            }
+        groups = index.value_counts(field, matching.as_deref())?;
+        let valued: u64 = groups.values().sum();
+        if total > valued {
+            groups.insert(NONE.to_string(), total - valued);
         }
     }
     Some((total, groups))
+}
+
+/// Sets at most this large are paged by sorting their keys; larger ones by walking the keys.
+const SORTED_PAGE_LIMIT: u64 = 16_384;
+
+/// The keys of the twins in `set` after `after`, in key order. A small or selective set is
+/// sorted; otherwise the shard's keys are walked in order and tested against the set, which
+/// reaches a page after about `page × twins / matches` keys.
+fn keys_in_order<'a>(
+    state: &'a ShardState,
+    set: &'a TwinSet,
+    after: Bound<&'a DeviceKey>,
+) -> Box<dyn Iterator<Item = &'a DeviceKey> + 'a> {
+    let twins = state.twins.len() as u64;
+    if set.len() <= SORTED_PAGE_LIMIT || set.len().saturating_mul(64) <= twins {
+        let mut keys: Vec<&DeviceKey> = set
+            .iter()
+            .filter_map(|n| state.twins.key_of(n))
+            .filter(|k| match after {
+                Bound::Excluded(a) => *k > a,
+                Bound::Included(a) => *k >= a,
+                Bound::Unbounded => true,
+            })
+            .collect();
+        keys.sort_unstable();
+        Box::new(keys.into_iter())
+    } else {
+        Box::new(
+            state
+                .twins
+                .numbered_keys(after)
+                .filter(move |(_, n)| set.contains(*n))
+                .map(|(k, _)| k),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -741,6 +783,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(from_index, 14, "indexed queries and groups read no twin");
+        assert_eq!(from_index, 16, "indexed queries and groups read no twin");
     }
 }

@@ -4,13 +4,28 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest key we accept; TR-369 does not bound endpoint ids, but storage keys must be bounded.
 pub const MAX_DEVICE_KEY_LEN: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DeviceKey(String);
+/// Shared text: the twin table, its number map and the index refer to one copy of each key
+/// (issue 12: a cold twin's key is most of what it costs in memory).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceKey(Arc<str>);
+
+impl Serialize for DeviceKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(Self(text.into()))
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceKeyError {
@@ -38,7 +53,7 @@ impl DeviceKey {
         if raw.chars().any(char::is_control) {
             return Err(DeviceKeyError::ControlCharacter);
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 
     /// The TR-369 `os::<OUI>-<SerialNumber>` key of a CWMP device.

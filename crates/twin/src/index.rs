@@ -1,18 +1,25 @@
 //! A shard's secondary index: for each indexed field (meta fields and configured parameter
-//! paths), value → devices. `apply` keeps it current for every device a command touches, so
-//! an indexed query reads the candidate devices from the index instead of scanning twins.
+//! paths), value → the set of devices holding it, as a bitmap of twin numbers (see
+//! [`crate::table::TwinTable::number`]). `apply` keeps it current for every device a command
+//! touches, so an indexed query reads the devices from the index instead of scanning twins.
 //!
 //! Where every term of a query is indexed, [`FieldIndex::exact`] decides the answer from the
 //! postings alone: counts, group-bys over indexed fields and the ids of a page read no twin.
 //! Otherwise [`FieldIndex::candidates`] narrows: a superset of the matching devices, which the
 //! caller evaluates against their twins.
+//!
+//! Memory is what makes a cold twin cheap (issue 12): the index keeps no per-device record
+//! (`apply` reads a twin's old values from the twin before changing it), a value held by one
+//! device is a bare number, and larger sets are roaring bitmaps (about 2 bytes per device, or
+//! one bit in dense runs).
 
 use crate::model::{ShardState, Twin};
 use crate::paths::PathDict;
 use crate::query::{self, CmpOp, EvalContext, Expr, FieldValue, Literal};
-use radar_core::{DeviceKey, Timestamp};
+use radar_core::Timestamp;
+use roaring::RoaringBitmap;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -37,13 +44,50 @@ pub const DEFAULT_INDEXED_PATHS: &[&str] = &[
     "InternetGatewayDevice.DeviceInfo.ModelName",
 ];
 
+/// A set of twins, by number.
+pub type TwinSet = RoaringBitmap;
+
+/// The devices holding one value: most values of a field like `serial` are held by one.
+#[derive(Debug, Clone)]
+enum Posting {
+    One(u32),
+    Many(Box<RoaringBitmap>),
+}
+
+impl Posting {
+    fn len(&self) -> u64 {
+        match self {
+            Posting::One(_) => 1,
+            Posting::Many(set) => set.len(),
+        }
+    }
+
+    fn to_set(&self) -> Cow<'_, RoaringBitmap> {
+        match self {
+            Posting::One(n) => Cow::Owned(std::iter::once(*n).collect()),
+            Posting::Many(set) => Cow::Borrowed(set),
+        }
+    }
+
+    fn intersection_len(&self, other: &RoaringBitmap) -> u64 {
+        match self {
+            Posting::One(n) => u64::from(other.contains(*n)),
+            Posting::Many(set) => set.intersection_len(other),
+        }
+    }
+}
+
+/// One field's postings: value → devices.
+type Postings = BTreeMap<Box<str>, Posting>;
+
+/// The indexed texts of one twin, in [`FieldIndex::fields`] order.
+pub type IndexedValues = Vec<Option<String>>;
+
 #[derive(Debug, Default, Clone)]
 pub struct FieldIndex {
     fields: Vec<String>,
-    /// field → value → devices.
-    postings: HashMap<String, BTreeMap<String, BTreeSet<DeviceKey>>>,
-    /// device → its indexed values, in `fields` order.
-    values: HashMap<DeviceKey, Vec<Option<String>>>,
+    /// Per field, in `fields` order.
+    postings: Vec<Postings>,
 }
 
 /// The indexable text of a field: strings only (`=` and `LIKE` compare them exactly).
@@ -60,8 +104,51 @@ fn text_of(twin: &Twin, dict: &PathDict, field: &str) -> Option<String> {
     }
 }
 
+fn add(postings: &mut Postings, value: &str, number: u32) {
+    match postings.get_mut(value) {
+        None => {
+            postings.insert(value.into(), Posting::One(number));
+        }
+        Some(Posting::One(n)) if *n == number => {}
+        Some(posting @ Posting::One(_)) => {
+            let Posting::One(n) = *posting else {
+                unreachable!()
+            };
+            *posting = Posting::Many(Box::new([n, number].into_iter().collect()));
+        }
+        Some(Posting::Many(set)) => {
+            set.insert(number);
+        }
+    }
+}
+
+fn take(postings: &mut Postings, value: &str, number: u32) {
+    let Some(posting) = postings.get_mut(value) else {
+        return;
+    };
+    let empty = match posting {
+        Posting::One(n) => *n == number,
+        Posting::Many(set) => {
+            set.remove(number);
+            match set.len() {
+                0 => true,
+                1 => {
+                    let last = set.min().expect("one element");
+                    *posting = Posting::One(last);
+                    false
+                }
+                _ => false,
+            }
+        }
+    };
+    if empty {
+        postings.remove(value);
+    }
+}
+
 impl FieldIndex {
-    /// An index over the meta fields and `paths`, built from the state's twins.
+    /// An index over the meta fields and `paths`, built from the state's twins (one pass,
+    /// cold twins streamed from disk).
     pub fn build(
         paths: &[String],
         state: &ShardState,
@@ -75,7 +162,12 @@ impl FieldIndex {
                 .collect::<Vec<_>>(),
         );
         let mut index = Self::empty(&fields);
-        index.rebuild(state)?;
+        for twin in state.twins.iter() {
+            let twin = twin?;
+            if let Some(number) = state.twins.number(&twin.key) {
+                index.insert(number, &twin, &state.dict);
+            }
+        }
         Ok(index)
     }
 
@@ -84,18 +176,8 @@ impl FieldIndex {
     pub fn empty(fields: &[String]) -> Self {
         Self {
             fields: fields.to_vec(),
-            ..Default::default()
+            postings: vec![Postings::new(); fields.len()],
         }
-    }
-
-    /// Re-reads every twin's indexed values (one pass over the shard, cold twins from disk).
-    fn rebuild(&mut self, state: &ShardState) -> Result<(), crate::table::ColdReadError> {
-        self.postings.clear();
-        self.values.clear();
-        for twin in state.twins.iter() {
-            self.update(&*twin?, &state.dict);
-        }
-        Ok(())
     }
 
     pub fn fields(&self) -> &[String] {
@@ -106,81 +188,82 @@ impl FieldIndex {
         !self.fields.is_empty()
     }
 
-    /// Re-reads `twin`'s indexed values and moves it between postings where they changed.
-    pub fn update(&mut self, twin: &Twin, dict: &PathDict) {
-        if self.fields.is_empty() {
-            return;
-        }
-        let now: Vec<Option<String>> = self.fields.iter().map(|f| text_of(twin, dict, f)).collect();
-        let before = self.values.get(&twin.key);
-        if before == Some(&now) {
-            return;
-        }
-        for (i, field) in self.fields.iter().enumerate() {
-            let old = before.and_then(|b| b[i].as_ref());
-            if old == now[i].as_ref() {
+    /// `twin`'s indexed texts.
+    pub fn values_of(&self, twin: &Twin, dict: &PathDict) -> IndexedValues {
+        self.fields.iter().map(|f| text_of(twin, dict, f)).collect()
+    }
+
+    /// Adds a twin not yet in the index as twin `number`.
+    pub fn insert(&mut self, number: u32, twin: &Twin, dict: &PathDict) {
+        let now = self.values_of(twin, dict);
+        self.change(number, None, Some(&now));
+    }
+
+    /// Moves twin `number` from the postings of its `before` values (none: it was not
+    /// indexed) to those of its `after` values (none: it is gone).
+    pub fn change(
+        &mut self,
+        number: u32,
+        before: Option<&IndexedValues>,
+        after: Option<&IndexedValues>,
+    ) {
+        for (i, postings) in self.postings.iter_mut().enumerate() {
+            let old = before.and_then(|b| b.get(i)).and_then(Option::as_deref);
+            let new = after.and_then(|a| a.get(i)).and_then(Option::as_deref);
+            if old == new {
                 continue;
             }
-            let postings = self.postings.entry(field.clone()).or_default();
             if let Some(old) = old {
-                if let Some(set) = postings.get_mut(old) {
-                    set.remove(&twin.key);
-                    if set.is_empty() {
-                        postings.remove(old);
-                    }
-                }
+                take(postings, old, number);
             }
-            if let Some(new) = &now[i] {
-                postings
-                    .entry(new.clone())
-                    .or_default()
-                    .insert(twin.key.clone());
-            }
-        }
-        self.values.insert(twin.key.clone(), now);
-    }
-
-    /// Drops a device that no longer has a twin here.
-    pub fn remove(&mut self, key: &DeviceKey) {
-        let Some(values) = self.values.remove(key) else {
-            return;
-        };
-        for (field, value) in self.fields.iter().zip(values) {
-            let (Some(value), Some(postings)) = (value, self.postings.get_mut(field)) else {
-                continue;
-            };
-            if let Some(set) = postings.get_mut(&value) {
-                set.remove(key);
-                if set.is_empty() {
-                    postings.remove(&value);
-                }
+            if let Some(new) = new {
+                add(postings, new, number);
             }
         }
     }
 
-    fn indexed(&self, field: &str) -> Option<&BTreeMap<String, BTreeSet<DeviceKey>>> {
-        if !self.fields.iter().any(|f| f == field) {
-            return None;
+    /// Removes twin `number` from every posting, without knowing its values (slow: reads
+    /// every posting of every field).
+    pub fn forget(&mut self, number: u32) {
+        for postings in &mut self.postings {
+            let held: Vec<Box<str>> = postings
+                .iter()
+                .filter(|(_, p)| match p {
+                    Posting::One(n) => *n == number,
+                    Posting::Many(set) => set.contains(number),
+                })
+                .map(|(v, _)| v.clone())
+                .collect();
+            for value in held {
+                take(postings, &value, number);
+            }
         }
-        static EMPTY: BTreeMap<String, BTreeSet<DeviceKey>> = BTreeMap::new();
-        Some(self.postings.get(field).unwrap_or(&EMPTY))
+    }
+
+    pub fn is_indexed(&self, field: &str) -> bool {
+        self.fields.iter().any(|f| f == field)
+    }
+
+    fn indexed(&self, field: &str) -> Option<&Postings> {
+        let i = self.fields.iter().position(|f| f == field)?;
+        Some(&self.postings[i])
     }
 
     /// The devices that can match `expr`, or `None` when the index cannot narrow it: a
     /// superset, which the caller evaluates (an `AND` with one indexed side narrows by it).
-    pub fn candidates(&self, expr: &Expr) -> Option<Cow<'_, BTreeSet<DeviceKey>>> {
+    pub fn candidates(&self, expr: &Expr) -> Option<Cow<'_, TwinSet>> {
         if let Some(exact) = self.exact(expr) {
             return Some(exact);
         }
         match expr {
             Expr::And(a, b) => match (self.candidates(a), self.candidates(b)) {
-                (Some(a), Some(b)) => Some(Cow::Owned(intersect(&a, &b))),
+                (Some(a), Some(b)) => Some(Cow::Owned(a.as_ref() & b.as_ref())),
                 (Some(one), None) | (None, Some(one)) => Some(one),
                 (None, None) => None,
             },
             Expr::Or(a, b) => {
                 let (a, b) = (self.candidates(a)?, self.candidates(b)?);
-                Some(Cow::Owned(a.union(&b).cloned().collect()))
+                Some(Cow::Owned(a.as_ref() | b.as_ref()))
             }
             _ => None,
         }
@@ -190,16 +273,17 @@ impl FieldIndex {
     /// when a term is not indexed. Exact shapes: `field = "text"` and `field LIKE "pattern"` on
     /// an indexed field (whose values are text, compared as `query::matches` compares them),
     /// and `AND`/`OR` of exact shapes.
-    pub fn exact(&self, expr: &Expr) -> Option<Cow<'_, BTreeSet<DeviceKey>>> {
-        static EMPTY: BTreeSet<DeviceKey> = BTreeSet::new();
+    pub fn exact(&self, expr: &Expr) -> Option<Cow<'_, TwinSet>> {
         match expr {
             Expr::Cmp {
                 field,
                 op: CmpOp::Eq,
                 value: Literal::Str(value),
-            } => Some(Cow::Borrowed(
-                self.indexed(field)?.get(value).unwrap_or(&EMPTY),
-            )),
+            } => Some(
+                self.indexed(field)?
+                    .get(value.as_str())
+                    .map_or_else(|| Cow::Owned(TwinSet::new()), Posting::to_set),
+            ),
             Expr::Like { field, pattern } => {
                 let postings = self.indexed(field)?;
                 let prefix: String = pattern
@@ -208,20 +292,25 @@ impl FieldIndex {
                     .collect();
                 // Distinct values are few next to devices: glob each value once.
                 let mut matching = postings
-                    .range::<String, _>((Bound::Included(&prefix), Bound::Unbounded))
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                     .take_while(|(value, _)| value.starts_with(&prefix))
                     .filter(|(value, _)| query::glob(pattern.as_bytes(), value.as_bytes()))
                     .map(|(_, devices)| devices);
                 let Some(first) = matching.next() else {
-                    return Some(Cow::Borrowed(&EMPTY));
+                    return Some(Cow::Owned(TwinSet::new()));
                 };
                 match matching.next() {
-                    None => Some(Cow::Borrowed(first)),
+                    None => Some(first.to_set()),
                     Some(second) => {
-                        let mut out = first.clone();
-                        out.extend(second.iter().cloned());
+                        let mut out = first.to_set().into_owned();
+                        out |= second.to_set().as_ref();
                         for devices in matching {
-                            out.extend(devices.iter().cloned());
+                            match devices {
+                                Posting::One(n) => {
+                                    out.insert(*n);
+                                }
+                                Posting::Many(set) => out |= set.as_ref(),
+                            }
                         }
                         Some(Cow::Owned(out))
                     }
@@ -229,7 +318,7 @@ impl FieldIndex {
             }
             Expr::And(a, b) => {
                 let (a, b) = (self.exact(a)?, self.exact(b)?);
-                Some(Cow::Owned(intersect(&a, &b)))
+                Some(Cow::Owned(a.as_ref() & b.as_ref()))
             }
             Expr::Or(a, b) => {
                 let (a, b) = (self.exact(a)?, self.exact(b)?);
@@ -239,45 +328,40 @@ impl FieldIndex {
                 if b.is_empty() {
                     return Some(a);
                 }
-                Some(Cow::Owned(a.union(&b).cloned().collect()))
+                Some(Cow::Owned(a.as_ref() | b.as_ref()))
             }
             _ => None,
         }
     }
 
-    /// The indexed text of `field` for `device`: `None` when the field is not indexed,
-    /// `Some(None)` when the device has no text value for it.
-    pub fn value(&self, device: &DeviceKey, field: &str) -> Option<Option<&str>> {
-        let i = self.fields.iter().position(|f| f == field)?;
-        Some(self.values.get(device).and_then(|v| v[i].as_deref()))
-    }
-
     /// How many devices hold each value of an indexed `field` (no entry for devices without
-    /// one), or `None` when the field is not indexed.
-    pub fn value_counts(&self, field: &str) -> Option<BTreeMap<String, u64>> {
+    /// one), or `None` when the field is not indexed. With `within`, only those devices count.
+    pub fn value_counts(
+        &self,
+        field: &str,
+        within: Option<&TwinSet>,
+    ) -> Option<BTreeMap<String, u64>> {
         Some(
             self.indexed(field)?
                 .iter()
-                .map(|(value, devices)| (value.clone(), devices.len() as u64))
+                .map(|(value, devices)| {
+                    let n = match within {
+                        Some(set) => devices.intersection_len(set),
+                        None => devices.len(),
+                    };
+                    (value.to_string(), n)
+                })
+                .filter(|(_, n)| *n > 0)
                 .collect(),
         )
     }
-}
-
-/// `a ∩ b`, walking the smaller set and probing the larger.
-fn intersect(a: &BTreeSet<DeviceKey>, b: &BTreeSet<DeviceKey>) -> BTreeSet<DeviceKey> {
-    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    small
-        .iter()
-        .filter(|k| large.contains(*k))
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::command::{apply, Identity, ReportedParam, TwinCommand};
+    use radar_core::DeviceKey;
 
     fn inform(serial: &str, class: &str, version: &str) -> TwinCommand {
         TwinCommand::Inform {
@@ -299,8 +383,14 @@ mod tests {
         }
     }
 
-    fn keys(set: &BTreeSet<DeviceKey>) -> Vec<&str> {
-        set.iter().map(|k| k.as_str()).collect()
+    /// The keys of a set of twins, sorted.
+    fn keys<'a>(state: &'a ShardState, set: &TwinSet) -> Vec<&'a str> {
+        let mut keys: Vec<&str> = set
+            .iter()
+            .map(|n| state.twins.key_of(n).expect("a live number").as_str())
+            .collect();
+        keys.sort();
+        keys
     }
 
     #[test]
@@ -318,11 +408,12 @@ mod tests {
                 .map(Cow::into_owned)
         };
         assert_eq!(
-            keys(&q(&state, "software_version = \"2.0\"").unwrap()),
+            keys(&state, &q(&state, "software_version = \"2.0\"").unwrap()),
             ["os::00D09E-B", "os::00D09E-C"]
         );
         assert_eq!(
             keys(
+                &state,
                 &q(
                     &state,
                     "product_class LIKE \"HG8*\" AND Device.DeviceInfo.SoftwareVersion = \"2.0\""
@@ -332,7 +423,11 @@ mod tests {
             ["os::00D09E-B"]
         );
         assert_eq!(
-            keys(&q(&state, "serial = \"A\" OR serial = \"C\"").unwrap()).len(),
+            keys(
+                &state,
+                &q(&state, "serial = \"A\" OR serial = \"C\"").unwrap()
+            )
+            .len(),
             2
         );
         assert!(q(&state, "online = true").is_none(), "not indexable");
@@ -343,7 +438,7 @@ mod tests {
         // An upgrade moves the device between postings.
         apply(&mut state, &inform("A", "HG8245", "2.0")).unwrap();
         assert_eq!(
-            keys(&q(&state, "software_version = \"2.0\"").unwrap()).len(),
+            keys(&state, &q(&state, "software_version = \"2.0\"").unwrap()).len(),
             3
         );
         assert!(q(&state, "software_version = \"1.0\"").unwrap().is_empty());
@@ -372,7 +467,7 @@ mod tests {
             for twin in state.twins.resident_twins() {
                 if query::matches(&expr, twin, &state.dict, &ctx) {
                     assert!(
-                        candidates.contains(&twin.key),
+                        candidates.contains(state.twins.number(&twin.key).unwrap()),
                         "{text}: {} missing",
                         twin.key
                     );
@@ -421,11 +516,11 @@ mod tests {
             "NOT product_class = \"HG\"",
         ] {
             let expr = query::parse(text).unwrap();
-            let matching: BTreeSet<DeviceKey> = state
+            let matching: TwinSet = state
                 .twins
                 .resident_twins()
                 .filter(|t| query::matches(&expr, t, &state.dict, &ctx))
-                .map(|t| t.key.clone())
+                .map(|t| state.twins.number(&t.key).unwrap())
                 .collect();
             if let Some(exact) = state.index.exact(&expr) {
                 exact_shapes += 1;

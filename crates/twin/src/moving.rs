@@ -122,8 +122,19 @@ pub fn apply_control(state: &mut ShardState, control: &ShardControl) -> Vec<Devi
                 .cloned()
                 .collect();
             for key in &gone {
+                if let Some(number) = state.twins.number(key).filter(|_| state.index.is_enabled()) {
+                    // Unindexing reads the twin's values; if disk cannot give them, every
+                    // posting is searched instead (the number will be reused).
+                    let before = match state.twins.get(key) {
+                        Ok(Some(twin)) => Some(state.index.values_of(&twin, &state.dict)),
+                        _ => None,
+                    };
+                    match before {
+                        Some(before) => state.index.change(number, Some(&before), None),
+                        None => state.index.forget(number),
+                    }
+                }
                 state.twins.remove(key);
-                state.index.remove(key);
             }
             gone
         }

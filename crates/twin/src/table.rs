@@ -86,26 +86,37 @@ impl MemoryBudget {
     }
 }
 
+/// 16 bytes: this is what every cold twin costs besides its key.
 struct Slot {
-    twin: Option<Box<Twin>>,
-    /// Estimated heap bytes of `twin`, as last accounted.
-    bytes: u32,
+    twin: Option<Box<Resident>>,
+    /// The twin's number in this table (see [`TwinTable::number`]).
+    number: u32,
     /// The clock's reference bit (set by reads too, hence atomic).
     referenced: AtomicBool,
 }
 
+struct Resident {
+    twin: Twin,
+    /// Estimated heap bytes of `twin`, as last accounted.
+    bytes: u32,
+}
+
 impl Slot {
-    fn cold() -> Self {
-        Self {
-            twin: None,
-            bytes: 0,
-            referenced: AtomicBool::new(false),
-        }
+    fn twin(&self) -> Option<&Twin> {
+        self.twin.as_deref().map(|r| &r.twin)
+    }
+
+    fn bytes(&self) -> u32 {
+        self.twin.as_deref().map_or(0, |r| r.bytes)
     }
 }
 
 pub struct TwinTable {
     slots: BTreeMap<DeviceKey, Slot>,
+    /// Key of each twin number; numbers of removed twins are reused (`free`), so the index's
+    /// posting lists of numbers stay dense.
+    keys_by_number: Vec<Option<DeviceKey>>,
+    free: Vec<u32>,
     cold: Option<Arc<dyn ColdTwins>>,
     stats: Arc<CacheStats>,
     /// Resident twins and their bytes in this table (the stats hold the node's sum).
@@ -119,6 +130,8 @@ impl Default for TwinTable {
     fn default() -> Self {
         Self {
             slots: BTreeMap::new(),
+            keys_by_number: Vec::new(),
+            free: Vec::new(),
             cold: None,
             stats: Arc::new(CacheStats::default()),
             resident: 0,
@@ -150,20 +163,67 @@ impl Drop for TwinTable {
 }
 
 impl TwinTable {
-    /// A table whose twins `keys` are all cold, read from `cold` when used.
+    /// A table whose twins `keys` are all cold, read from `cold` when used, numbered from 0 in
+    /// the order given.
     pub fn with_cold(
         cold: Arc<dyn ColdTwins>,
         keys: impl IntoIterator<Item = DeviceKey>,
         stats: Arc<CacheStats>,
     ) -> Self {
-        Self {
-            slots: keys.into_iter().map(|k| (k, Slot::cold())).collect(),
-            cold: Some(cold),
-            stats,
-            resident: 0,
-            resident_bytes: 0,
-            hand: None,
+        let mut table = Self::default();
+        table.cold = Some(cold);
+        table.stats = stats;
+        for key in keys {
+            table.add_cold(key);
         }
+        table
+    }
+
+    /// Lists a twin that is on disk only (a new key; an existing one is left as it is).
+    fn add_cold(&mut self, key: DeviceKey) -> u32 {
+        if let Some(slot) = self.slots.get(&key) {
+            return slot.number;
+        }
+        let number = match self.free.pop() {
+            Some(n) => {
+                self.keys_by_number[n as usize] = Some(key.clone());
+                n
+            }
+            None => {
+                self.keys_by_number.push(Some(key.clone()));
+                (self.keys_by_number.len() - 1) as u32
+            }
+        };
+        self.slots.insert(
+            key,
+            Slot {
+                twin: None,
+                number,
+                referenced: AtomicBool::new(false),
+            },
+        );
+        number
+    }
+
+    /// The twin's number: small, dense and stable while the twin is in this table (not across
+    /// restarts), so sets of twins are bitmaps of numbers.
+    pub fn number(&self, key: &DeviceKey) -> Option<u32> {
+        self.slots.get(key).map(|s| s.number)
+    }
+
+    /// The key of twin number `number`.
+    pub fn key_of(&self, number: u32) -> Option<&DeviceKey> {
+        self.keys_by_number.get(number as usize)?.as_ref()
+    }
+
+    /// Keys after `after` with their numbers, in key order.
+    pub fn numbered_keys(
+        &self,
+        after: Bound<&DeviceKey>,
+    ) -> impl Iterator<Item = (&DeviceKey, u32)> + '_ {
+        self.slots
+            .range::<DeviceKey, _>((after, Bound::Unbounded))
+            .map(|(k, s)| (k, s.number))
     }
 
     pub fn len(&self) -> usize {
@@ -201,7 +261,7 @@ impl TwinTable {
         let Some(slot) = self.slots.get(key) else {
             return Ok(None);
         };
-        if let Some(twin) = &slot.twin {
+        if let Some(twin) = slot.twin() {
             slot.referenced.store(true, Ordering::Relaxed);
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(Cow::Borrowed(twin)));
@@ -212,12 +272,12 @@ impl TwinTable {
 
     /// A resident twin, without reading disk.
     pub fn get_resident(&self, key: &DeviceKey) -> Option<&Twin> {
-        self.slots.get(key).and_then(|s| s.twin.as_deref())
+        self.slots.get(key).and_then(Slot::twin)
     }
 
     /// Resident twins, in key order.
     pub fn resident_twins(&self) -> impl Iterator<Item = &Twin> + '_ {
-        self.slots.values().filter_map(|s| s.twin.as_deref())
+        self.slots.values().filter_map(Slot::twin)
     }
 
     fn read_cold(&self, key: &DeviceKey) -> Result<Option<Twin>, ColdReadError> {
@@ -261,12 +321,15 @@ impl TwinTable {
         if !self.load(key)? {
             return Ok(None);
         }
-        Ok(self.slots.get_mut(key).and_then(|s| s.twin.as_deref_mut()))
+        Ok(self.get_resident_mut(key))
     }
 
     /// A resident twin to change, without reading disk (writing back dirty twins).
     pub fn get_resident_mut(&mut self, key: &DeviceKey) -> Option<&mut Twin> {
-        self.slots.get_mut(key).and_then(|s| s.twin.as_deref_mut())
+        self.slots
+            .get_mut(key)
+            .and_then(|s| s.twin.as_deref_mut())
+            .map(|r| &mut r.twin)
     }
 
     /// The twin under `key`, made resident, or `make()` inserted when there is none.
@@ -278,11 +341,7 @@ impl TwinTable {
         if !self.load(key)? {
             self.put_resident(key.clone(), make());
         }
-        Ok(self
-            .slots
-            .get_mut(key)
-            .and_then(|s| s.twin.as_deref_mut())
-            .expect("made resident above"))
+        Ok(self.get_resident_mut(key).expect("made resident above"))
     }
 
     /// Inserts or replaces a twin (resident).
@@ -295,8 +354,10 @@ impl TwinTable {
         match self.slots.remove(key) {
             Some(slot) => {
                 if slot.twin.is_some() {
-                    self.count(-1, -i64::from(slot.bytes));
+                    self.count(-1, -i64::from(slot.bytes()));
                 }
+                self.keys_by_number[slot.number as usize] = None;
+                self.free.push(slot.number);
                 true
             }
             None => false,
@@ -305,13 +366,13 @@ impl TwinTable {
 
     fn put_resident(&mut self, key: DeviceKey, twin: Twin) {
         let bytes = twin.estimated_bytes();
-        let slot = self.slots.entry(key).or_insert_with(Slot::cold);
+        self.add_cold(key.clone());
+        let slot = self.slots.get_mut(&key).expect("listed above");
         let (loaded, before) = match slot.twin {
-            Some(_) => (0, i64::from(slot.bytes)),
+            Some(_) => (0, i64::from(slot.bytes())),
             None => (1, 0),
         };
-        slot.twin = Some(Box::new(twin));
-        slot.bytes = bytes;
+        slot.twin = Some(Box::new(Resident { twin, bytes }));
         slot.referenced.store(true, Ordering::Relaxed);
         self.count(loaded, i64::from(bytes) - before);
     }
@@ -321,12 +382,12 @@ impl TwinTable {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
-        let Some(twin) = &slot.twin else {
+        let Some(resident) = slot.twin.as_deref_mut() else {
             return;
         };
-        let bytes = twin.estimated_bytes();
-        let delta = i64::from(bytes) - i64::from(slot.bytes);
-        slot.bytes = bytes;
+        let bytes = resident.twin.estimated_bytes();
+        let delta = i64::from(bytes) - i64::from(resident.bytes);
+        resident.bytes = bytes;
         slot.referenced.store(true, Ordering::Relaxed);
         self.count(0, delta);
     }
@@ -366,14 +427,14 @@ impl TwinTable {
             };
             steps -= 1;
             cursor = Some(key.clone());
-            let Some(twin) = slot.twin.as_deref() else {
+            let Some(twin) = slot.twin() else {
                 continue;
             };
             if slot.referenced.swap(false, Ordering::Relaxed) || !evictable(twin) {
                 continue;
             }
+            let bytes = i64::from(slot.bytes());
             slot.twin = None;
-            let bytes = i64::from(std::mem::take(&mut slot.bytes));
             self.count(-1, -bytes);
             self.stats.evictions.fetch_add(1, Ordering::Relaxed);
             evicted += 1;
@@ -422,7 +483,7 @@ impl<'a> Iterator for TwinScan<'a> {
             return None;
         }
         let (key, slot) = self.keys.next()?;
-        if let Some(twin) = &slot.twin {
+        if let Some(twin) = slot.twin() {
             return Some(Ok(Cow::Borrowed(twin)));
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);

@@ -375,12 +375,16 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         // Each twin is encoded for disk as it is decoded, so only one is ever whole in memory.
         let mut writes = Vec::with_capacity(count.min(1 << 20));
         let mut keys = Vec::with_capacity(count.min(1 << 20));
-        for _ in 0..count {
+        for number in 0..count {
             let (twin, after) =
                 postcard::take_from_bytes::<Twin>(rest).map_err(|e| fail(e.to_string()))?;
             rest = after;
+            if keys.last().is_some_and(|last| *last >= twin.key) {
+                return Err(fail(format!("snapshot twins out of order at {}", twin.key)));
+            }
+            // The cold table below numbers its keys in the order given, from 0.
             if !indexed.is_empty() {
-                index.update(&twin, &dict);
+                index.insert(number as u32, &twin, &dict);
             }
             writes.push(crate::format::encode_full(&twin).map_err(|e| fail(e.to_string()))?);
             keys.push(twin.key);

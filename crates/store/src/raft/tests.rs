@@ -408,7 +408,7 @@ async fn a_tiny_memory_budget_loses_nothing() {
         let matching = b.state.read().unwrap().index.exact(&query).map(|s| s.len());
         assert_eq!(
             matching,
-            Some(serials.len()),
+            Some(serials.len() as u64),
             "the index holds the installed twins"
         );
         // Catch-up after the snapshot: entries to cold twins.

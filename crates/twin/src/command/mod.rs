@@ -347,16 +347,25 @@ impl From<crate::table::ColdReadError> for ApplyError {
 /// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
 /// Applies a command to a shard's state and keeps the shard's secondary index current.
 pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutcome, ApplyError> {
-    let outcome = apply_command(state, command);
     let device = command.device();
+    // The index keeps no copy of a device's values: read the old ones from the twin (made
+    // resident here, as applying would) before it changes.
+    let before = match state.index.is_enabled() {
+        true => state
+            .twins
+            .get_mut(device)?
+            .map(|twin| state.index.values_of(twin, &state.dict)),
+        false => None,
+    };
+    let outcome = apply_command(state, command);
     state.twins.account(device);
     if state.index.is_enabled() {
-        // A twin the command changed is resident (changing it loaded it); a cold one is
-        // unchanged.
-        match state.twins.get_resident(device) {
-            Some(twin) => state.index.update(twin, &state.dict),
-            None if !state.twins.contains_key(device) => state.index.remove(device),
-            None => {}
+        let after = state
+            .twins
+            .get_resident(device)
+            .map(|twin| state.index.values_of(twin, &state.dict));
+        if let Some(number) = state.twins.number(device) {
+            state.index.change(number, before.as_ref(), after.as_ref());
         }
     }
     outcome

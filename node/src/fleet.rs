@@ -270,11 +270,17 @@ pub fn query_state(
         Some(_) => None,
         None => state.index.candidates(&q.expr),
     };
+    // An exact page shows only meta unless it asks for fields: cold twins' headers suffice.
+    let headers_only = exact.is_some() && q.fields.is_empty();
     let twins: Box<dyn Iterator<Item = Cow<'_, Twin>>> = match (&exact, &candidates) {
-        (Some(set), _) | (None, Some(set)) => Box::new(
-            keys_in_order(state, set, range.0)
-                .filter_map(|k| crate::shard::readable(state.twins.get(k))),
-        ),
+        (Some(set), _) | (None, Some(set)) => {
+            Box::new(keys_in_order(state, set, range.0).filter_map(move |k| {
+                crate::shard::readable(match headers_only {
+                    true => state.twins.get_header(k),
+                    false => state.twins.get(k),
+                })
+            }))
+        }
         (None, None) => Box::new(
             state
                 .twins

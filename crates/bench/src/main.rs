@@ -11,6 +11,9 @@
 //!   redb, batch sizes 1…256, against raw write+fdatasync; disk space after N updates.
 //! - `b9`: failover time, kill -9 of a shard leader's node to the first commit on the new
 //!   leader, three `radar node` processes (`--radar` names the binary).
+//! - `b10`: twins beyond memory: N cold twins in sled (`b10-load` writes them in a child
+//!   process), RSS per cold twin, indexed counts, group-bys and first pages, and a scan from
+//!   disk against raw sled iteration.
 //! - `decode`: SOAP decode throughput over the fixture corpus.
 //! - `b5`: memory per idle connected USP agent (10k, 50k, 100k by default), against bare tokio
 //!   TCP tasks. `b5-server` is its server-side child process.
@@ -20,6 +23,7 @@
 //! Usage: `cargo run --release -p radar-bench -- [b1|b6|decode|all] [--devices N] [--seconds S]`
 
 mod b1;
+mod b10;
 mod b4;
 mod b5;
 mod b6;
@@ -62,6 +66,19 @@ fn main() -> anyhow::Result<()> {
             arg(&args, "--devices", 1_000_000),
             arg(&args, "--rounds", 20),
         )?,
+        "b10" => b10::run(
+            arg(&args, "--devices", 1_000_000),
+            arg(&args, "--extra", 0),
+            arg(&args, "--rounds", 20),
+        )?,
+        "b10-load" => {
+            let dir: String = arg(&args, "--dir", String::new());
+            b10::load(
+                arg(&args, "--devices", 1_000_000),
+                arg(&args, "--extra", 0),
+                std::path::Path::new(&dir),
+            )?
+        }
         "b5" => {
             let counts: String = arg(&args, "--counts", "10000,50000,100000".to_string());
             let counts: Vec<usize> = counts

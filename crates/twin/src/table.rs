@@ -24,6 +24,12 @@ pub trait ColdTwins: Send + Sync {
     /// The twin as last written, or `None` when disk has no twin under `key`.
     fn load(&self, key: &DeviceKey) -> Result<Option<Twin>, ColdReadError>;
 
+    /// The twin as last written without its parameters (meta, operations, events): what a
+    /// page of query results shows. Defaults to a whole load.
+    fn load_header(&self, key: &DeviceKey) -> Result<Option<Twin>, ColdReadError> {
+        self.load(key)
+    }
+
     /// Every written twin after `after`, in key order: one pass over disk, not a load per key.
     fn scan<'a>(
         &'a self,
@@ -268,6 +274,23 @@ impl TwinTable {
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
         Ok(self.read_cold(key)?.map(Cow::Owned))
+    }
+
+    /// A twin for its meta, operations and events only: resident ones whole, cold ones read
+    /// from disk without their parameters (a page of query results reads only headers).
+    pub fn get_header(&self, key: &DeviceKey) -> Result<Option<Cow<'_, Twin>>, ColdReadError> {
+        let Some(slot) = self.slots.get(key) else {
+            return Ok(None);
+        };
+        if let Some(twin) = slot.twin() {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(Cow::Borrowed(twin)));
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        let Some(cold) = &self.cold else {
+            return Ok(None);
+        };
+        Ok(cold.load_header(key)?.map(Cow::Owned))
     }
 
     /// A resident twin, without reading disk.

@@ -51,12 +51,16 @@ pub struct DevicesAnswer {
     pub next_cursor: Option<String>,
     pub partial: bool,
     pub failed_shards: Vec<u32>,
+    /// Twins the shards read to evaluate the query (0: indexes answered it).
+    pub scanned: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CountAnswer {
     pub total: u64,
     pub groups: BTreeMap<String, u64>,
+    /// Twins the shards read to evaluate the query (0: indexes answered it).
+    pub scanned: u64,
     pub partial: bool,
     pub failed_shards: Vec<u32>,
 }
@@ -74,6 +78,8 @@ pub struct DeviceQuery {
 pub struct ShardPage {
     pub devices: Vec<DeviceSummary>,
     pub more: bool,
+    /// Twins read to evaluate the query (an exact index answer reads none).
+    pub scanned: u64,
 }
 
 /// Drops from each shard's page the devices the ring does not give that shard (a shard that
@@ -172,11 +178,13 @@ pub fn merge_pages(
 ) -> DevicesAnswer {
     let mut devices = Vec::new();
     let mut more = false;
+    let mut scanned = 0;
     let mut failed = Vec::new();
     for (shard, page) in pages {
         match page {
             Some(page) => {
                 more |= page.more;
+                scanned += page.scanned;
                 devices.extend(page.devices);
             }
             None => failed.push(shard.0),
@@ -201,21 +209,30 @@ pub fn merge_pages(
         next_cursor,
         partial: !failed.is_empty(),
         failed_shards: failed,
+        scanned,
     }
 }
 
-pub type ShardCount = (u64, BTreeMap<String, u64>);
+/// One shard's count: matches, group-by counts, and the twins it read to evaluate them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardCount {
+    pub total: u64,
+    pub groups: BTreeMap<String, u64>,
+    pub scanned: u64,
+}
 
 /// Adds up the shards' counts and groups.
 pub fn merge_counts(answers: Vec<(ShardId, Option<ShardCount>)>) -> CountAnswer {
     let mut total = 0;
+    let mut scanned = 0;
     let mut groups = BTreeMap::new();
     let mut failed = Vec::new();
     for (shard, answer) in answers {
         match answer {
-            Some((n, g)) => {
-                total += n;
-                for (k, v) in g {
+            Some(count) => {
+                total += count.total;
+                scanned += count.scanned;
+                for (k, v) in count.groups {
                     *groups.entry(k).or_insert(0) += v;
                 }
             }
@@ -225,6 +242,7 @@ pub fn merge_counts(answers: Vec<(ShardId, Option<ShardCount>)>) -> CountAnswer 
     CountAnswer {
         total,
         groups,
+        scanned,
         partial: !failed.is_empty(),
         failed_shards: failed,
     }
@@ -290,7 +308,11 @@ pub fn query_state(
     };
     let mut devices = Vec::new();
     let mut more = false;
+    let mut scanned = 0;
     for twin in twins {
+        if exact.is_none() {
+            scanned += 1;
+        }
         if exclude.is_some_and(|f| f(&twin.key))
             || (exact.is_none() && !query::matches(&q.expr, &twin, &state.dict, ctx))
         {
@@ -302,7 +324,11 @@ pub fn query_state(
         }
         devices.push(summarize(&twin, &state.dict, ctx, &q.fields));
     }
-    ShardPage { devices, more }
+    ShardPage {
+        devices,
+        more,
+        scanned,
+    }
 }
 
 pub fn summarize(
@@ -339,7 +365,7 @@ pub fn count_shard(
     expr: &Expr,
     group_by: Option<&str>,
     ctx: &EvalContext,
-) -> (u64, BTreeMap<String, u64>) {
+) -> ShardCount {
     count_owned(&shard.read(), shard.id, view, expr, group_by, ctx)
 }
 
@@ -351,7 +377,7 @@ pub fn count_owned(
     expr: &Expr,
     group_by: Option<&str>,
     ctx: &EvalContext,
-) -> (u64, BTreeMap<String, u64>) {
+) -> ShardCount {
     match &handed_over(state, shard, view) {
         Some(exclude) => count_state(state, expr, group_by, ctx, Some(exclude)),
         None => count_state(state, expr, group_by, ctx, None),
@@ -366,11 +392,16 @@ pub fn count_state(
     group_by: Option<&str>,
     ctx: &EvalContext,
     exclude: Option<&dyn Fn(&DeviceKey) -> bool>,
-) -> (u64, BTreeMap<String, u64>) {
-    if let Some(answer) = count_from_index(state, expr, group_by, exclude) {
-        return answer;
+) -> ShardCount {
+    if let Some((total, groups)) = count_from_index(state, expr, group_by, exclude) {
+        return ShardCount {
+            total,
+            groups,
+            scanned: 0,
+        };
     }
     let mut total = 0;
+    let mut scanned = 0;
     let mut groups = BTreeMap::new();
     let candidates = state.index.candidates(expr);
     let twins: Box<dyn Iterator<Item = Cow<'_, Twin>>> = match &candidates {
@@ -382,6 +413,7 @@ pub fn count_state(
         None => Box::new(crate::shard::all_twins(state)),
     };
     for twin in twins {
+        scanned += 1;
         if exclude.is_some_and(|f| f(&twin.key)) || !query::matches(expr, &twin, &state.dict, ctx) {
             continue;
         }
@@ -393,7 +425,11 @@ pub fn count_state(
             *groups.entry(key).or_insert(0) += 1;
         }
     }
-    (total, groups)
+    ShardCount {
+        total,
+        groups,
+        scanned,
+    }
 }
 
 /// A count answered by the index alone, reading no twin: every term of the query indexed (or
@@ -561,7 +597,7 @@ mod tests {
             .count();
         assert!(staying < owned.len());
         let count = |v: Option<&FleetView>| {
-            count_owned(&state, ShardId(0), v, &all().expr, None, &ctx()).0 as usize
+            count_owned(&state, ShardId(0), v, &all().expr, None, &ctx()).total as usize
         };
         assert_eq!(count(Some(&view(old.clone(), 5))), owned.len());
         assert_eq!(count(Some(&view(new.clone(), 6))), staying);
@@ -572,6 +608,7 @@ mod tests {
         let page = || ShardPage {
             devices: query_state(&state, &all(), &ctx(), None).devices,
             more: false,
+            scanned: 0,
         };
         let mut pages = vec![(ShardId(0), Some(page()))];
         keep_owned(&mut pages, Some(&old));
@@ -603,6 +640,7 @@ mod tests {
         let page = |ids: &[&str], more| ShardPage {
             devices: ids.iter().map(|i| summary(i)).collect(),
             more,
+            scanned: 0,
         };
         // Shard 0 returned a..c (limit 3, more) but lost b and c to the filter; shard 1 has x, y.
         let pages = vec![
@@ -777,15 +815,19 @@ mod tests {
             let expr = query::parse(text).unwrap();
             for group_by in [None, Some("Device.DeviceInfo.ModelName"), Some("online")] {
                 for exclude in [None, Some(&odd as &dyn Fn(&DeviceKey) -> bool)] {
-                    if count_from_index(&state, &expr, group_by, exclude).is_some() {
+                    let indexed = count_from_index(&state, &expr, group_by, exclude).is_some();
+                    if indexed {
                         from_index += 1;
                     }
+                    let count = count_state(&state, &expr, group_by, &ctx(), exclude);
                     assert_eq!(
-                        count_state(&state, &expr, group_by, &ctx(), exclude),
+                        (count.total, count.groups),
                         scan(&expr, group_by, exclude),
                         "{text:?} grouped by {group_by:?}, excluding: {}",
                         exclude.is_some()
                     );
+                    // The answer says whether it read twins, and how many.
+                    assert_eq!(count.scanned == 0, indexed, "{text:?} by {group_by:?}");
                 }
             }
         }

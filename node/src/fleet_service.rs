@@ -99,6 +99,7 @@ impl Fleet for FleetService {
                 let message = pb::DeviceBatch {
                     devices: batch,
                     more: last && page.more,
+                    scanned: if last { page.scanned } else { 0 },
                 };
                 if tx.send(Ok(message)).await.is_err() || last {
                     return;
@@ -129,7 +130,7 @@ impl Fleet for FleetService {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let view = self.core.fleet.view();
-        let (total, groups) = tokio::task::spawn_blocking(move || {
+        let count = tokio::task::spawn_blocking(move || {
             let same = view.layout_version <= request.layout_version;
             count_shard(
                 &shard,
@@ -142,8 +143,9 @@ impl Fleet for FleetService {
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::CountReply {
-            total,
-            groups: groups.into_iter().collect(),
+            total: count.total,
+            groups: count.groups.into_iter().collect(),
+            scanned: count.scanned,
         }))
     }
 }

@@ -207,9 +207,11 @@ async fn remote_page(
     let mut page = ShardPage {
         devices: Vec::new(),
         more: false,
+        scanned: 0,
     };
     while let Some(batch) = stream.message().await.ok()? {
         page.more |= batch.more;
+        page.scanned += batch.scanned;
         page.devices
             .extend(batch.devices.into_iter().map(device_from_message));
     }
@@ -228,7 +230,11 @@ async fn remote_count(
         .map_err(|s| tracing::warn!(shard = shard.0, node = node.id, error = %s.message(), "remote shard count"))
         .ok()?
         .into_inner();
-    Some((reply.total, reply.groups.into_iter().collect()))
+    Some(ShardCount {
+        total: reply.total,
+        groups: reply.groups.into_iter().collect(),
+        scanned: reply.scanned,
+    })
 }
 
 pub fn device_to_message(d: DeviceSummary) -> pb::Device {

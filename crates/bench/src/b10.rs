@@ -267,7 +267,9 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
         let mut total = 0;
         for _ in 0..rounds {
             let t = Instant::now();
-            total = parallel(&shards, |s| count_state(s, &expr, group_by, &ctx, None).0);
+            total = parallel(&shards, |s| {
+                count_state(s, &expr, group_by, &ctx, None).total
+            });
             samples.push(t.elapsed());
         }
         row(name, total, &mut samples);
@@ -309,7 +311,7 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
     let mut total = 0;
     for _ in 0..scan_rounds {
         let t = Instant::now();
-        total = parallel(&shards, |s| count_state(s, &expr, None, &ctx, None).0);
+        total = parallel(&shards, |s| count_state(s, &expr, None, &ctx, None).total);
         samples.push(t.elapsed());
     }
     let scan = percentile(&mut samples, 0.5);

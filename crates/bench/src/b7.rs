@@ -139,7 +139,7 @@ pub fn run(devices: usize, rounds: usize) -> anyhow::Result<()> {
             total = std::thread::scope(|scope| {
                 let handles: Vec<_> = shards
                     .iter()
-                    .map(|s| scope.spawn(|| count_state(s, &expr, group_by, &ctx, None).0))
+                    .map(|s| scope.spawn(|| count_state(s, &expr, group_by, &ctx, None).total))
                     .collect();
                 handles
                     .into_iter()

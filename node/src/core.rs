@@ -35,6 +35,8 @@ pub struct NodeCore {
     pub meta: Option<Arc<crate::cluster::meta::MetaGroup>>,
     /// Per-device rate limit for protocol warnings.
     pub log_limit: crate::log_limit::LogLimiter,
+    /// Indexes added while the node runs.
+    pub indexes: Arc<crate::index_admin::IndexAdmin>,
 }
 
 impl NodeCore {

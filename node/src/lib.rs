@@ -26,6 +26,7 @@ pub mod core;
 pub mod cwmp;
 pub mod fleet;
 pub mod fleet_service;
+pub mod index_admin;
 pub mod local_group;
 pub mod log_limit;
 pub mod metrics;
@@ -94,6 +95,12 @@ pub async fn start(
         ));
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    let mut config = config;
+    for field in index_admin::added_fields(&config.data_dir) {
+        if !config.twin.indexed_paths.contains(&field) {
+            config.twin.indexed_paths.push(field);
+        }
+    }
     let metrics = Arc::new(Metrics::new());
     let db_dir = config.data_dir.join("twins.sled");
     let cache = config.twin.storage_cache_bytes;
@@ -178,6 +185,7 @@ pub async fn start(
         usp_agents: Default::default(),
         usp_mtps: Default::default(),
         log_limit: log_limit::LogLimiter::new(std::time::Duration::from_secs(60)),
+        indexes: Arc::new(index_admin::IndexAdmin::new(&config.data_dir)),
         model: radar_twin::datamodel::DataModel::tr181(),
         fleet,
         meta: meta.clone(),

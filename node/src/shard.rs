@@ -283,6 +283,12 @@ impl Shard {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Changes the shard's state outside Raft: only for what is local to this replica (index
+    /// administration), never for twins, which change only through committed commands.
+    pub fn with_state_mut<R>(&self, f: impl FnOnce(&mut ShardState) -> R) -> R {
+        f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn with_twin<R>(
         &self,
         key: &DeviceKey,

@@ -88,6 +88,9 @@ pub struct FieldIndex {
     fields: Vec<String>,
     /// Per field, in `fields` order.
     postings: Vec<Postings>,
+    /// Per field: false while it is being built (see [`FieldIndex::add_field`]); queries
+    /// use only ready fields.
+    ready: Vec<bool>,
 }
 
 /// The indexable text of a field: strings only (`=` and `LIKE` compare them exactly).
@@ -177,7 +180,46 @@ impl FieldIndex {
         Self {
             fields: fields.to_vec(),
             postings: vec![Postings::new(); fields.len()],
+            ready: vec![true; fields.len()],
         }
+    }
+
+    /// Starts indexing `field` while the shard runs: from now on `apply` keeps it current for
+    /// every twin it changes, and the builder adds every other twin with
+    /// [`FieldIndex::add_twin_value`]; queries ignore it until [`FieldIndex::mark_ready`].
+    /// Adding a twin the builder meets after `apply` changed it is harmless (its current
+    /// value, again). False when the field is already indexed or being built.
+    pub fn add_field(&mut self, field: &str) -> bool {
+        if self.fields.iter().any(|f| f == field) {
+            return false;
+        }
+        self.fields.push(field.to_owned());
+        self.postings.push(Postings::new());
+        self.ready.push(false);
+        true
+    }
+
+    /// The builder's step: twin `number`'s current value of `field`, added to its posting.
+    pub fn add_twin_value(&mut self, field: &str, number: u32, twin: &Twin, dict: &PathDict) {
+        let Some(i) = self.fields.iter().position(|f| f == field) else {
+            return;
+        };
+        if let Some(value) = text_of(twin, dict, field) {
+            add(&mut self.postings[i], &value, number);
+        }
+    }
+
+    /// Queries may use `field` from now on.
+    pub fn mark_ready(&mut self, field: &str) {
+        if let Some(i) = self.fields.iter().position(|f| f == field) {
+            self.ready[i] = true;
+        }
+    }
+
+    /// Whether `field` is indexed and ready, building, or not indexed.
+    pub fn field_state(&self, field: &str) -> Option<bool> {
+        let i = self.fields.iter().position(|f| f == field)?;
+        Some(self.ready[i])
     }
 
     pub fn fields(&self) -> &[String] {
@@ -240,13 +282,14 @@ impl FieldIndex {
         }
     }
 
+    /// Whether queries can use `field` (indexed and built).
     pub fn is_indexed(&self, field: &str) -> bool {
-        self.fields.iter().any(|f| f == field)
+        self.field_state(field) == Some(true)
     }
 
     fn indexed(&self, field: &str) -> Option<&Postings> {
         let i = self.fields.iter().position(|f| f == field)?;
-        Some(&self.postings[i])
+        self.ready[i].then(|| &self.postings[i])
     }
 
     /// The devices that can match `expr`, or `None` when the index cannot narrow it: a
@@ -534,5 +577,62 @@ mod tests {
             exact_shapes, 11,
             "every shape of indexed terms is decided by the index"
         );
+    }
+
+    /// A field added while commands keep applying: the builder visits every twin (some after
+    /// `apply` changed them, some before), and the finished field answers exactly; until then
+    /// queries do not use it.
+    #[test]
+    fn a_field_built_online_answers_exactly() {
+        let mut state = ShardState::default();
+        state.index = FieldIndex::build(&[], &state).unwrap();
+        for i in 0..40 {
+            apply(
+                &mut state,
+                &inform(&format!("S{i:02}"), "HG", &format!("{}.0", i % 4)),
+            )
+            .unwrap();
+        }
+        let field = "Device.DeviceInfo.SoftwareVersion";
+        let expr = query::parse(&format!("{field} = \"2.0\"")).unwrap();
+        assert!(state.index.exact(&expr).is_none());
+        assert!(state.index.add_field(field));
+        assert!(!state.index.add_field(field), "added once");
+        let keys: Vec<DeviceKey> = state.twins.keys().cloned().collect();
+        for (step, key) in keys.iter().enumerate() {
+            // Upgrades land on twins the builder has passed and on twins it has yet to meet.
+            if step % 5 == 0 {
+                let serial = format!("S{:02}", (step * 7) % 40);
+                apply(&mut state, &inform(&serial, "HG", "2.0")).unwrap();
+            }
+            let ShardState {
+                twins, index, dict, ..
+            } = &mut state;
+            let number = twins.number(key).unwrap();
+            let twin = twins.get(key).unwrap().unwrap();
+            index.add_twin_value(field, number, &twin, dict);
+            assert!(index.exact(&expr).is_none(), "not used while building");
+        }
+        state.index.mark_ready(field);
+        let ctx = EvalContext {
+            now: Timestamp(10),
+            online_window: Duration::from_secs(1),
+            overdue_grace: Duration::ZERO,
+        };
+        let matching: TwinSet = state
+            .twins
+            .resident_twins()
+            .filter(|t| query::matches(&expr, t, &state.dict, &ctx))
+            .map(|t| state.twins.number(&t.key).unwrap())
+            .collect();
+        assert!(matching.len() > 10);
+        assert_eq!(*state.index.exact(&expr).unwrap(), matching);
+        let other = query::parse(&format!("{field} = \"1.0\"")).unwrap();
+        let ones = state
+            .twins
+            .resident_twins()
+            .filter(|t| query::matches(&other, t, &state.dict, &ctx))
+            .count();
+        assert_eq!(state.index.exact(&other).unwrap().len(), ones as u64);
     }
 }

@@ -745,8 +745,15 @@ mod tests {
             twins: TwinTable::with_cold(cold_store, loaded.keys, stats.clone()),
             ..Default::default()
         };
-        cold.index = radar_twin::index::FieldIndex::build(hot.index.fields(), &cold).unwrap();
+        radar_twin::index::FieldIndex::open(hot.index.fields(), &mut cold).unwrap();
         assert_eq!(stats.loaded(), 0);
+        // Opening filled the columns the background passes read, as the twins would.
+        let hot_columns: Vec<_> = hot.twins.columns().collect();
+        let cold_columns: Vec<_> = cold.twins.columns().collect();
+        assert_eq!(hot_columns, cold_columns);
+        assert!(cold_columns
+            .iter()
+            .all(|(_, c)| c.has(radar_twin::table::Columns::CWMP)));
         for text in QUERIES {
             let expr = query::parse(text).unwrap();
             for group_by in [None, Some("Device.DeviceInfo.ModelName"), Some("online")] {

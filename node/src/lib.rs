@@ -356,9 +356,13 @@ async fn mark_usp_agents_offline(core: &Arc<NodeCore>) {
     let now = radar_core::Timestamp::now();
     for shard in core.fleet.shards() {
         let state = shard.read();
-        for twin in crate::shard::all_twins(&state).filter(|t| t.meta.connected) {
+        let connected = state
+            .twins
+            .columns()
+            .filter(|(_, c)| c.has(radar_twin::table::Columns::CONNECTED));
+        for (key, _) in connected {
             commands.push(radar_twin::TwinCommand::UspDisconnected {
-                device: twin.key.clone(),
+                device: key.clone(),
                 at: now,
                 reason: "controller restarted".into(),
             });

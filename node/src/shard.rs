@@ -115,7 +115,7 @@ impl Shard {
         let state = state_machine.state.clone();
         let twins_now = {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
-            state.index = radar_twin::index::FieldIndex::build(ctx.indexed_paths, &state)
+            radar_twin::index::FieldIndex::open(ctx.indexed_paths, &mut state)
                 .map_err(|e| OpenError::Storage(e.into()))?;
             state.twins.len()
         };

@@ -207,7 +207,7 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
     }
     let rss_table = crate::b6::rss_bytes();
     for (_, state) in &mut shards {
-        state.index = FieldIndex::build(&paths, state)?;
+        FieldIndex::open(&paths, state)?;
     }
     let open_time = opened.elapsed();
     let rss_open = crate::b6::rss_bytes();

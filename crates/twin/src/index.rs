@@ -156,15 +156,7 @@ impl FieldIndex {
         paths: &[String],
         state: &ShardState,
     ) -> Result<Self, crate::table::ColdReadError> {
-        let mut fields: Vec<String> = INDEXED_META_FIELDS.iter().map(|f| f.to_string()).collect();
-        fields.extend(
-            paths
-                .iter()
-                .filter(|p| !fields.contains(p))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        let mut index = Self::empty(&fields);
+        let mut index = Self::empty(&Self::fields_for(paths));
         for twin in state.twins.iter() {
             let twin = twin?;
             if let Some(number) = state.twins.number(&twin.key) {
@@ -172,6 +164,42 @@ impl FieldIndex {
             }
         }
         Ok(index)
+    }
+
+    /// Opens a shard's state: one pass over its twins (cold ones from disk) builds the index
+    /// over the meta fields and `paths` and fills the table's columns.
+    pub fn open(
+        paths: &[String],
+        state: &mut ShardState,
+    ) -> Result<(), crate::table::ColdReadError> {
+        let mut index = Self::empty(&Self::fields_for(paths));
+        let mut columns = Vec::with_capacity(state.twins.len());
+        for twin in state.twins.iter() {
+            let twin = twin?;
+            if let Some(number) = state.twins.number(&twin.key) {
+                index.insert(number, &twin, &state.dict);
+                columns.push((
+                    twin.key.clone(),
+                    crate::table::Columns::of(&twin, &state.dict),
+                ));
+            }
+        }
+        for (key, c) in columns {
+            state.twins.set_columns(&key, c);
+        }
+        state.index = index;
+        Ok(())
+    }
+
+    /// The meta fields, then `paths`.
+    fn fields_for(paths: &[String]) -> Vec<String> {
+        let mut fields: Vec<String> = INDEXED_META_FIELDS.iter().map(|f| f.to_string()).collect();
+        for path in paths {
+            if !fields.contains(path) {
+                fields.push(path.clone());
+            }
+        }
+        fields
     }
 
     /// An index over exactly `fields` (e.g. another index's [`FieldIndex::fields`]), holding no

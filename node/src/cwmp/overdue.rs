@@ -5,7 +5,7 @@
 
 use crate::core::NodeCore;
 use radar_core::DeviceKey;
-use radar_twin::query::is_overdue;
+use radar_twin::table::Columns;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,12 +54,17 @@ fn overdue_devices(core: &NodeCore) -> Vec<DeviceKey> {
     let mut due = Vec::new();
     for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
         let state = shard.read();
-        for twin in crate::shard::all_twins(&state) {
-            if !twin.meta.connection_request_url.is_empty() && is_overdue(&twin, &state.dict, &ctx)
-            {
-                due.push(twin.key.clone());
-            }
-        }
+        // From the table's columns: no twin is read (most overdue devices are cold).
+        due.extend(
+            state
+                .twins
+                .columns()
+                .filter(|(_, c)| {
+                    c.has(Columns::CONNECTION_REQUEST_URL)
+                        && c.is_overdue(ctx.now, ctx.overdue_grace)
+                })
+                .map(|(key, _)| key.clone()),
+        );
     }
     due
 }

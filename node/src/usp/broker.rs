@@ -8,6 +8,7 @@ use super::agent::{AgentLink, Flow};
 use super::registry::{Mailbox, Signal};
 use crate::core::NodeCore;
 use radar_core::DeviceKey;
+use radar_twin::table::Columns;
 use radar_twin::OperationStatus;
 use radar_usp::record::{self, InboundRecord, RecordError};
 use std::future::Future;
@@ -118,17 +119,27 @@ pub async fn probe_known_agents(core: Arc<NodeCore>, broker: Arc<dyn Broker>, ra
     // Each node asks after the agents of the shards it leads (the leader serves their links).
     for shard in core.fleet.shards().into_iter().filter(|s| s.is_leader()) {
         let state = shard.read();
-        devices.extend(
-            crate::shard::all_twins(&state)
-                .filter(|t| t.meta.mtp == broker.mtp() && !t.meta.usp_reply_to.is_empty())
-                .map(|t| {
-                    let idle = !t
-                        .operations
-                        .iter()
-                        .any(|o| o.status == OperationStatus::Queued);
-                    (idle, t.key.clone())
-                }),
-        );
+        // The agents of this MTP from the table's columns; only their headers are read.
+        let mtp = match broker.mtp() {
+            "mqtt" => Columns::MQTT,
+            "stomp" => Columns::STOMP,
+            _ => continue,
+        };
+        let agents = state
+            .twins
+            .columns()
+            .filter(|(_, c)| c.has(mtp | Columns::REPLY_TO))
+            .map(|(key, _)| key);
+        for key in agents {
+            let Some(header) = crate::shard::readable(state.twins.get_header(key)) else {
+                continue;
+            };
+            let idle = !header
+                .operations
+                .iter()
+                .any(|o| o.status == OperationStatus::Queued);
+            devices.push((idle, key.clone()));
+        }
     }
     devices.sort();
     let pause = Duration::from_secs(1) / rate.max(1);

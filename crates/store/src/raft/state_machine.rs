@@ -181,7 +181,7 @@ impl ShardStateMachine {
 
 fn cold_table(
     store: &Arc<SledShardStore>,
-    keys: Vec<radar_core::DeviceKey>,
+    keys: impl IntoIterator<Item = radar_core::DeviceKey>,
     budget: &MemoryBudget,
 ) -> TwinTable {
     let cold: Arc<dyn ColdTwins> = store.clone();
@@ -375,6 +375,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         // Each twin is encoded for disk as it is decoded, so only one is ever whole in memory.
         let mut writes = Vec::with_capacity(count.min(1 << 20));
         let mut keys = Vec::with_capacity(count.min(1 << 20));
+        let mut columns = Vec::with_capacity(count.min(1 << 20));
         for number in 0..count {
             let (twin, after) =
                 postcard::take_from_bytes::<Twin>(rest).map_err(|e| fail(e.to_string()))?;
@@ -387,6 +388,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                 index.insert(number as u32, &twin, &dict);
             }
             writes.push(crate::format::encode_full(&twin).map_err(|e| fail(e.to_string()))?);
+            columns.push(radar_twin::table::Columns::of(&twin, &dict));
             keys.push(twin.key);
         }
         self.applied = Applied {
@@ -406,9 +408,13 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             .map_err(|e| fail(e.to_string()))?;
         drop(batch);
         // Every installed twin starts cold.
+        let mut twins = cold_table(&self.store, keys.iter().cloned(), &self.budget);
+        for (key, c) in keys.iter().zip(columns) {
+            twins.set_columns(key, c);
+        }
         let state = ShardState {
             dict,
-            twins: cold_table(&self.store, keys, &self.budget),
+            twins,
             index,
             frozen: head.applied.frozen,
         };

@@ -358,7 +358,7 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         false => None,
     };
     let outcome = apply_command(state, command);
-    state.twins.account(device);
+    state.twins.account(device, &state.dict);
     if state.index.is_enabled() {
         let after = state
             .twins

@@ -223,19 +223,29 @@ pub(crate) fn node_on_one_core(
     Ok(addrs)
 }
 
-fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
+fn radar_server(
+    data_dir: std::path::PathBuf,
+    memory_budget: Option<u64>,
+) -> anyhow::Result<SocketAddr> {
     let mut config = radar_node::config::NodeConfig {
         data_dir,
         ..Default::default()
     };
+    config.store.memory_budget = memory_budget.map(radar_node::byte_size::ByteSize);
     config.cwmp.allow_anonymous = true;
     config.connection_request.enabled = false;
     Ok(node_on_one_core("acs-server", config)?.cwmp)
 }
 
-pub fn run(devices: usize, concurrency: usize, seconds: f64) -> anyhow::Result<()> {
+/// `memory_budget`: the node's `[store] memory_budget` (small: most informing twins are cold).
+pub fn run(
+    devices: usize,
+    concurrency: usize,
+    seconds: f64,
+    memory_budget: Option<u64>,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
-    let radar = radar_server(dir.path().to_owned())?;
+    let radar = radar_server(dir.path().to_owned(), memory_budget)?;
     let echo = echo_server();
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -262,7 +272,8 @@ pub fn run(devices: usize, concurrency: usize, seconds: f64) -> anyhow::Result<(
         println!("\n## B1: periodic-inform sessions/s, server on one core ({devices} devices, {concurrency} connections, {seconds}s each)\n");
         println!("| server | sessions/s | ratio to baseline |\n| --- | ---: | ---: |");
         println!("| baseline: bare hyper, canned replies | {baseline:.0} | 100% |");
-        println!("| radar ACS (durable twin write) | {radar_rate:.0} | {:.0}% |", 100.0 * radar_rate / baseline);
+        let budget = memory_budget.map_or("default".to_string(), |b| radar_node::byte_size::ByteSize(b).to_string());
+        println!("| radar ACS (durable twin write), memory budget {budget} | {radar_rate:.0} | {:.0}% |", 100.0 * radar_rate / baseline);
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(())

@@ -52,6 +52,12 @@ fn main() -> anyhow::Result<()> {
             arg(&args, "--devices", 500),
             arg(&args, "--concurrency", 64),
             seconds,
+            args.windows(2)
+                .find(|w| w[0] == "--memory-budget")
+                .map(|w| w[1].parse::<radar_node::byte_size::ByteSize>())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map(|b| b.0),
         )?,
         "b6" => b6::run(arg(&args, "--devices", 10_000))?,
         "b8" => tokio::runtime::Runtime::new()?.block_on(b8::run(
@@ -101,10 +107,11 @@ fn main() -> anyhow::Result<()> {
                 arg(&args, "--devices", 500),
                 arg(&args, "--concurrency", 64),
                 seconds,
+                None,
             )?;
         }
         other => {
-            anyhow::bail!("unknown benchmark {other:?}: expected b1, b4, b5, b6, decode or all")
+            anyhow::bail!("unknown benchmark {other:?}: expected b1, b4, b5, b6, b7, b8, b9, b10, decode or all")
         }
     }
     Ok(())

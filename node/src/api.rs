@@ -758,14 +758,19 @@ async fn add_index(
             }
             other => ApiError::new(ErrorCode::Internal, other.to_string()),
         })?;
-    let status = match build.state {
-        "ready" => StatusCode::OK,
-        _ => StatusCode::ACCEPTED,
+    let mut answer = serde_json::to_value(&build).unwrap_or(Value::Null);
+    let mut all_ready = build.state == "ready";
+    // In a cluster every node indexes its own replicas.
+    if let Some(meta) = &core.meta {
+        let others = crate::cluster::indexes::add_on_other_nodes(meta, &request.field).await;
+        all_ready &= others.iter().all(|n| n.state == "ready");
+        answer["nodes"] = serde_json::to_value(others).unwrap_or(Value::Null);
+    }
+    let status = match all_ready {
+        true => StatusCode::OK,
+        false => StatusCode::ACCEPTED,
     };
-    Ok((
-        status,
-        Json(serde_json::to_value(build).unwrap_or(Value::Null)),
-    ))
+    Ok((status, Json(answer)))
 }
 
 async fn cluster_add_shard(State(core): State<Arc<NodeCore>>) -> ApiResult<Json<Value>> {

@@ -285,6 +285,56 @@ async fn a_fleet_query_with_a_stopped_node_answers_partial_within_the_deadline()
     })
     .await;
 
+    // An index added through one node's API is built on every node: counts scattered to the
+    // shard leaders then read no twin anywhere.
+    const FIELD_QUERY: &str =
+        "/api/v1/query?q=Device.DeviceInfo.HardwareVersion%20%3D%20%22HW-1.0%22";
+    let before = eventually(
+        "the hardware version reported",
+        Duration::from_secs(60),
+        || async {
+            let (_, count) = first.get(FIELD_QUERY).await;
+            (count["total"] == json!(devices.len())).then_some(count)
+        },
+    )
+    .await;
+    assert!(
+        before["scanned"].as_u64().unwrap() >= devices.len() as u64,
+        "{before}"
+    );
+    let (code, added) = first
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/indexes",
+            json!({"field": "Device.DeviceInfo.HardwareVersion"}),
+        )
+        .await;
+    assert!(code == 200 || code == 202, "{code} {added}");
+    assert_eq!(added["nodes"].as_array().map(Vec::len), Some(2), "{added}");
+    for node in nodes.iter().flatten() {
+        eventually(
+            "the index built on every node",
+            Duration::from_secs(30),
+            || async {
+                let (_, list) = node.get("/api/v1/indexes").await;
+                list["indexes"]
+                    .as_array()?
+                    .iter()
+                    .any(|i| {
+                        i["field"] == "Device.DeviceInfo.HardwareVersion" && i["state"] == "ready"
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let (_, after) = first.get(FIELD_QUERY).await;
+    assert_eq!(after["total"], before["total"], "{after}");
+    assert_eq!(
+        after["scanned"], 0,
+        "every shard leader used its index: {after}"
+    );
+
     // SIGSTOP: the node's sockets stay open but it never answers, the worst case for a
     // scatter-gather without deadlines.
     let stopped = nodes[2].as_ref().unwrap().child.id();

@@ -7,9 +7,9 @@ use crate::shard::ProposeError;
 use radar_core::{Layout, LayoutCommand, ShardId};
 use radar_proto::cluster::cluster_server::{Cluster, ClusterServer};
 use radar_proto::cluster::{
-    ForwardReply, GetLayoutRequest, HelloRequest, LayoutProposal, LayoutReply, MoveReply, NodeInfo,
-    NodeStatus, PartitionMove, StatusRequest, TwinProposal, TwinReply, UspRecord, VoterChange,
-    VoterReply,
+    ForwardReply, GetLayoutRequest, HelloRequest, IndexReply, IndexRequest, LayoutProposal,
+    LayoutReply, MoveReply, NodeInfo, NodeStatus, PartitionMove, StatusRequest, TwinProposal,
+    TwinReply, UspRecord, VoterChange, VoterReply,
 };
 use radar_twin::{ApplyOutcome, TwinCommand};
 use std::pin::Pin;
@@ -166,6 +166,27 @@ impl Cluster for ClusterService {
                 error: String::new(),
             },
             Err(error) => MoveReply { twins: 0, error },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn add_index(
+        &self,
+        request: Request<IndexRequest>,
+    ) -> Result<Response<IndexReply>, Status> {
+        let field = request.into_inner().field;
+        let reply = match self.core.indexes.add(&field, self.core.fleet.shards()) {
+            Ok(build) => IndexReply {
+                state: build.state.to_owned(),
+                twins_done: build.twins_done,
+                twins_total: build.twins_total,
+                error: build.error.unwrap_or_default(),
+            },
+            Err(e) => IndexReply {
+                state: String::new(),
+                error: e.to_string(),
+                ..Default::default()
+            },
         };
         Ok(Response::new(reply))
     }

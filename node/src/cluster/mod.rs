@@ -13,6 +13,7 @@
 pub mod follow;
 pub mod forward;
 pub mod grpc;
+pub mod indexes;
 pub mod init;
 pub mod membership;
 pub mod meta;

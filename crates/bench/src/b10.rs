@@ -3,7 +3,7 @@
 //! this process then opens the shards as a node does (keys, then the index built by one pass
 //! over disk), with every twin cold, and measures:
 //! - RSS per cold twin (the table's key and slot plus the default index), the sled page cache
-//!   capped at [`SLED_CACHE`] and counted in;
+//!   capped at [`sled_cache`] and counted in;
 //! - query latency through the node's shard code (`count_state`, `query_state`), the 3 shards
 //!   in parallel as the scatter does: indexed counts, group-bys and first pages (100 rows,
 //!   whose summaries read their twins from disk), and a non-indexed count that scans disk;
@@ -23,7 +23,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SHARDS: u32 = 3;
-const SLED_CACHE: u64 = 16 << 20;
+/// sled's page cache: 16 MiB, or `RADAR_BENCH_SLED_CACHE_MIB`.
+fn sled_cache() -> u64 {
+    std::env::var("RADAR_BENCH_SLED_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(16)
+        << 20
+}
 /// Commands per shard between two write-backs (the state machine's checkpoint).
 const CHECKPOINT: usize = 4096;
 
@@ -120,7 +127,7 @@ impl Loading {
 /// The child process: writes `devices` twins into `dir`, evicting as it goes.
 pub fn load(devices: usize, extra: usize, dir: &Path) -> anyhow::Result<()> {
     let ring = ring()?;
-    let db = SledDatabase::open_with_cache(dir, SLED_CACHE)?;
+    let db = SledDatabase::open_with_cache(dir, sled_cache())?;
     let mut shards = Vec::new();
     for s in 0..SHARDS {
         let store = Arc::new(db.shard(s)?);
@@ -183,7 +190,7 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
         .collect();
     let rss_start = crate::b6::rss_bytes();
     let opened = Instant::now();
-    let db = SledDatabase::open_with_cache(&path, SLED_CACHE)?;
+    let db = SledDatabase::open_with_cache(&path, sled_cache())?;
     // sled's own memory once every record has been read (its page table and capped cache),
     // apart from Radar's.
     let stores: Vec<Arc<SledShardStore>> = (0..SHARDS)
@@ -228,7 +235,7 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
         per_twin(rss_sled, rss_table),
         per_twin(rss_table, rss_open),
         per_twin(rss_start, rss_sled),
-        SLED_CACHE >> 20,
+        sled_cache() >> 20,
         disk as f64 / (devices * (extra + 4)) as f64,
     );
 
@@ -469,7 +476,7 @@ pub fn informs(path: &Path, extra: usize, seconds: f64) -> anyhow::Result<()> {
 /// sled's flusher may hold the directory lock briefly after the database is dropped.
 fn open_when_unlocked(path: &Path) -> anyhow::Result<SledDatabase> {
     for _ in 0..100 {
-        match SledDatabase::open_with_cache(path, SLED_CACHE) {
+        match SledDatabase::open_with_cache(path, sled_cache()) {
             Err(radar_store::StoreError::Engine(e)) if e.contains("lock") => {
                 std::thread::sleep(Duration::from_millis(100))
             }

@@ -7,9 +7,11 @@
 //! resident; reads of a cold twin decode it from disk for that read alone, so a fleet scan does
 //! not push the hot set out.
 //!
-//! Eviction is a clock: each resident twin has a reference bit, set whenever it is used; the
-//! hand walks the keys, clears set bits and evicts twins whose bit is already clear. A twin in
-//! use (a CWMP session's commands, a USP agent's notifications) keeps its bit set and stays.
+//! Eviction is a clock over the resident twins only (most slots are cold, and the hand must not
+//! walk them): each resident twin has a reference bit, set whenever it is used; the hand takes
+//! the oldest-loaded twin, clears a set bit and sends it round again, or evicts it when the bit
+//! is already clear. A twin in use (a CWMP session's commands, a USP agent's notifications)
+//! keeps its bit set and stays.
 
 use crate::model::Twin;
 use radar_core::DeviceKey;
@@ -197,8 +199,9 @@ pub struct TwinTable {
     /// Resident twins and their bytes in this table (the stats hold the node's sum).
     resident: usize,
     resident_bytes: u64,
-    /// Where the clock hand stopped.
-    hand: Option<DeviceKey>,
+    /// The clock: resident twins in the order the hand meets them (entries of twins since
+    /// evicted or removed are skipped when met).
+    clock: std::collections::VecDeque<DeviceKey>,
 }
 
 impl Default for TwinTable {
@@ -211,7 +214,7 @@ impl Default for TwinTable {
             stats: Arc::new(CacheStats::default()),
             resident: 0,
             resident_bytes: 0,
-            hand: None,
+            clock: std::collections::VecDeque::new(),
         }
     }
 }
@@ -467,6 +470,9 @@ impl TwinTable {
             Some(_) => (0, i64::from(slot.bytes())),
             None => (1, 0),
         };
+        if loaded == 1 {
+            self.clock.push_back(key.clone());
+        }
         slot.twin = Some(Box::new(Resident { twin, bytes }));
         slot.referenced.store(true, Ordering::Relaxed);
         self.count(loaded, i64::from(bytes) - before);
@@ -536,25 +542,21 @@ impl TwinTable {
             return 0;
         }
         let mut evicted = 0;
-        // At most two sweeps: the first may only clear reference bits.
-        let mut steps = 2 * self.slots.len();
-        let mut cursor = self.hand.take();
+        // At most two rounds: the first may only clear reference bits.
+        let mut steps = 2 * self.clock.len();
         while steps > 0 && self.resident > 0 && over_budget() {
-            let start = match &cursor {
-                Some(k) => Bound::Excluded(k),
-                None => Bound::Unbounded,
-            };
-            let Some((key, slot)) = self.slots.range_mut((start, Bound::Unbounded)).next() else {
-                // Past the last key: round again from the first (resident > 0, so there is one).
-                cursor = None;
-                continue;
-            };
             steps -= 1;
-            cursor = Some(key.clone());
+            let Some(key) = self.clock.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue; // removed
+            };
             let Some(twin) = slot.twin() else {
-                continue;
+                continue; // evicted since this entry was queued
             };
             if slot.referenced.swap(false, Ordering::Relaxed) || !evictable(twin) {
+                self.clock.push_back(key);
                 continue;
             }
             let bytes = i64::from(slot.bytes());
@@ -563,7 +565,6 @@ impl TwinTable {
             self.stats.evictions.fetch_add(1, Ordering::Relaxed);
             evicted += 1;
         }
-        self.hand = cursor;
         evicted
     }
 
@@ -743,5 +744,68 @@ mod tests {
             overdue_at_end, 2,
             "A (300 s) and C (60 s); B reports no interval"
         );
+    }
+
+    /// Disk for the clock's unit test: the twins as they were last "written".
+    struct Written(std::sync::Mutex<std::collections::BTreeMap<DeviceKey, Twin>>);
+
+    impl ColdTwins for Written {
+        fn load(&self, key: &DeviceKey) -> Result<Option<Twin>, ColdReadError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+
+        fn scan<'a>(
+            &'a self,
+            after: Bound<&DeviceKey>,
+        ) -> Box<dyn Iterator<Item = Result<Twin, ColdReadError>> + 'a> {
+            let twins: Vec<Twin> = self
+                .0
+                .lock()
+                .unwrap()
+                .range::<DeviceKey, _>((after, Bound::Unbounded))
+                .map(|(_, t)| t.clone())
+                .collect();
+            Box::new(twins.into_iter().map(Ok))
+        }
+    }
+
+    /// The clock evicts twins not used since it last passed, keeps pinned ones whatever the
+    /// budget, gives a used twin a second round, and reads an evicted twin back whole.
+    #[test]
+    fn the_clock_evicts_idle_twins_and_keeps_pinned_and_used_ones() {
+        let written = Arc::new(Written(Default::default()));
+        let stats = Arc::new(CacheStats::default());
+        let cold: Arc<dyn ColdTwins> = written.clone();
+        let mut table = TwinTable::with_cold(cold, [], stats.clone());
+        let key = |i: u32| DeviceKey::from_oui_serial("00D09E", &format!("K{i:02}")).unwrap();
+        for i in 0..10 {
+            let mut twin = Twin::new(key(i));
+            twin.meta.connected = i < 3;
+            twin.meta.software_version = format!("v{i}");
+            written.0.lock().unwrap().insert(key(i), twin.clone());
+            table.insert(key(i), twin);
+        }
+        assert_eq!(stats.loaded(), 10);
+        // Everything was just used: the first round only clears bits; the second evicts all
+        // but the pinned three.
+        let evicted = table.evict(|| true, |t| !t.meta.connected);
+        assert_eq!(evicted, 7);
+        assert_eq!(stats.loaded(), 3);
+        assert!((0..3).all(|i| table.is_resident(&key(i))));
+        // A twin used again is resident again and survives the hand's next pass once.
+        assert!(table.load(&key(5)).unwrap());
+        assert_eq!(
+            table.get_resident(&key(5)).unwrap().meta.software_version,
+            "v5"
+        );
+        let evicted = table.evict(|| stats.loaded() > 3, |t| !t.meta.connected);
+        assert_eq!(evicted, 1, "the second round takes it");
+        assert!(!table.is_resident(&key(5)));
+        // A removed twin's clock entry is skipped.
+        assert!(table.load(&key(6)).unwrap());
+        assert!(table.remove(&key(6)));
+        assert_eq!(table.evict(|| true, |t| !t.meta.connected), 0);
+        assert_eq!(stats.loaded(), 3);
+        assert_eq!(stats.evictions.load(Ordering::Relaxed), 8);
     }
 }

@@ -81,6 +81,10 @@ pub struct ShardStateMachine {
     first_unwritten_template: u32,
     entries_since_checkpoint: u64,
     last_checkpoint: std::time::Instant,
+    /// The node's resident bytes when eviction last could not get under the budget (every
+    /// resident twin in use or pinned): budget pressure makes a checkpoint due again only once
+    /// memory has grown past this, so pinned twins do not cost a checkpoint per entry.
+    evict_stuck_at: Option<u64>,
 }
 
 impl ShardStateMachine {
@@ -126,6 +130,7 @@ impl ShardStateMachine {
             first_unwritten_template,
             entries_since_checkpoint: 0,
             last_checkpoint: std::time::Instant::now(),
+            evict_stuck_at: None,
         })
     }
 
@@ -141,7 +146,24 @@ impl ShardStateMachine {
         state
             .twins
             .evict(|| budget.is_exceeded(), |twin| !twin.meta.connected);
+        self.evict_stuck_at = budget.is_exceeded().then(|| budget.stats.bytes());
         Ok(())
+    }
+
+    /// Whether the node's memory is over budget in a way a checkpoint (and the eviction after
+    /// it) can help: not while it is still what eviction could not free last time.
+    fn over_budget(&self) -> bool {
+        if !self.budget.is_exceeded() {
+            return false;
+        }
+        match self.evict_stuck_at {
+            None => true,
+            // Grown by 1/32 of the budget, or the stuck twins have had time to go idle.
+            Some(stuck) => {
+                self.budget.stats.bytes() > stuck.saturating_add(self.budget.limit / 32)
+                    || self.last_checkpoint.elapsed() >= std::time::Duration::from_secs(1)
+            }
+        }
     }
 
     fn write(
@@ -303,7 +325,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
         }
         let due = self.entries_since_checkpoint >= CHECKPOINT_ENTRIES
             || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
-            || self.budget.is_exceeded();
+            || self.over_budget();
         if due {
             // Not flushed: the entries are durable in the log (see the module comment).
             let log_id = last.unwrap_or_default();

@@ -172,22 +172,12 @@ impl FieldIndex {
         paths: &[String],
         state: &mut ShardState,
     ) -> Result<(), crate::table::ColdReadError> {
-        let mut index = Self::empty(&Self::fields_for(paths));
-        let mut columns = Vec::with_capacity(state.twins.len());
-        for twin in state.twins.iter() {
-            let twin = twin?;
-            if let Some(number) = state.twins.number(&twin.key) {
-                index.insert(number, &twin, &state.dict);
-                columns.push((
-                    twin.key.clone(),
-                    crate::table::Columns::of(&twin, &state.dict),
-                ));
-            }
-        }
-        for (key, c) in columns {
-            state.twins.set_columns(&key, c);
-        }
-        state.index = index;
+        let ShardState {
+            twins, dict, index, ..
+        } = state;
+        let mut built = Self::empty(&Self::fields_for(paths));
+        twins.open_pass(dict, |number, twin| built.insert(number, twin, dict))?;
+        *index = built;
         Ok(())
     }
 

@@ -508,6 +508,40 @@ impl TwinTable {
         }
     }
 
+    /// Opening a shard, every twin cold: one pass over disk fills each twin's columns and
+    /// shows it, with its number, to `visit` (which builds the index). With resident twins it
+    /// walks the table instead.
+    pub fn open_pass(
+        &mut self,
+        dict: &crate::paths::PathDict,
+        mut visit: impl FnMut(u32, &Twin),
+    ) -> Result<(), ColdReadError> {
+        let cold = match &self.cold {
+            Some(cold) if self.resident == 0 => cold.clone(),
+            _ => {
+                let keys: Vec<DeviceKey> = self.slots.keys().cloned().collect();
+                for key in keys {
+                    let Some(twin) = self.get(&key)?.map(Cow::into_owned) else {
+                        continue;
+                    };
+                    let slot = self.slots.get_mut(&key).expect("listed");
+                    Self::put_columns(slot, Columns::of(&twin, dict));
+                    visit(slot.number, &twin);
+                }
+                return Ok(());
+            }
+        };
+        for twin in cold.scan(Bound::Unbounded) {
+            let twin = twin?;
+            // Disk may hold a twin this table no longer lists.
+            if let Some(slot) = self.slots.get_mut(&twin.key) {
+                Self::put_columns(slot, Columns::of(&twin, dict));
+                visit(slot.number, &twin);
+            }
+        }
+        Ok(())
+    }
+
     /// Every twin's columns, in key order, without reading a twin.
     pub fn columns(&self) -> impl Iterator<Item = (&DeviceKey, Columns)> + '_ {
         self.slots.iter().map(|(key, slot)| {

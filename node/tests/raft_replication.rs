@@ -33,6 +33,8 @@ fn settings() -> RaftSettings {
         election_timeout_max: Duration::from_millis(800),
         snapshot_every_entries: 50,
         keep_after_snapshot: 5,
+        // Small chunks: the snapshot file is sent and received in many pieces.
+        snapshot_chunk_bytes: 1024,
         ..RaftSettings::default()
     }
 }

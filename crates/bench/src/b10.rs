@@ -355,7 +355,81 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
     );
     drop(shards);
     drop(db);
-    informs(&path, extra, 5.0)
+    informs(&path, extra, 5.0)?;
+    snapshots(&path, dir.path())
+}
+
+/// The peak RSS since the last call (Linux: `clear_refs` 5 resets VmHWM), in bytes.
+fn peak_rss_since_reset() -> u64 {
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    peak
+}
+
+/// Shard 0's Raft snapshot built from cold twins (the time apply waits for it, then the fsync
+/// and publish), and installed on a fresh replica from the file, with the peak memory of each.
+fn snapshots(path: &Path, scratch: &Path) -> anyhow::Result<()> {
+    use openraft::storage::RaftStateMachine;
+    use openraft::RaftSnapshotBuilder;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let db = open_when_unlocked(path)?.with_memory_budget(1);
+    let mut sm = db.raft_state_machine(0, 1)?;
+    let twins = db.shard(0)?.load_keys()?.keys.len();
+    let rss_before = crate::b6::rss_bytes();
+    peak_rss_since_reset();
+    let started = Instant::now();
+    let mut builder = runtime.block_on(sm.get_snapshot_builder());
+    let written = started.elapsed();
+    let snapshot = runtime
+        .block_on(builder.build_snapshot())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let built = started.elapsed();
+    let build_peak = peak_rss_since_reset();
+    let file = path.join("raft-snapshots/group-1.snapshot");
+    let bytes = std::fs::metadata(&file)?.len();
+
+    let replica = SledDatabase::open_with_cache(&scratch.join("replica.sled"), sled_cache())?
+        .with_memory_budget(1);
+    let mut target = replica.raft_state_machine(0, 1)?;
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut received = target.begin_receiving_snapshot().await?;
+        let mut sent = snapshot.snapshot;
+        tokio::io::copy(&mut sent, &mut received)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        target.install_snapshot(&snapshot.meta, received).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let installed = started.elapsed();
+    let install_peak = peak_rss_since_reset();
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "
+| shard 0's Raft snapshot, {twins} cold twins, {:.0} MB file | time | peak RSS above the start |",
+        mb(bytes)
+    );
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| written (apply waits) | {written:.2?} | {:.0} MB |",
+        mb(build_peak.saturating_sub(rss_before))
+    );
+    println!("| written, fsynced and published | {built:.2?} | |");
+    println!(
+        "| received from the file and installed on a fresh replica | {installed:.2?} | {:.0} MB |",
+        mb(install_peak.saturating_sub(rss_before))
+    );
+    Ok(())
 }
 
 fn parallel(

@@ -13,6 +13,7 @@ fn engine(e: sled::Error) -> StoreError {
 #[derive(Clone)]
 pub struct SledDatabase {
     db: sled::Db,
+    dir: std::path::PathBuf,
     /// The node's memory budget for resident twins, shared by its shards' state machines.
     budget: std::sync::Arc<radar_twin::table::MemoryBudget>,
 }
@@ -68,6 +69,7 @@ impl SledDatabase {
         check_format(&db)?;
         Ok(Self {
             db,
+            dir: dir.to_path_buf(),
             budget: std::sync::Arc::new(radar_twin::table::MemoryBudget::unlimited()),
         })
     }
@@ -122,6 +124,7 @@ impl SledDatabase {
     pub fn shard(&self, shard: u32) -> Result<SledShardStore, StoreError> {
         Ok(SledShardStore {
             db: self.db.clone(),
+            dir: self.dir.clone(),
             twins: self
                 .db
                 .open_tree(format!("shard-{shard}-twins"))
@@ -140,6 +143,8 @@ impl SledDatabase {
 
 pub struct SledShardStore {
     db: sled::Db,
+    /// sled's directory.
+    dir: std::path::PathBuf,
     pub(crate) twins: sled::Tree,
     pub(crate) params: sled::Tree,
     paths: sled::Tree,
@@ -150,33 +155,31 @@ impl SledShardStore {
         &self.db
     }
 
+    /// Where the shard's Raft snapshots are kept (files, beside sled's own).
+    pub(crate) fn snapshot_dir(&self) -> std::path::PathBuf {
+        self.dir.join("raft-snapshots")
+    }
+
+    /// Removes every record of the shard (before a snapshot's twins are written). Not atomic:
+    /// the caller marks the install first.
+    pub(crate) fn clear(&self) -> Result<(), StoreError> {
+        for tree in [&self.twins, &self.params, &self.paths] {
+            tree.clear().map_err(engine)?;
+        }
+        Ok(())
+    }
+
     /// Writes a batch and `extra` (e.g. the Raft state machine's applied log id) in one sled
     /// transaction: after a crash either all of it is there or none, so an entry is never applied
-    /// twice nor half-applied. With `replace_all`, the shard's records are first all removed
-    /// (installing a snapshot).
+    /// twice nor half-applied.
     pub(crate) fn write_atomically(
         &self,
         batch: &Batch<'_>,
         extra_tree: &sled::Tree,
         extra: &[(&[u8], Vec<u8>)],
-        replace_all: bool,
     ) -> Result<(), StoreError> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
-        let existing: Vec<(u8, sled::IVec)> = if replace_all {
-            let keys = |tree: &sled::Tree, tag: u8| -> Result<Vec<(u8, sled::IVec)>, StoreError> {
-                tree.iter()
-                    .keys()
-                    .map(|k| k.map(|k| (tag, k)).map_err(engine))
-                    .collect()
-            };
-            let mut all = keys(&self.paths, 0)?;
-            all.extend(keys(&self.params, 1)?);
-            all.extend(keys(&self.twins, 2)?);
-            all
-        } else {
-            Vec::new()
-        };
         // Deleted twins (partitions handed to another shard): their header and every chunk.
         let mut deleted: Vec<(u8, sled::IVec)> = Vec::new();
         for key in &batch.deleted {
@@ -190,7 +193,7 @@ impl SledShardStore {
         let result: Result<(), TransactionError<()>> =
             (&self.paths, &self.params, &self.twins, extra_tree).transaction(
                 |(paths, params, twins, extra_tx)| {
-                    for (tag, key) in existing.iter().chain(&deleted) {
+                    for (tag, key) in &deleted {
                         match tag {
                             0 => paths.remove(key.clone())?,
                             1 => params.remove(key.clone())?,

@@ -1,9 +1,10 @@
 //! A shard's Raft storage for openraft (0.9, storage v2) on sled: the log and the vote
 //! ([`log_store`]) and the state machine ([`state_machine`]), whose state is the shard's twins,
-//! changed only by the pure `twin::apply`. Snapshots use Radar's own format, not sled's files.
+//! changed only by the pure `twin::apply`. Snapshots are files of Radar's own format
+//! ([`snapshot_file`]), in `raft-snapshots/` beside sled's files.
 //!
 //! sled trees per group `g`: `raft-g-log` (index → entry), `raft-g-meta` (vote, committed, last
-//! purged), `raft-g-sm` (applied log id, membership, current snapshot) and the shard's own twin
+//! purged), `raft-g-sm` (applied log id, membership, an install in progress) and the shard's own twin
 //! trees (see [`crate::sled_store`]).
 
 // openraft's traits fix the error type (`StorageError`, over 200 bytes); our helpers return it too.
@@ -12,13 +13,13 @@
 pub mod log_store;
 pub mod meta;
 pub mod redb_log;
+pub mod snapshot_file;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;
 
 use radar_twin::{ApplyError, ApplyOutcome, TwinCommand};
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 
 /// A Raft entry's payload: the commands of one group commit, or shard-level commands of a
 /// partition move (`control`, applied after `commands`).
@@ -42,7 +43,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<ShardRaft>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = snapshot_file::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

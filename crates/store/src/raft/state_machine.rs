@@ -8,16 +8,24 @@
 //! re-applies exactly the entries after the last checkpoint (their effects were never written),
 //! and a twin a busy device changes many times between checkpoints is written once. The log is
 //! purged only up to a snapshot, and a snapshot is taken only after a checkpoint, so the
-//! entries a restart needs are always there. Snapshots are Radar's own encoding of the whole
-//! shard.
+//! entries a restart needs are always there. Snapshots are files of Radar's own encoding of the
+//! whole shard (see [`super::snapshot_file`]).
 //!
 //! Twins need not be resident (see `radar_twin::table`): the shard's keys are read at open and
 //! each twin is read from this state machine's own trees when a command first needs it. After
 //! each checkpoint, when disk holds every twin as memory does, twins are evicted while the
 //! node's resident twins exceed its memory budget; a budget overrun also makes a checkpoint
-//! due. USP agents that are connected stay resident. Snapshots are encoded from the twins as a
-//! scan over disk yields them, not from a copy of the state.
+//! due. USP agents that are connected stay resident.
+//!
+//! Snapshots never copy the state into memory. One is written to a file twin by twin as a scan
+//! over the twins yields them (cold ones from disk), while apply waits, and fsynced and
+//! published by openraft's builder task. A received snapshot streams into a file; installing it
+//! replaces the shard's records in batches, not one transaction (millions of twins would not
+//! fit one), so an [`INSTALLING`] marker is written first and cleared with the new applied
+//! state: a node that crashed mid-install finds the marker at open and installs again from the
+//! file, which was made the current snapshot before the first twin was replaced.
 
+use super::snapshot_file::{FileHead, SnapshotDir, SnapshotFile, SnapshotReader, SnapshotWriter};
 use super::{flush, io_error, BatchOutcome, ShardRaft, StorageError};
 use crate::format::encode_changes;
 use crate::sled_store::SledShardStore;
@@ -31,7 +39,7 @@ use radar_twin::table::{ColdTwins, MemoryBudget, TwinTable};
 use radar_twin::{apply, ApplyError, PathDict, ShardState, Twin};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 const APPLIED: &[u8] = b"applied";
@@ -40,31 +48,28 @@ const APPLIED: &[u8] = b"applied";
 pub const CHECKPOINT_ENTRIES: u64 = 512;
 /// Time between two checkpoints, at most (checked when entries are applied).
 pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-const SNAPSHOT: &[u8] = b"snapshot";
+/// Present while a received snapshot replaces the shard's records (see the module comment).
+const INSTALLING: &[u8] = b"installing";
+/// Where builds before snapshot files kept the current snapshot, whole, as one sled value;
+/// moved to a file at open.
+const LEGACY_SNAPSHOT: &[u8] = b"snapshot";
+/// Twins written per batch while a snapshot installs.
+const INSTALL_BATCH: usize = 512;
 
 type Membership = StoredMembership<u64, BasicNode>;
 
-#[derive(Serialize, Deserialize, Default)]
-struct Applied {
+#[derive(Serialize, Deserialize, Default, Clone)]
+pub(super) struct Applied {
     last_applied: Option<LogId<u64>>,
     membership: Membership,
     /// Partitions being handed over; stored with the applied id, since twins are.
     frozen: radar_twin::moving::Frozen,
 }
 
-/// The snapshot body, postcard-encoded in this order: the applied state, the path dictionary's
-/// templates, the number of twins, then each twin (the encoding of a struct of these fields
-/// with `twins: Vec<Twin>`, written and read one twin at a time).
-#[derive(Serialize, Deserialize)]
-struct SnapshotHead {
-    applied: Applied,
-    templates: Vec<Box<str>>,
-}
+type Head = FileHead<Applied>;
 
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<u64, BasicNode>,
-    data: Vec<u8>,
+fn store_error(e: impl std::fmt::Display) -> crate::StoreError {
+    crate::StoreError::Engine(e.to_string())
 }
 
 pub struct ShardStateMachine {
@@ -81,6 +86,7 @@ pub struct ShardStateMachine {
     first_unwritten_template: u32,
     entries_since_checkpoint: u64,
     last_checkpoint: std::time::Instant,
+    snapshots: SnapshotDir,
     /// The node's resident bytes when eviction last could not get under the budget (every
     /// resident twin in use or pinned): budget pressure makes a checkpoint due again only once
     /// memory has grown past this, so pinned twins do not cost a checkpoint per entry.
@@ -97,7 +103,34 @@ impl ShardStateMachine {
         let sm = store
             .db()
             .open_tree(format!("raft-{group}-sm"))
-            .map_err(|e| crate::StoreError::Engine(e.to_string()))?;
+            .map_err(store_error)?;
+        let store = Arc::new(store);
+        let snapshots = SnapshotDir::open(store.snapshot_dir(), group).map_err(store_error)?;
+        migrate_legacy_snapshot(&sm, &snapshots)?;
+        let installing = snapshots.installing();
+        if sm.get(INSTALLING).map_err(store_error)?.is_some() {
+            // A crash mid-install: the twins are part old, part new. Install again.
+            if installing.exists() {
+                snapshots
+                    .publish(&installing, None, false)
+                    .map_err(store_error)?;
+            }
+            install_current(&store, &sm, &snapshots, &[], &budget).map_err(|message| {
+                crate::StoreError::Corrupt {
+                    key: format!("group {group} snapshot"),
+                    message,
+                }
+            })?;
+            store.db().flush().map_err(store_error)?;
+        } else if installing.exists() {
+            // Received but never started: the install is openraft's to retry.
+            std::fs::remove_file(&installing).map_err(store_error)?;
+        }
+        if snapshots.current().exists() {
+            let (head, _) =
+                SnapshotReader::open::<Applied>(&snapshots.current()).map_err(store_error)?;
+            snapshots.set_published(head.meta.last_log_id);
+        }
         let applied = match sm
             .get(APPLIED)
             .map_err(|e| crate::StoreError::Engine(e.to_string()))?
@@ -111,7 +144,6 @@ impl ShardStateMachine {
             None => Applied::default(),
         };
         let loaded = store.load_keys()?;
-        let store = Arc::new(store);
         let state = ShardState {
             dict: PathDict::from_templates(loaded.templates),
             frozen: applied.frozen.clone(),
@@ -130,8 +162,14 @@ impl ShardStateMachine {
             first_unwritten_template,
             entries_since_checkpoint: 0,
             last_checkpoint: std::time::Instant::now(),
+            snapshots,
             evict_stuck_at: None,
         })
+    }
+
+    #[cfg(test)]
+    pub(super) fn sm_tree(&self) -> &sled::Tree {
+        &self.sm
     }
 
     /// Writes the twins changed since the last checkpoint and the applied log id, atomically;
@@ -196,7 +234,7 @@ impl ShardStateMachine {
         };
         let applied = postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?;
         self.store
-            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)], false)
+            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)])
             .map_err(|e| e.to_string())
     }
 }
@@ -210,65 +248,190 @@ fn cold_table(
     TwinTable::with_cold(cold, keys, budget.stats.clone())
 }
 
-/// The snapshot body of `state` (see [`SnapshotHead`]): resident twins as they are, cold ones
-/// decoded from disk one at a time as the scan reaches them.
-fn encode_snapshot(state: &ShardState, applied: &Applied) -> Result<Vec<u8>, String> {
-    let head = SnapshotHead {
-        applied: Applied {
-            last_applied: applied.last_applied,
-            membership: applied.membership.clone(),
-            frozen: applied.frozen.clone(),
-        },
-        templates: state.dict.templates().to_vec(),
-    };
-    let mut out = postcard::to_extend(&head, Vec::new()).map_err(|e| e.to_string())?;
-    out = postcard::to_extend(&state.twins.len(), out).map_err(|e| e.to_string())?;
-    let mut written = 0;
-    for twin in state.twins.iter() {
-        let twin = twin.map_err(|e| e.to_string())?;
-        out = postcard::to_extend(&*twin, out).map_err(|e| e.to_string())?;
-        written += 1;
+/// Writes the snapshot of `state` to a new temporary file: resident twins as they are, cold
+/// ones decoded from disk one at a time as the scan reaches them.
+fn write_snapshot(
+    state: &ShardState,
+    snapshots: &SnapshotDir,
+    head: &Head,
+) -> Result<PathBuf, String> {
+    let path = snapshots.temporary("building");
+    let written = (|| {
+        let mut writer = SnapshotWriter::create(path.clone(), head)?;
+        for twin in state.twins.iter() {
+            writer.push(&*twin.map_err(std::io::Error::other)?)?;
+        }
+        writer.finish()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&path);
     }
-    if written != state.twins.len() {
-        return Err(format!(
-            "snapshot found {written} twins of {}",
-            state.twins.len()
-        ));
-    }
-    Ok(out)
+    written.map_err(|e| e.to_string())
 }
 
-/// Builds a snapshot from the state as it was when the builder was made (already encoded, so
-/// the live state is not held while the snapshot is stored).
+/// Reads every twin of a snapshot file, checking their order; its header.
+fn verify_snapshot(path: &std::path::Path) -> Result<Head, String> {
+    let (head, twins) = SnapshotReader::open::<Applied>(path).map_err(|e| e.to_string())?;
+    let mut last: Option<radar_core::DeviceKey> = None;
+    for twin in twins {
+        let key = twin.map_err(|e| e.to_string())?.key;
+        if last.as_ref().is_some_and(|last| *last >= key) {
+            return Err(format!("snapshot twins out of order at {key}"));
+        }
+        last = Some(key);
+    }
+    Ok(head)
+}
+
+/// Replaces the shard's records with the twins of the current snapshot file, in batches, and
+/// writes its applied state with the [`INSTALLING`] marker removed (not flushed). The state it
+/// gives has every twin cold, with its columns and the `indexed` fields' index.
+fn install_current(
+    store: &Arc<SledShardStore>,
+    sm: &sled::Tree,
+    snapshots: &SnapshotDir,
+    indexed: &[String],
+    budget: &MemoryBudget,
+) -> Result<(ShardState, Applied), String> {
+    let (head, twins) =
+        SnapshotReader::open::<Applied>(&snapshots.current()).map_err(|e| e.to_string())?;
+    let dict = PathDict::from_templates(head.templates);
+    store.clear().map_err(|e| e.to_string())?;
+    let mut index = radar_twin::index::FieldIndex::empty(indexed);
+    let capacity = (head.twins as usize).min(1 << 20);
+    let mut keys: Vec<radar_core::DeviceKey> = Vec::with_capacity(capacity);
+    let mut columns = Vec::with_capacity(capacity);
+    let mut pending = Vec::with_capacity(INSTALL_BATCH);
+    let mut templates_written = false;
+    let mut write = |pending: &mut Vec<crate::TwinWrite>| {
+        let batch = Batch {
+            first_template_id: 0,
+            // The dictionary goes with the first batch: no twin before its templates.
+            new_templates: if templates_written {
+                &[]
+            } else {
+                dict.templates()
+            },
+            twins: std::mem::take(pending),
+            deleted: Vec::new(),
+        };
+        templates_written = true;
+        store.write(&batch).map_err(|e| e.to_string())
+    };
+    for (number, twin) in twins.enumerate() {
+        let twin = twin.map_err(|e| e.to_string())?;
+        if keys.last().is_some_and(|last| *last >= twin.key) {
+            return Err(format!("snapshot twins out of order at {}", twin.key));
+        }
+        // The cold table below numbers its keys in the order given, from 0.
+        if !indexed.is_empty() {
+            index.insert(number as u32, &twin, &dict);
+        }
+        pending.push(crate::format::encode_full(&twin).map_err(|e| e.to_string())?);
+        columns.push(radar_twin::table::Columns::of(&twin, &dict));
+        keys.push(twin.key);
+        if pending.len() >= INSTALL_BATCH {
+            write(&mut pending)?;
+        }
+    }
+    write(&mut pending)?;
+    let applied = Applied {
+        last_applied: head.meta.last_log_id,
+        membership: head.meta.last_membership,
+        frozen: head.applied.frozen,
+    };
+    let encoded = postcard::to_allocvec(&applied).map_err(|e| e.to_string())?;
+    sm.transaction(|tx| {
+        tx.insert(APPLIED, encoded.as_slice())?;
+        tx.remove(INSTALLING)?;
+        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+    })
+    .map_err(|e| format!("{e:?}"))?;
+    let mut twins = cold_table(store, keys.iter().cloned(), budget);
+    for (key, c) in keys.iter().zip(columns) {
+        twins.set_columns(key, c);
+    }
+    let state = ShardState {
+        frozen: applied.frozen.clone(),
+        dict,
+        twins,
+        index,
+    };
+    Ok((state, applied))
+}
+
+/// Moves a snapshot kept as one sled value (builds before snapshot files) to a file.
+fn migrate_legacy_snapshot(
+    sm: &sled::Tree,
+    snapshots: &SnapshotDir,
+) -> Result<(), crate::StoreError> {
+    #[derive(Deserialize)]
+    struct Legacy {
+        meta: SnapshotMeta<u64, BasicNode>,
+        data: Vec<u8>,
+    }
+    #[derive(Deserialize)]
+    struct LegacyHead {
+        applied: Applied,
+        templates: Vec<Box<str>>,
+    }
+    let Some(bytes) = sm.get(LEGACY_SNAPSHOT).map_err(store_error)? else {
+        return Ok(());
+    };
+    let corrupt = |e: &dyn std::fmt::Display| crate::StoreError::Corrupt {
+        key: "snapshot".into(),
+        message: e.to_string(),
+    };
+    let legacy: Legacy = postcard::from_bytes(&bytes).map_err(|e| corrupt(&e))?;
+    let (head, rest) =
+        postcard::take_from_bytes::<LegacyHead>(&legacy.data).map_err(|e| corrupt(&e))?;
+    let (count, mut rest) = postcard::take_from_bytes::<usize>(rest).map_err(|e| corrupt(&e))?;
+    let last = legacy.meta.last_log_id;
+    let path = snapshots.temporary("migrating");
+    let file_head = Head {
+        meta: legacy.meta,
+        applied: head.applied,
+        templates: head.templates,
+        twins: count as u64,
+    };
+    let mut writer = SnapshotWriter::create(path, &file_head).map_err(store_error)?;
+    for _ in 0..count {
+        let (twin, after) = postcard::take_from_bytes::<Twin>(rest).map_err(|e| corrupt(&e))?;
+        rest = after;
+        writer.push(&twin).map_err(store_error)?;
+    }
+    let path = writer.finish().map_err(store_error)?;
+    snapshots.publish(&path, last, true).map_err(store_error)?;
+    sm.remove(LEGACY_SNAPSHOT).map_err(store_error)?;
+    sm.flush().map_err(store_error)?;
+    Ok(())
+}
+
+/// Makes the snapshot written when the builder was made durable and current (off the apply
+/// path: only the write itself held the state).
 pub struct SnapshotBuilder {
-    body: Result<Vec<u8>, String>,
-    applied: Applied,
-    sm: sled::Tree,
-    db: sled::Db,
-    snapshot_id: String,
+    file: Result<PathBuf, String>,
+    meta: SnapshotMeta<u64, BasicNode>,
+    snapshots: SnapshotDir,
 }
 
 impl RaftSnapshotBuilder<ShardRaft> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<ShardRaft>, StorageError> {
         let fail = |e: String| io_error(|a| StorageIOError::write_snapshot(None, a), e);
-        let body = self.body.clone().map_err(fail)?;
-        let meta = SnapshotMeta {
-            last_log_id: self.applied.last_applied,
-            last_membership: self.applied.membership.clone(),
-            snapshot_id: self.snapshot_id.clone(),
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: body.clone(),
-        };
-        let bytes = postcard::to_allocvec(&stored).map_err(|e| fail(e.to_string()))?;
-        self.sm
-            .insert(SNAPSHOT, bytes)
+        let path = self.file.clone().map_err(fail)?;
+        let snapshots = self.snapshots.clone();
+        let last = self.meta.last_log_id;
+        tokio::task::spawn_blocking(move || snapshots.publish(&path, last, true))
+            .await
+            .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(e.to_string()))?;
-        flush(&self.db).await.map_err(fail)?;
+        // If a newer snapshot was installed meanwhile, this one was dropped for it.
+        let (head, data) = SnapshotFile::open_with_head::<Applied>(self.snapshots.current())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(body)),
+            meta: head.meta,
+            snapshot: Box::new(data),
         })
     }
 }
@@ -342,39 +505,46 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
             self.checkpoint(&mut state)
         };
-        let applied = Applied {
-            last_applied: self.applied.last_applied,
-            membership: self.applied.membership.clone(),
-            frozen: self.applied.frozen.clone(),
-        };
-        let body = checkpointed.and_then(|()| {
-            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-            encode_snapshot(&state, &applied)
-        });
         self.snapshots_built += 1;
-        let last = applied.last_applied;
-        SnapshotBuilder {
-            body,
+        let last = self.applied.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.applied.membership.clone(),
             snapshot_id: format!(
                 "{}-{}-{}",
                 last.map(|l| l.leader_id.term).unwrap_or(0),
                 last.map(|l| l.index).unwrap_or(0),
                 self.snapshots_built
             ),
-            applied,
-            sm: self.sm.clone(),
-            db: self.store.db().clone(),
+        };
+        let file = checkpointed.and_then(|()| {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let head = Head {
+                meta: meta.clone(),
+                applied: self.applied.clone(),
+                templates: state.dict.templates().to_vec(),
+                twins: state.twins.len() as u64,
+            };
+            write_snapshot(&state, &self.snapshots, &head)
+        });
+        SnapshotBuilder {
+            file,
+            meta,
+            snapshots: self.snapshots.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let file = SnapshotFile::create(self.snapshots.temporary("receiving"))
+            .await
+            .map_err(|e| io_error(|a| StorageIOError::write_snapshot(None, a), e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
         let fail = |e: String| {
             io_error(
@@ -382,92 +552,68 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                 e,
             )
         };
-        let data = snapshot.into_inner();
-        let (head, mut rest) =
-            postcard::take_from_bytes::<SnapshotHead>(&data).map_err(|e| fail(e.to_string()))?;
-        let (count, after) =
-            postcard::take_from_bytes::<usize>(rest).map_err(|e| fail(e.to_string()))?;
-        rest = after;
+        let mut received = *snapshot;
+        received.sync().await.map_err(|e| fail(e.to_string()))?;
+        let received = received.path().to_owned();
+        // Read through once before anything is replaced: a damaged file is refused here.
+        let checked = verify_snapshot(&received).and_then(|head| {
+            if head.meta.last_log_id != meta.last_log_id
+                || head.meta.snapshot_id != meta.snapshot_id
+            {
+                return Err(format!(
+                    "received snapshot {} but its file holds {}",
+                    meta.snapshot_id, head.meta.snapshot_id
+                ));
+            }
+            Ok(())
+        });
+        if let Err(e) = checked {
+            let _ = std::fs::remove_file(&received);
+            return Err(fail(e));
+        }
+        // The order matters for a crash at any point (see the module comment).
+        self.snapshots
+            .stage_install(&received)
+            .map_err(|e| fail(e.to_string()))?;
+        self.sm
+            .insert(INSTALLING, &[])
+            .map_err(|e| fail(e.to_string()))?;
+        flush(self.store.db()).await.map_err(fail)?;
+        self.snapshots
+            .publish(&self.snapshots.installing(), meta.last_log_id, false)
+            .map_err(|e| fail(e.to_string()))?;
         let indexed: Vec<String> = {
             let current = self.state.read().unwrap_or_else(|e| e.into_inner());
             current.index.fields().to_vec()
         };
-        let mut index = radar_twin::index::FieldIndex::empty(&indexed);
-        let dict = PathDict::from_templates(head.templates);
-        // Each twin is encoded for disk as it is decoded, so only one is ever whole in memory.
-        let mut writes = Vec::with_capacity(count.min(1 << 20));
-        let mut keys = Vec::with_capacity(count.min(1 << 20));
-        let mut columns = Vec::with_capacity(count.min(1 << 20));
-        for number in 0..count {
-            let (twin, after) =
-                postcard::take_from_bytes::<Twin>(rest).map_err(|e| fail(e.to_string()))?;
-            rest = after;
-            if keys.last().is_some_and(|last| *last >= twin.key) {
-                return Err(fail(format!("snapshot twins out of order at {}", twin.key)));
-            }
-            // The cold table below numbers its keys in the order given, from 0.
-            if !indexed.is_empty() {
-                index.insert(number as u32, &twin, &dict);
-            }
-            writes.push(crate::format::encode_full(&twin).map_err(|e| fail(e.to_string()))?);
-            columns.push(radar_twin::table::Columns::of(&twin, &dict));
-            keys.push(twin.key);
-        }
-        self.applied = Applied {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            frozen: head.applied.frozen.clone(),
-        };
-        let batch = Batch {
-            first_template_id: 0,
-            new_templates: dict.templates(),
-            twins: writes,
-            deleted: Vec::new(),
-        };
-        let applied = postcard::to_allocvec(&self.applied).map_err(|e| fail(e.to_string()))?;
-        self.store
-            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)], true)
-            .map_err(|e| fail(e.to_string()))?;
-        drop(batch);
-        // Every installed twin starts cold.
-        let mut twins = cold_table(&self.store, keys.iter().cloned(), &self.budget);
-        for (key, c) in keys.iter().zip(columns) {
-            twins.set_columns(key, c);
-        }
-        let state = ShardState {
-            dict,
-            twins,
-            index,
-            frozen: head.applied.frozen,
-        };
+        let (state, applied) = install_current(
+            &self.store,
+            &self.sm,
+            &self.snapshots,
+            &indexed,
+            &self.budget,
+        )
+        .map_err(fail)?;
+        flush(self.store.db()).await.map_err(fail)?;
+        self.applied = applied;
         self.dirty.clear();
         self.first_unwritten_template = state.dict.len() as u32;
         self.entries_since_checkpoint = 0;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        let bytes = postcard::to_allocvec(&stored).map_err(|e| fail(e.to_string()))?;
-        self.sm
-            .insert(SNAPSHOT, bytes)
-            .map_err(|e| fail(e.to_string()))?;
-        flush(self.store.db()).await.map_err(fail)?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<ShardRaft>>, StorageError> {
-        let fail = |e: String| io_error(|a| StorageIOError::read_snapshot(None, a), e);
-        match self.sm.get(SNAPSHOT).map_err(|e| fail(e.to_string()))? {
-            Some(bytes) => {
-                let stored: StoredSnapshot =
-                    postcard::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
-                Ok(Some(Snapshot {
-                    meta: stored.meta,
-                    snapshot: Box::new(Cursor::new(stored.data)),
-                }))
-            }
-            None => Ok(None),
+        let current = self.snapshots.current();
+        if !current.exists() {
+            return Ok(None);
         }
+        let (head, data) = SnapshotFile::open_with_head::<Applied>(current)
+            .await
+            .map_err(|e| io_error(|a| StorageIOError::read_snapshot(None, a), e))?;
+        Ok(Some(Snapshot {
+            meta: head.meta,
+            snapshot: Box::new(data),
+        }))
     }
 }

@@ -261,6 +261,161 @@ async fn snapshots_carry_twins_to_another_replica() {
     assert_eq!(version_of(&b, "Z"), None);
     assert_eq!(b.applied_state().await.unwrap().0, Some(log_id(1, 1)));
     assert!(b.get_current_snapshot().await.unwrap().is_some());
+    assert!(
+        b_dir
+            .path()
+            .join("raft-snapshots/group-1.snapshot")
+            .is_file(),
+        "the installed snapshot is kept as a file"
+    );
+}
+
+/// A snapshot `a` built of twins A (3.1) and C (0.9) at entry 1, and its file.
+async fn built_snapshot(
+    dir: &std::path::Path,
+) -> (openraft::Snapshot<ShardRaft>, std::path::PathBuf) {
+    let db = SledDatabase::open(dir).unwrap();
+    let mut a = db.raft_state_machine(0, 1).unwrap();
+    a.apply([normal(1, vec![inform("A", "3.1"), inform("C", "0.9")])])
+        .await
+        .unwrap();
+    let snapshot = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    (snapshot, dir.join("raft-snapshots/group-1.snapshot"))
+}
+
+/// Installing writes twins in batches, not one transaction: a node that crashed with the
+/// shard half replaced (here: the install marked, the received file staged, every record
+/// gone) finishes the install when it opens, and comes up at the snapshot's state.
+#[tokio::test]
+async fn an_install_cut_short_by_a_crash_is_finished_at_open() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_snapshot, file) = built_snapshot(a_dir.path()).await;
+    {
+        let db = SledDatabase::open(b_dir.path()).unwrap();
+        let mut b = db.raft_state_machine(0, 1).unwrap();
+        b.apply([normal(1, vec![inform("Z", "9")])]).await.unwrap();
+        tokio::time::sleep(super::state_machine::CHECKPOINT_INTERVAL).await;
+        b.apply([normal(2, vec![inform("Y", "8")])]).await.unwrap();
+        db.flush_all().unwrap();
+        assert_eq!(version_of(&b, "Z").as_deref(), Some("9"));
+        // The crash: staged and marked, then the shard's records cleared.
+        std::fs::copy(
+            &file,
+            b_dir.path().join("raft-snapshots/group-1.installing"),
+        )
+        .unwrap();
+        b.sm_tree().insert(b"installing", &[]).unwrap();
+        db.shard(0).unwrap().clear().unwrap();
+        db.flush_all().unwrap();
+    }
+    let db = reopen(b_dir.path());
+    let mut b = db.raft_state_machine(0, 1).unwrap();
+    assert_eq!(b.applied_state().await.unwrap().0, Some(log_id(1, 1)));
+    assert_eq!(version_of(&b, "A").as_deref(), Some("3.1"));
+    assert_eq!(version_of(&b, "C").as_deref(), Some("0.9"));
+    assert_eq!(version_of(&b, "Z"), None);
+    let current = b.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta.last_log_id, Some(log_id(1, 1)));
+    assert!(!b_dir
+        .path()
+        .join("raft-snapshots/group-1.installing")
+        .exists());
+    // Finished: the marker is gone, so the next open does not install again.
+    b.apply([normal(2, vec![inform("A", "3.2")])])
+        .await
+        .unwrap();
+    drop(b.get_snapshot_builder().await);
+    db.flush_all().unwrap();
+    drop(b);
+    drop(db);
+    let db = reopen(b_dir.path());
+    let b = db.raft_state_machine(0, 1).unwrap();
+    assert_eq!(version_of(&b, "A").as_deref(), Some("3.2"));
+}
+
+/// A damaged received file is refused before anything of the shard is touched.
+#[tokio::test]
+async fn a_damaged_snapshot_file_installs_nothing() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (snapshot, file) = built_snapshot(a_dir.path()).await;
+    {
+        let db = SledDatabase::open(b_dir.path()).unwrap();
+        let mut b = db.raft_state_machine(0, 1).unwrap();
+        b.apply([normal(1, vec![inform("Z", "9")])]).await.unwrap();
+        tokio::time::sleep(super::state_machine::CHECKPOINT_INTERVAL).await;
+        b.apply([normal(2, vec![inform("Y", "8")])]).await.unwrap();
+        let mut received = b.begin_receiving_snapshot().await.unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        tokio::io::AsyncWriteExt::write_all(&mut received, &bytes)
+            .await
+            .unwrap();
+        let err = b.install_snapshot(&snapshot.meta, received).await;
+        assert!(err.is_err());
+        assert_eq!(version_of(&b, "Z").as_deref(), Some("9"));
+        db.flush_all().unwrap();
+    }
+    let db = reopen(b_dir.path());
+    let mut b = db.raft_state_machine(0, 1).unwrap();
+    assert_eq!(b.applied_state().await.unwrap().0, Some(log_id(1, 2)));
+    assert_eq!(version_of(&b, "Z").as_deref(), Some("9"));
+    assert_eq!(version_of(&b, "A"), None);
+    assert!(b.get_current_snapshot().await.unwrap().is_none());
+}
+
+/// Builds before snapshot files kept the snapshot as one sled value: it becomes a file at open,
+/// and installs like any other.
+#[tokio::test]
+async fn a_snapshot_kept_in_sled_by_an_older_build_moves_to_a_file() {
+    #[derive(serde::Serialize)]
+    struct Legacy {
+        meta: openraft::SnapshotMeta<u64, openraft::BasicNode>,
+        data: Vec<u8>,
+    }
+    let (a_dir, b_dir, c_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (snapshot, file) = built_snapshot(a_dir.path()).await;
+    // The old body: the applied state and templates, the count, the twins, unframed.
+    let (head, twins) =
+        super::snapshot_file::SnapshotReader::open::<super::state_machine::Applied>(&file).unwrap();
+    let mut data = postcard::to_allocvec(&(head.applied, head.templates)).unwrap();
+    data = postcard::to_extend(&(head.twins as usize), data).unwrap();
+    for twin in twins {
+        data = postcard::to_extend(&twin.unwrap(), data).unwrap();
+    }
+    {
+        let db = SledDatabase::open(b_dir.path()).unwrap();
+        let b = db.raft_state_machine(0, 1).unwrap();
+        let legacy = Legacy {
+            meta: snapshot.meta.clone(),
+            data,
+        };
+        b.sm_tree()
+            .insert(b"snapshot", postcard::to_allocvec(&legacy).unwrap())
+            .unwrap();
+        db.flush_all().unwrap();
+    }
+    let db = reopen(b_dir.path());
+    let mut b = db.raft_state_machine(0, 1).unwrap();
+    let migrated = b.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(migrated.meta, snapshot.meta);
+    assert!(b.sm_tree().get(b"snapshot").unwrap().is_none());
+    let c_db = SledDatabase::open(c_dir.path()).unwrap();
+    let mut c = c_db.raft_state_machine(0, 1).unwrap();
+    let mut received = c.begin_receiving_snapshot().await.unwrap();
+    let mut sent = migrated.snapshot;
+    tokio::io::copy(&mut sent, &mut received).await.unwrap();
+    c.install_snapshot(&migrated.meta, received).await.unwrap();
+    assert_eq!(version_of(&c, "A").as_deref(), Some("3.1"));
+    assert_eq!(version_of(&c, "C").as_deref(), Some("0.9"));
 }
 
 #[tokio::test]

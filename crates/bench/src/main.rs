@@ -14,6 +14,8 @@
 //! - `b10`: twins beyond memory: N cold twins in sled (`b10-load` writes them in a child
 //!   process), RSS per cold twin, indexed counts, group-bys and first pages, and a scan from
 //!   disk against raw sled iteration.
+//! - `b10-scatter`: the same kind of queries end to end, through a node's API over three
+//!   `radar node` processes (gRPC scatter), on gateway twins bootstrapped through the ACS.
 //! - `decode`: SOAP decode throughput over the fixture corpus.
 //! - `b5`: memory per idle connected USP agent (10k, 50k, 100k by default), against bare tokio
 //!   TCP tasks. `b5-server` is its server-side child process.
@@ -24,6 +26,7 @@
 
 mod b1;
 mod b10;
+mod b10_scatter;
 mod b4;
 mod b5;
 mod b6;
@@ -77,6 +80,15 @@ fn main() -> anyhow::Result<()> {
             arg(&args, "--extra", 0),
             arg(&args, "--rounds", 20),
         )?,
+        "b10-scatter" => {
+            let radar: String = arg(&args, "--radar", "target/release/radar".to_string());
+            tokio::runtime::Runtime::new()?.block_on(b10_scatter::run(
+                &radar,
+                arg(&args, "--devices", 100_000),
+                arg(&args, "--rounds", 200),
+                &arg(&args, "--memory-budget", "64MiB".to_string()),
+            ))?
+        }
         "b10-load" => {
             let dir: String = arg(&args, "--dir", String::new());
             b10::load(

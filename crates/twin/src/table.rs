@@ -179,6 +179,17 @@ struct Resident {
 }
 
 impl Slot {
+    fn cold(number: u32) -> Self {
+        Slot {
+            twin: None,
+            number,
+            contact_secs: 0,
+            periodic_secs: 0,
+            flags: 0,
+            referenced: AtomicBool::new(false),
+        }
+    }
+
     fn twin(&self) -> Option<&Twin> {
         self.twin.as_deref().map(|r| &r.twin)
     }
@@ -251,8 +262,23 @@ impl TwinTable {
         let mut table = Self::default();
         table.cold = Some(cold);
         table.stats = stats;
-        for key in keys {
-            table.add_cold(key);
+        let keys: Vec<DeviceKey> = keys.into_iter().collect();
+        // Built in one pass (`FromIterator` sorts, then fills each node), the map's nodes are
+        // full; inserted one by one in key order they would be about half full, ~30 B more per
+        // twin (B10).
+        table.slots = keys
+            .iter()
+            .enumerate()
+            .map(|(number, key)| (key.clone(), Slot::cold(number as u32)))
+            .collect();
+        if table.slots.len() == keys.len() {
+            table.keys_by_number = keys.into_iter().map(Some).collect();
+        } else {
+            // A key given twice keeps its first number, as `add_cold` does.
+            table.slots.clear();
+            for key in keys {
+                table.add_cold(key);
+            }
         }
         table
     }
@@ -272,17 +298,7 @@ impl TwinTable {
                 (self.keys_by_number.len() - 1) as u32
             }
         };
-        self.slots.insert(
-            key,
-            Slot {
-                twin: None,
-                number,
-                contact_secs: 0,
-                periodic_secs: 0,
-                flags: 0,
-                referenced: AtomicBool::new(false),
-            },
-        );
+        self.slots.insert(key, Slot::cold(number));
         number
     }
 
@@ -801,6 +817,30 @@ mod tests {
                 .collect();
             Box::new(twins.into_iter().map(Ok))
         }
+    }
+
+    /// Keys given at open are numbered in the order given (the index's numbers come from that
+    /// order), in key order or not, and a key given twice keeps its first number.
+    #[test]
+    fn cold_keys_are_numbered_in_the_order_given() {
+        let key = |i: u32| DeviceKey::from_oui_serial("00D09E", &format!("K{i:02}")).unwrap();
+        let cold: Arc<dyn ColdTwins> = Arc::new(Written(Default::default()));
+        let stats = Arc::new(CacheStats::default());
+        let table = TwinTable::with_cold(cold.clone(), [key(3), key(1), key(2)], stats.clone());
+        let numbers: Vec<_> = (1..=3).map(|i| table.number(&key(i))).collect();
+        assert_eq!(numbers, [Some(1), Some(2), Some(0)]);
+        assert_eq!(table.key_of(2), Some(&key(2)));
+        let ordered: Vec<_> = table
+            .numbered_keys(Bound::Unbounded)
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(ordered, [1, 2, 0]);
+
+        let table = TwinTable::with_cold(cold, [key(1), key(2), key(1)], stats);
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.number(&key(1)), Some(0));
+        assert_eq!(table.number(&key(2)), Some(1));
+        assert_eq!(table.key_of(0), Some(&key(1)));
     }
 
     /// The clock evicts twins not used since it last passed, keeps pinned ones whatever the

@@ -815,7 +815,8 @@ async fn cluster_add_node(
     let request: AddNodeRequest = parse_json(&body)?;
     let meta = cluster_meta(&core)?;
     let patience = core.config.raft.election_timeout_max * 30;
-    let report = crate::cluster::membership::add_node(meta, &request.address, patience)
+    let indexes = crate::index_admin::added_fields(&core.config.data_dir);
+    let report = crate::cluster::membership::add_node(meta, &request.address, &indexes, patience)
         .await
         .map_err(rebalance_error)?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))

@@ -236,6 +236,7 @@ pub async fn start(
             max_batch: core.config.twin.max_batch,
             metrics: core.metrics.clone(),
             indexed_paths: core.config.twin.indexed_paths.clone(),
+            data_dir: core.config.data_dir.clone(),
         };
         tasks.push(tokio::spawn(cluster::follow::follow_layout(
             meta.clone(),

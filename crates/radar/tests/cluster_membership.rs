@@ -234,6 +234,16 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
     }
     let acked = std::sync::Mutex::new(Vec::new());
 
+    // An index added online before node 4 joins: the replicas node 4 opens must have it too.
+    let (code, added) = nodes[0]
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/indexes",
+            json!({"field": "Device.DeviceInfo.HardwareVersion"}),
+        )
+        .await;
+    assert!(code == 200 || code == 202, "{code} {added}");
+
     // add-node: node 4 joins and takes its share of replicas while writes go on.
     let done = std::sync::atomic::AtomicBool::new(false);
     let address = format!("127.0.0.1:{}", ports[3].grpc);
@@ -264,6 +274,20 @@ async fn add_node_and_remove_node_move_replicas_while_devices_are_served() {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("add-node under load: {report}");
+    // The fields added online reached node 4 before its replicas opened: they open indexed.
+    eventually(
+        "node 4's replicas index the field added before it joined",
+        Duration::from_secs(60),
+        || async {
+            let (_, list) = nodes[3].get("/api/v1/indexes").await;
+            list["indexes"]
+                .as_array()?
+                .iter()
+                .any(|i| i["field"] == "Device.DeviceInfo.HardwareVersion" && i["state"] == "ready")
+                .then_some(())
+        },
+    )
+    .await;
     // Node 4's replica holds the same twins as its shard's leader (once the shard has one
     // again: a membership change may be followed by an election).
     let leader_and_four = |shard: &Value| {

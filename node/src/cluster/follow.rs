@@ -29,11 +29,26 @@ pub struct ReplicaFactory {
     pub host: Arc<RaftHost>,
     pub max_batch: usize,
     pub metrics: Arc<Metrics>,
+    /// The configured indexed paths; fields added online since start are read from
+    /// `data_dir` when a replica opens (`crate::index_admin`).
     pub indexed_paths: Vec<String>,
+    pub data_dir: std::path::PathBuf,
 }
 
 impl ReplicaFactory {
-    pub fn context(&self) -> ReplicaContext<'_> {
+    /// The configured paths and every field added online so far, on this node or sent to it
+    /// by another: a replica that opens later indexes them as it opens.
+    pub fn indexed_paths_now(&self) -> Vec<String> {
+        let mut paths = self.indexed_paths.clone();
+        for field in crate::index_admin::added_fields(&self.data_dir) {
+            if !paths.contains(&field) {
+                paths.push(field);
+            }
+        }
+        paths
+    }
+
+    pub fn context<'a>(&'a self, indexed_paths: &'a [String]) -> ReplicaContext<'a> {
         ReplicaContext {
             db: &self.db,
             logs: self.logs.clone(),
@@ -43,7 +58,7 @@ impl ReplicaFactory {
             host: self.host.clone(),
             max_batch: self.max_batch,
             metrics: self.metrics.clone(),
-            indexed_paths: &self.indexed_paths,
+            indexed_paths,
         }
     }
 }
@@ -83,7 +98,8 @@ async fn apply_layout(
         if replicas.contains_key(&shard.id) {
             continue;
         }
-        let replica = Shard::open(shard.id, factory.context())
+        let indexed_paths = factory.indexed_paths_now();
+        let replica = Shard::open(shard.id, factory.context(&indexed_paths))
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(close_links_when_leadership_moves(

@@ -25,35 +25,39 @@ pub async fn add_on_other_nodes(meta: &MetaGroup, field: &str) -> Vec<NodeIndex>
         .nodes
         .values()
         .filter(|n| n.id != meta.info.id)
-        .map(|node| async move {
-            let failed = |state: &str, error: String| NodeIndex {
-                node: node.id,
-                state: state.into(),
-                twins_done: 0,
-                twins_total: 0,
-                error: Some(error),
-            };
-            let channel = match meta.peers.channel(node.id, &node.grpc) {
-                Ok(channel) => channel,
-                Err(e) => return failed("unreachable", e),
-            };
-            let reply = ClusterClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .add_index(IndexRequest {
-                    field: field.to_owned(),
-                })
-                .await;
-            match reply.map(|r| r.into_inner()) {
-                Ok(r) if r.state.is_empty() => failed("failed", r.error),
-                Ok(r) => NodeIndex {
-                    node: node.id,
-                    state: r.state,
-                    twins_done: r.twins_done,
-                    twins_total: r.twins_total,
-                    error: (!r.error.is_empty()).then_some(r.error),
-                },
-                Err(status) => failed("unreachable", status.message().to_owned()),
-            }
-        });
+        .map(|node| add_on_node(meta, node, field));
     futures_util::future::join_all(asks).await
+}
+
+/// Asks `node` to index `field`: the node keeps it across restarts and indexes every replica
+/// it opens from then on.
+pub async fn add_on_node(meta: &MetaGroup, node: &radar_core::NodeInfo, field: &str) -> NodeIndex {
+    let failed = |state: &str, error: String| NodeIndex {
+        node: node.id,
+        state: state.into(),
+        twins_done: 0,
+        twins_total: 0,
+        error: Some(error),
+    };
+    let channel = match meta.peers.channel(node.id, &node.grpc) {
+        Ok(channel) => channel,
+        Err(e) => return failed("unreachable", e),
+    };
+    let reply = ClusterClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .add_index(IndexRequest {
+            field: field.to_owned(),
+        })
+        .await;
+    match reply.map(|r| r.into_inner()) {
+        Ok(r) if r.state.is_empty() => failed("failed", r.error),
+        Ok(r) => NodeIndex {
+            node: node.id,
+            state: r.state,
+            twins_done: r.twins_done,
+            twins_total: r.twins_total,
+            error: (!r.error.is_empty()).then_some(r.error),
+        },
+        Err(status) => failed("unreachable", status.message().to_owned()),
+    }
 }

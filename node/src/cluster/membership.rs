@@ -43,10 +43,12 @@ pub struct MembershipReport {
 }
 
 /// Adds the node listening for cluster gRPC at `address`: registers it, makes it a metadata
-/// voter, then moves replicas to it from the nodes that host the most until it hosts its share.
+/// voter, asks it to index the fields added online (`indexes`, so its replicas open indexed),
+/// then moves replicas to it from the nodes that host the most until it hosts its share.
 pub async fn add_node(
     meta: &MetaGroup,
     address: &str,
+    indexes: &[String],
     patience: Duration,
 ) -> Result<MembershipReport, RebalanceError> {
     let started = std::time::Instant::now();
@@ -58,6 +60,19 @@ pub async fn add_node(
     meta.propose_patiently(LayoutCommand::RegisterNode(info.clone()), patience)
         .await?;
     change_voters(meta, GroupId::META, Some(node), None, patience).await?;
+    for field in indexes {
+        let answer = super::indexes::add_on_node(meta, &info, field).await;
+        if let Some(error) = &answer.error {
+            // Answers stay right without it, only slower there; an operator can add it again.
+            tracing::warn!(
+                node,
+                field,
+                state = answer.state,
+                error,
+                "index not added on the new node"
+            );
+        }
+    }
     let mut moves = Vec::new();
     loop {
         let layout = meta.current();

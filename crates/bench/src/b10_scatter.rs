@@ -22,12 +22,6 @@ impl Drop for Node {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn start_node(radar: &str, args: &[String], memory_budget: &str) -> Result<Node> {
     use std::io::BufRead;
     let mut child = Command::new(radar)
@@ -65,42 +59,18 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 pub async fn run(radar: &str, devices: usize, rounds: usize, memory_budget: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let ports: Vec<[u16; 4]> = (0..3)
-        .map(|_| Ok([free_port()?, free_port()?, free_port()?, free_port()?]))
+        .map(|_| crate::nodes::free_ports())
         .collect::<Result<_>>()?;
-    let seeds = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{}", p[0]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let seeds = crate::nodes::seeds(&ports);
     let config = dir.path().join("node.toml");
     std::fs::write(&config, "[cwmp]\nallow_anonymous = true\n")?;
     let addr = |port: u16| format!("127.0.0.1:{port}");
     let mut nodes = Vec::new();
     for (i, p) in ports.iter().enumerate() {
-        let data = dir.path().join(format!("n{}", i + 1));
-        nodes.push(start_node(
-            radar,
-            &[
-                "node".into(),
-                "--node-id".into(),
-                (i + 1).to_string(),
-                "--data-dir".into(),
-                data.to_string_lossy().into_owned(),
-                "--grpc-listen".into(),
-                addr(p[0]),
-                "--api-listen".into(),
-                addr(p[1]),
-                "--cwmp-listen".into(),
-                addr(p[2]),
-                "--usp-listen".into(),
-                addr(p[3]),
-                "--seeds".into(),
-                seeds.clone(),
-                "--config".into(),
-                config.to_string_lossy().into_owned(),
-            ],
-            memory_budget,
-        )?);
+        let id = i as u64 + 1;
+        let data = dir.path().join(format!("n{id}"));
+        let args = crate::nodes::node_args(id, &data, p, &seeds, &config);
+        nodes.push(start_node(radar, &args, memory_budget)?);
     }
     let api = format!("http://{}", addr(ports[0][1]));
     let client = reqwest::Client::new();

@@ -16,12 +16,6 @@ struct Node {
     child: Option<Child>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl Node {
     fn start(&mut self, radar: &str) -> Result<()> {
         // B9_LOGS=<dir> keeps each node's log (appended across restarts) for diagnosis.
@@ -133,47 +127,27 @@ async fn write(client: &reqwest::Client, api: &str, device: &str, n: usize) -> b
 
 pub async fn run(radar: &str, trials: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut ports = Vec::new();
-    for _ in 0..3 {
-        ports.push([free_port()?, free_port()?, free_port()?, free_port()?]);
-    }
-    let seeds = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{}", p[0]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let ports: Vec<[u16; 4]> = (0..3)
+        .map(|_| crate::nodes::free_ports())
+        .collect::<Result<_>>()?;
+    let seeds = crate::nodes::seeds(&ports);
     let config = dir.path().join("node.toml");
     std::fs::write(&config, "[cwmp]\nallow_anonymous = true\n")?;
     let mut nodes: Vec<Node> = ports
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let addr = |port: u16| format!("127.0.0.1:{port}");
+            let id = i as u64 + 1;
             Node {
-                id: i as u64 + 1,
-                api: addr(p[1]),
-                args: vec![
-                    "node".into(),
-                    "--node-id".into(),
-                    (i + 1).to_string(),
-                    "--data-dir".into(),
-                    dir.path()
-                        .join(format!("n{}", i + 1))
-                        .to_string_lossy()
-                        .into_owned(),
-                    "--grpc-listen".into(),
-                    addr(p[0]),
-                    "--api-listen".into(),
-                    addr(p[1]),
-                    "--cwmp-listen".into(),
-                    addr(p[2]),
-                    "--usp-listen".into(),
-                    addr(p[3]),
-                    "--seeds".into(),
-                    seeds.clone(),
-                    "--config".into(),
-                    config.to_string_lossy().into_owned(),
-                ],
+                id,
+                api: format!("127.0.0.1:{}", p[1]),
+                args: crate::nodes::node_args(
+                    id,
+                    &dir.path().join(format!("n{id}")),
+                    p,
+                    &seeds,
+                    &config,
+                ),
                 child: None,
             }
         })

@@ -34,6 +34,7 @@ mod b7;
 mod b8;
 mod b9;
 mod decode;
+mod nodes;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.windows(2)

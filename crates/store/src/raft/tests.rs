@@ -288,6 +288,16 @@ async fn built_snapshot(
     (snapshot, dir.join("raft-snapshots/group-1.snapshot"))
 }
 
+/// A replica that applied Z (entry 1) and Y (entry 2), both checkpointed.
+async fn replica_with_z_and_y(dir: &std::path::Path) -> (SledDatabase, ShardStateMachine) {
+    let db = SledDatabase::open(dir).unwrap();
+    let mut b = db.raft_state_machine(0, 1).unwrap();
+    b.apply([normal(1, vec![inform("Z", "9")])]).await.unwrap();
+    tokio::time::sleep(super::state_machine::CHECKPOINT_INTERVAL).await;
+    b.apply([normal(2, vec![inform("Y", "8")])]).await.unwrap();
+    (db, b)
+}
+
 /// Installing writes twins in batches, not one transaction: a node that crashed with the
 /// shard half replaced (here: the install marked, the received file staged, every record
 /// gone) finishes the install when it opens, and comes up at the snapshot's state.
@@ -296,11 +306,7 @@ async fn an_install_cut_short_by_a_crash_is_finished_at_open() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (_snapshot, file) = built_snapshot(a_dir.path()).await;
     {
-        let db = SledDatabase::open(b_dir.path()).unwrap();
-        let mut b = db.raft_state_machine(0, 1).unwrap();
-        b.apply([normal(1, vec![inform("Z", "9")])]).await.unwrap();
-        tokio::time::sleep(super::state_machine::CHECKPOINT_INTERVAL).await;
-        b.apply([normal(2, vec![inform("Y", "8")])]).await.unwrap();
+        let (db, b) = replica_with_z_and_y(b_dir.path()).await;
         db.flush_all().unwrap();
         assert_eq!(version_of(&b, "Z").as_deref(), Some("9"));
         // The crash: staged and marked, then the shard's records cleared.
@@ -344,11 +350,7 @@ async fn a_damaged_snapshot_file_installs_nothing() {
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (snapshot, file) = built_snapshot(a_dir.path()).await;
     {
-        let db = SledDatabase::open(b_dir.path()).unwrap();
-        let mut b = db.raft_state_machine(0, 1).unwrap();
-        b.apply([normal(1, vec![inform("Z", "9")])]).await.unwrap();
-        tokio::time::sleep(super::state_machine::CHECKPOINT_INTERVAL).await;
-        b.apply([normal(2, vec![inform("Y", "8")])]).await.unwrap();
+        let (db, mut b) = replica_with_z_and_y(b_dir.path()).await;
         let mut received = b.begin_receiving_snapshot().await.unwrap();
         let mut bytes = std::fs::read(&file).unwrap();
         bytes.truncate(bytes.len() - 3);

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod api_credentials;
+pub mod api_indexes;
 pub mod api_routing;
 pub mod byte_size;
 pub mod cluster;

@@ -82,11 +82,6 @@ fn inform(i: usize, extra: usize) -> TwinCommand {
     }
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn ring() -> anyhow::Result<Ring> {
     let shard_ids: Vec<ShardId> = (0..SHARDS).map(ShardId).collect();
     Ok(Ring::new(
@@ -321,7 +316,7 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
         total = parallel(&shards, |s| count_state(s, &expr, None, &ctx, None).total);
         samples.push(t.elapsed());
     }
-    let scan = percentile(&mut samples, 0.5);
+    let scan = crate::b7::percentile(&mut samples, 0.5);
     row(
         "full scan from disk: Device.DeviceInfo.HardwareVersion = \"HW7\"",
         total,
@@ -337,7 +332,7 @@ pub fn run(devices: usize, extra: usize, rounds: usize) -> anyhow::Result<()> {
             .sum::<u64>();
         samples.push(t.elapsed());
     }
-    let raw = percentile(&mut samples, 0.5);
+    let raw = crate::b7::percentile(&mut samples, 0.5);
     row(
         "baseline: raw sled iteration of the same trees (records, one thread)",
         records,
@@ -445,8 +440,8 @@ fn parallel(
 fn row(name: &str, matches: u64, samples: &mut [Duration]) {
     println!(
         "| {name} | {matches} | {:.2?} | {:.2?} |",
-        percentile(samples, 0.5),
-        percentile(samples, 0.99)
+        crate::b7::percentile(samples, 0.5),
+        crate::b7::percentile(samples, 0.99)
     );
 }
 

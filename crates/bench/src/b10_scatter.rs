@@ -49,11 +49,6 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<Value> {
     Ok(body)
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// `memory_budget`: each node's `[store] memory_budget` (small: most twins are cold when the
 /// queries run).
 pub async fn run(radar: &str, devices: usize, rounds: usize, memory_budget: &str) -> Result<()> {
@@ -214,8 +209,8 @@ pub async fn run(radar: &str, devices: usize, rounds: usize, memory_budget: &str
             "| {name} | {} | {} | {:.2?} | {:.2?} |",
             cell(matches),
             cell(last["scanned"].as_u64()),
-            percentile(&mut samples, 0.5),
-            percentile(&mut samples, 0.99)
+            crate::b7::percentile(&mut samples, 0.5),
+            crate::b7::percentile(&mut samples, 0.99)
         );
     }
     drop(nodes);

@@ -51,7 +51,8 @@ fn inform(i: usize) -> TwinCommand {
     }
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+/// The `p` quantile of `samples` (sorts them); B7, B10 and B10 end to end report p50 and p99.
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
     samples[((samples.len() as f64 - 1.0) * p).round() as usize]
 }

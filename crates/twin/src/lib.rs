@@ -11,10 +11,12 @@
 //! - [`query`]: the fleet query language: parse and evaluate.
 //! - [`moving`]: twins and shard commands of a partition move between shards.
 //! - [`table`]: the shard's twins, resident or cold (read back from disk), with clock eviction.
+//! - [`columns`]: the few fields per twin the background passes read, kept for cold twins.
 //! - [`index`]: the shard's secondary index (value → devices) that narrows queries.
 //! - [`datamodel`]: the TR-181 model for validation of desired values.
 //! - `usp`: what USP connects and events do to a twin.
 
+pub mod columns;
 pub mod command;
 pub mod credentials;
 pub mod datamodel;

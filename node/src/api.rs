@@ -70,7 +70,11 @@ impl From<ProposeError> for ApiError {
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) -> Router {
+pub fn router(
+    core: Arc<NodeCore>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    auth: Arc<crate::auth::ApiAuth>,
+) -> Router {
     let devices = Router::new()
         .route("/api/v1/devices/{id}", get(device_summary))
         .route(
@@ -130,6 +134,11 @@ pub fn router(core: Arc<NodeCore>, ready: Arc<std::sync::atomic::AtomicBool>) ->
             }),
         )
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        // Around every route and the fallback, after routing (so it sees the matched route).
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::require_role,
+        ))
         .with_state(core)
 }
 

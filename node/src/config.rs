@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub raft: crate::raft::RaftSettings,
     /// Cluster membership; without seeds the node runs embedded (single node).
     pub cluster: crate::cluster::ClusterConfig,
+    /// API tokens and roles.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for NodeConfig {
@@ -51,6 +53,7 @@ impl Default for NodeConfig {
             usp: UspConfig::default(),
             raft: crate::raft::RaftSettings::default(),
             cluster: crate::cluster::ClusterConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

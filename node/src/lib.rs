@@ -12,6 +12,7 @@
 //! - [`cwmp`]: the TR-069 ACS driver.
 //! - [`usp`]: the TR-369 controller driver (WebSocket and MQTT MTPs).
 //! - [`api`]: the REST API.
+//! - [`auth`]: API tokens, roles and the route → role table.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`log_limit`]: per-device rate limiting of warnings.
 //! - [`tls`]: TLS for the ACS endpoint.
@@ -20,6 +21,7 @@ pub mod api;
 pub mod api_credentials;
 pub mod api_indexes;
 pub mod api_routing;
+pub mod auth;
 pub mod byte_size;
 pub mod cluster;
 pub mod config;
@@ -62,6 +64,8 @@ pub enum NodeError {
     Tls(#[from] tls::TlsError),
     #[error("shard: {0}")]
     Shard(#[from] shard::OpenError),
+    #[error("api tokens: {0}")]
+    Auth(#[from] auth::TokenError),
 }
 
 /// Listeners bound by the caller, so tests can bind port 0 (as mini-redis does).
@@ -81,6 +85,8 @@ pub struct Listeners {
 pub struct RunningNode {
     pub core: Arc<NodeCore>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The admin token made on this first start, to be shown once (only its hash is kept).
+    pub generated_admin_token: Option<String>,
 }
 
 /// Opens storage, loads every shard and starts the CWMP endpoint and the API. Returns once the
@@ -103,6 +109,12 @@ pub async fn start(
         }
     }
     let metrics = Arc::new(Metrics::new());
+    let (api_auth, generated_admin_token) =
+        auth::ApiAuth::open(&config.auth, &config.data_dir, metrics.clone())?;
+    if generated_admin_token.is_some() && config.cluster.enabled() {
+        // A device request may be proxied to another node, which checks the same token.
+        tracing::warn!("this cluster node made its own admin token: give every node the same RADAR_BOOTSTRAP_TOKEN (or the same [auth] tokens) so that requests proxied between nodes are accepted");
+    }
     let db_dir = config.data_dir.join("twins.sled");
     let cache = config.twin.storage_cache_bytes;
     let budget = config.store.memory_budget_bytes();
@@ -263,7 +275,7 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
-    let app = api::router(core.clone(), ready);
+    let app = api::router(core.clone(), ready, Arc::new(api_auth));
     let mut api_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(listeners.api, app).with_graceful_shutdown(async move {
@@ -273,7 +285,11 @@ pub async fn start(
             tracing::error!(error = %e, "api server failed");
         }
     }));
-    Ok(RunningNode { core, tasks })
+    Ok(RunningNode {
+        core,
+        tasks,
+        generated_admin_token,
+    })
 }
 
 /// Embedded mode: this node hosts every shard as the single voter of its group.

@@ -21,6 +21,9 @@ pub struct Metrics {
     /// STUN messages at the Annex G server, by kind.
     pub stun_messages: IntCounterVec,
     pub api_requests: IntCounterVec,
+    /// API requests refused by the auth layer: `missing` or `unknown` token (401), a `role`
+    /// too weak or an `unlisted` route (403).
+    pub api_auth_denied: IntCounterVec,
     pub usp_connections: IntGauge,
     pub usp_mqtt_connected: IntGauge,
     pub usp_stomp_connected: IntGauge,
@@ -177,6 +180,11 @@ impl Metrics {
                 "radar_api_requests_total",
                 "REST API requests by status class",
                 &["status"],
+            ),
+            api_auth_denied: counter_vec(
+                "radar_api_auth_denied_total",
+                "API requests refused by authentication or role, by reason",
+                &["reason"],
             ),
             registry,
         }

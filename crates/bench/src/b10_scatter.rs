@@ -28,6 +28,7 @@ fn start_node(radar: &str, args: &[String], memory_budget: &str) -> Result<Node>
         .args(args)
         .env("RADAR_LOG", "warn")
         .env("RADAR_MEMORY_BUDGET", memory_budget)
+        .env("RADAR_BOOTSTRAP_TOKEN", crate::nodes::BENCH_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -68,7 +69,7 @@ pub async fn run(radar: &str, devices: usize, rounds: usize, memory_budget: &str
         nodes.push(start_node(radar, &args, memory_budget)?);
     }
     let api = format!("http://{}", addr(ports[0][1]));
-    let client = reqwest::Client::new();
+    let client = crate::nodes::api_client()?;
     let init = client
         .post(format!("{api}/api/v1/cluster/init"))
         .json(&json!({"shards": 3, "replicas": 1}))

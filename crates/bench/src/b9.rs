@@ -30,6 +30,7 @@ impl Node {
         };
         let mut child = Command::new(radar)
             .args(&self.args)
+            .env("RADAR_BOOTSTRAP_TOKEN", crate::nodes::BENCH_TOKEN)
             .env(
                 "RADAR_LOG",
                 std::env::var("B9_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
@@ -155,7 +156,7 @@ pub async fn run(radar: &str, trials: usize) -> Result<()> {
     for node in &mut nodes {
         node.start(radar)?;
     }
-    let client = reqwest::Client::new();
+    let client = crate::nodes::api_client()?;
     let init = client
         .post(format!("http://{}/api/v1/cluster/init", nodes[0].api))
         .json(&json!({"shards": 1, "replicas": 3}))

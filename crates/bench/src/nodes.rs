@@ -52,3 +52,18 @@ pub fn node_args(
         config.to_string_lossy().into_owned(),
     ]
 }
+
+/// The admin token the benches' nodes are started with (`RADAR_BOOTSTRAP_TOKEN`) and send.
+pub const BENCH_TOKEN: &str = "radar-bench-admin-token-5d2c7e91a04b8f36";
+
+/// An API client that sends [`BENCH_TOKEN`] with every request.
+pub fn api_client() -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}"))?,
+    );
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}

@@ -15,6 +15,8 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     Unauthorized,
+    /// Authenticated, but the role may not do this.
+    Forbidden,
     Overloaded,
     Unavailable,
     Internal,
@@ -29,6 +31,7 @@ impl ErrorCode {
             | ErrorCode::InvalidValue
             | ErrorCode::ReadOnly => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
@@ -49,6 +52,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -64,6 +68,7 @@ mod tests {
     fn client_errors_are_4xx_and_server_errors_5xx() {
         assert_eq!(ErrorCode::ReadOnly.http_status(), 400);
         assert_eq!(ErrorCode::NotFound.http_status(), 404);
+        assert_eq!(ErrorCode::Forbidden.http_status(), 403);
         assert_eq!(ErrorCode::PayloadTooLarge.http_status(), 413);
         assert_eq!(ErrorCode::Overloaded.http_status(), 503);
         assert_eq!(ErrorCode::Internal.http_status(), 500);

@@ -27,6 +27,9 @@ pub struct Common {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// API token (default: the one `radar up` saved for this API in the credentials file).
+    #[arg(long, env = "RADAR_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Args)]
@@ -125,12 +128,20 @@ pub(crate) fn segment(s: &str) -> String {
 }
 
 pub(crate) async fn call(
+    common: &Common,
     method: reqwest::Method,
     url: String,
     body: Option<Value>,
 ) -> Result<Value> {
     let client = reqwest::Client::new();
     let mut request = client.request(method, &url);
+    let token = match &common.token {
+        Some(token) => Some(token.clone()),
+        None => crate::credentials_file::token_for(&common.api)?,
+    };
+    if let Some(token) = &token {
+        request = request.bearer_auth(token);
+    }
     if let Some(b) = body {
         request = request.json(&b);
     }
@@ -146,7 +157,15 @@ pub(crate) async fn call(
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());
-        bail!("{status}: {message}");
+        match status.as_u16() {
+            401 if token.is_none() => bail!(
+                "{status}: the API needs a token: set RADAR_TOKEN or pass --token (`radar up` printed one at its first start and saved it in {})",
+                crate::credentials_file::path_text()
+            ),
+            401 => bail!("{status}: {message}: check RADAR_TOKEN, --token or {}", crate::credentials_file::path_text()),
+            403 => bail!("{status}: {message}: use a token with a stronger role"),
+            _ => bail!("{status}: {message}"),
+        }
     }
     Ok(value)
 }
@@ -197,7 +216,7 @@ pub async fn devices(args: DevicesArgs) -> Result<()> {
         }
         q.append_pair("limit", &args.limit.to_string());
     }
-    let v = call(reqwest::Method::GET, url.to_string(), None).await?;
+    let v = call(&args.common, reqwest::Method::GET, url.to_string(), None).await?;
     if args.common.json {
         print_json(&v);
         return Ok(());
@@ -253,7 +272,7 @@ pub async fn get(args: GetArgs) -> Result<()> {
     if let Some(prefix) = &args.prefix {
         url.query_pairs_mut().append_pair("prefix", prefix);
     }
-    let v = call(reqwest::Method::GET, url.to_string(), None).await?;
+    let v = call(&args.common, reqwest::Method::GET, url.to_string(), None).await?;
     if args.common.json {
         print_json(&v);
         return Ok(());
@@ -302,7 +321,13 @@ pub async fn set(args: SetArgs) -> Result<()> {
         args.common.api,
         segment(&args.device)
     );
-    let v = call(reqwest::Method::PATCH, url, Some(Value::Object(body))).await?;
+    let v = call(
+        &args.common,
+        reqwest::Method::PATCH,
+        url,
+        Some(Value::Object(body)),
+    )
+    .await?;
     print_operation(&v, args.common.json);
     Ok(())
 }
@@ -345,7 +370,7 @@ pub async fn op(args: OpArgs) -> Result<()> {
         args.common.api,
         segment(&args.device)
     );
-    let v = call(reqwest::Method::POST, url, Some(body)).await?;
+    let v = call(&args.common, reqwest::Method::POST, url, Some(body)).await?;
     print_operation(&v, args.common.json);
     Ok(())
 }
@@ -357,7 +382,7 @@ pub async fn query(args: QueryArgs) -> Result<()> {
     if let Some(g) = &args.group_by {
         url.query_pairs_mut().append_pair("group_by", g);
     }
-    let v = call(reqwest::Method::GET, url.to_string(), None).await?;
+    let v = call(&args.common, reqwest::Method::GET, url.to_string(), None).await?;
     if args.common.json {
         print_json(&v);
         return Ok(());
@@ -415,7 +440,7 @@ pub async fn cluster(args: ClusterArgs) -> Result<()> {
         _ => None,
     };
     if let Some((method, url, body, what)) = membership {
-        let v = call(method, url, body).await?;
+        let v = call(&args.common, method, url, body).await?;
         if args.common.json {
             print_json(&v);
         } else {
@@ -425,6 +450,7 @@ pub async fn cluster(args: ClusterArgs) -> Result<()> {
     }
     if let Some(ClusterAction::AddShard) = args.action {
         let v = call(
+            &args.common,
             reqwest::Method::POST,
             format!("{}/api/v1/cluster/shards", args.common.api),
             None,
@@ -452,6 +478,7 @@ pub async fn cluster(args: ClusterArgs) -> Result<()> {
     }) = args.action
     {
         let v = call(
+            &args.common,
             reqwest::Method::POST,
             format!("{}/api/v1/cluster/init", args.common.api),
             Some(json!({"shards": shards, "replicas": replicas, "partitions": partitions})),
@@ -471,6 +498,7 @@ pub async fn cluster(args: ClusterArgs) -> Result<()> {
         return Ok(());
     }
     let v = call(
+        &args.common,
         reqwest::Method::GET,
         format!("{}/api/v1/cluster", args.common.api),
         None,

@@ -30,13 +30,13 @@ pub async fn credentials(args: CredentialsArgs) -> Result<()> {
                 segment(device)
             );
             let body = json!({"username": args.username, "password": args.password});
-            call(reqwest::Method::PUT, url, Some(body)).await?
+            call(&args.common, reqwest::Method::PUT, url, Some(body)).await?
         }
         (None, Some(query)) => {
             let url = format!("{}/api/v1/connection-request-credentials", args.common.api);
             let body =
                 json!({"query": query, "username": args.username, "password": args.password});
-            call(reqwest::Method::POST, url, Some(body)).await?
+            call(&args.common, reqwest::Method::POST, url, Some(body)).await?
         }
         _ => bail!("name a device or give --query"),
     };

@@ -5,9 +5,11 @@
 
 mod client;
 mod client_credentials;
+mod credentials_file;
 mod logging;
 mod router_cmd;
 mod server;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +39,11 @@ enum Command {
     },
     /// Run simulated CWMP devices against an ACS.
     Sim(server::SimArgs),
+    /// Make API tokens (printed once) and the config entries that hold their hashes.
+    Token {
+        #[command(subcommand)]
+        action: token_cmd::TokenAction,
+    },
     /// List devices matching a query.
     Devices(client::DevicesArgs),
     /// Show a device's parameters.
@@ -76,6 +83,7 @@ fn main() {
             Command::Node(args) => server::node(args).await,
             Command::Router(args) => router_cmd::router(args).await,
             Command::PrintConfig { what } => server::print_config(&what),
+            Command::Token { action } => token_cmd::run(action),
             Command::Sim(args) => server::sim(args).await,
             Command::Devices(args) => client::devices(args).await,
             Command::Get(args) => client::get(args).await,

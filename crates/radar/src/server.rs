@@ -199,14 +199,19 @@ impl LogArgs {
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
-    match path {
-        None => Ok(NodeConfig::default()),
+    let mut config: NodeConfig = match path {
+        None => NodeConfig::default(),
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+            toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
         }
-    }
+    };
+    // Only from the environment (a Helm Secret, CI): never a config file in clear.
+    config.auth.bootstrap_token = std::env::var("RADAR_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    Ok(config)
 }
 
 fn apply_listen(config: &mut NodeConfig, listen: &ListenArgs) {
@@ -312,6 +317,9 @@ async fn run_node(
     println!(
         "listening cwmp={cwmp_addr} usp={usp_addr} api={api_addr} grpc={grpc_addr} stun={stun_addr}"
     );
+    if let Some(token) = &node.generated_admin_token {
+        show_admin_token(token, api_addr);
+    }
     let _fleet = if demo > 0 {
         let host = if cwmp_addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
@@ -357,6 +365,28 @@ async fn run_node(
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     Ok(())
+}
+
+/// Shows the admin token made on the first start, once (only its hash is kept), and saves it
+/// for the CLI. Written with errors ignored: stdout may be a closed pipe.
+fn show_admin_token(token: &str, api: SocketAddr) {
+    use std::io::Write;
+    let mut apis = vec![format!("http://{api}")];
+    if api.ip().is_unspecified() || api.ip().is_loopback() {
+        apis.push(format!("http://127.0.0.1:{}", api.port()));
+        apis.push(format!("http://localhost:{}", api.port()));
+    }
+    apis.dedup();
+    let saved = match crate::credentials_file::save(&apis, token) {
+        Ok(path) => format!("saved for the CLI in {}", path.display()),
+        Err(e) => format!("not saved for the CLI ({e:#})"),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "admin token (shown once; Radar keeps only its hash): {token}\n  {saved}; elsewhere use RADAR_TOKEN={token} or --token"
+    );
+    let _ = out.flush();
 }
 
 pub async fn wait_for_signal() {

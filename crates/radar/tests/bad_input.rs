@@ -203,8 +203,11 @@ async fn api_errors_are_json() {
         (status, v["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
-    let r = reqwest::Client::new()
-        .patch(radar.api_url("/api/v1/devices/os::000000-X/params"))
+    let r = radar
+        .request(
+            reqwest::Method::PATCH,
+            "/api/v1/devices/os::000000-X/params",
+        )
         .body("{not json")
         .send()
         .await
@@ -223,4 +226,54 @@ async fn api_errors_are_json() {
         (status, v["error"]["code"].as_str()),
         (400, Some("bad_request"))
     );
+}
+
+/// Issue 13's attack: one request with thousands of nested parentheses used to overflow a
+/// worker's stack and abort the node, with no token needed. Every route that parses a query, and
+/// a body nested as deep, now gets a 400 with a JSON error, and the node keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_and_long_input_gets_a_400_and_the_node_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), Some(CONFIG));
+    let deep = "(".repeat(5000) + "serial = A" + &")".repeat(5000);
+    let nots = "NOT%20".repeat(5000) + "serial%20%3D%20A";
+    // Just over the 1024 comparisons a query may hold (a URI longer than 64 KiB is refused by
+    // the HTTP layer before it reaches the parser).
+    let long = vec!["s%3DA"; 1100].join("%20OR%20");
+    for q in [deep.clone(), nots, long] {
+        for route in ["/api/v1/devices", "/api/v1/query"] {
+            let (status, v) = radar.get(&format!("{route}?q={q}")).await;
+            assert_eq!(
+                (status, v["error"]["code"].as_str()),
+                (400, Some("invalid_query")),
+                "{route}: {v}"
+            );
+        }
+    }
+    let (status, v) = radar.get(&format!("/api/v1/query?q={deep}")).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nests deeper than 64"),
+        "{status} {v}"
+    );
+    // A JSON body as deep: serde_json's own depth limit, answered as a bad request.
+    let body = "[".repeat(5000) + &"]".repeat(5000);
+    let r = radar
+        .request(
+            reqwest::Method::PATCH,
+            "/api/v1/devices/os::000000-X/params",
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    // Still alive, and still answering queries.
+    let (status, v) = radar.get("/api/v1/query?q=serial%20%3D%20A").await;
+    assert_eq!(status, 200, "{v}");
 }

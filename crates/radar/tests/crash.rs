@@ -49,8 +49,11 @@ async fn sigkill_under_load(config: &str) {
         let device = format!("os::00D09E-{serial}");
         let value = format!("ssid-{n}");
         let body = serde_json::json!({ "Device.WiFi.SSID.2.SSID": value });
-        let r = reqwest::Client::new()
-            .patch(radar.api_url(&format!("{}/params", device_path(&device))))
+        let r = radar
+            .request(
+                reqwest::Method::PATCH,
+                &format!("{}/params", device_path(&device)),
+            )
             .json(&body)
             .timeout(Duration::from_secs(2))
             .send()

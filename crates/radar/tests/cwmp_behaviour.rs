@@ -322,16 +322,16 @@ async fn operations_expire_after_their_ttl_and_queued_ones_can_be_cancelled() {
         .await;
     let cancelled = op["id"].as_u64().unwrap();
     // Cancel the queued one; a second cancel conflicts.
-    let r = reqwest::Client::new()
-        .delete(radar.api_url(&format!("{ops}/{cancelled}")))
+    let r = radar
+        .request(reqwest::Method::DELETE, &format!("{ops}/{cancelled}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["status"], "cancelled");
-    let r = reqwest::Client::new()
-        .delete(radar.api_url(&format!("{ops}/{cancelled}")))
+    let r = radar
+        .request(reqwest::Method::DELETE, &format!("{ops}/{cancelled}"))
         .send()
         .await
         .unwrap();

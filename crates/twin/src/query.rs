@@ -9,6 +9,11 @@
 //! ```
 //! Fields are parameter paths or the meta fields `id, protocol, online, last_contact, oui,
 //! product_class, serial, software_version, manufacturer`. Errors name the byte position.
+//!
+//! A query is bounded before anything walks it: at most [`MAX_NESTING`] parentheses and `NOT`s
+//! deep and [`MAX_TERMS`] comparisons long. Evaluation, the index, `Drop` and the scatter all
+//! recurse over the tree, so an unbounded one sent by anyone who can reach the API would
+//! overflow a worker's stack and abort the node (issue 13).
 
 use crate::model::Twin;
 use crate::paths::PathDict;
@@ -59,6 +64,12 @@ pub struct QueryError {
     pub position: usize,
     pub message: String,
 }
+
+/// The deepest nesting of `(` and `NOT` a query may have (the CWMP decoder's XML bound).
+pub const MAX_NESTING: usize = 64;
+/// The most comparisons (`=`, `LIKE`, `EXISTS`, ...) one query may hold. A chain of `AND`s or
+/// `OR`s is as deep as it is long, so this also bounds the tree's depth.
+pub const MAX_TERMS: usize = 1024;
 
 pub const META_FIELDS: &[&str] = &[
     "id",
@@ -200,6 +211,9 @@ struct Parser {
     tokens: Vec<(usize, Token)>,
     index: usize,
     end: usize,
+    /// `(` and `NOT` open around the current token.
+    nesting: usize,
+    terms: usize,
 }
 
 impl Parser {
@@ -243,23 +257,46 @@ impl Parser {
         Ok(left)
     }
 
+    fn nest(&mut self) -> Result<(), QueryError> {
+        if self.nesting == MAX_NESTING {
+            return Err(self.err(format!(
+                "the query nests deeper than {MAX_NESTING} parentheses and NOTs"
+            )));
+        }
+        self.nesting += 1;
+        self.index += 1;
+        Ok(())
+    }
+
+    fn term(&mut self) -> Result<(), QueryError> {
+        if self.terms == MAX_TERMS {
+            return Err(self.err(format!("the query has more than {MAX_TERMS} comparisons")));
+        }
+        self.terms += 1;
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Expr, QueryError> {
         if self.keyword("NOT") {
-            self.index += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if self.keyword("EXISTS") {
-            self.index += 1;
-            return Ok(Expr::Exists(self.field()?));
+            self.nest()?;
+            let inner = self.unary()?;
+            self.nesting -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         if self.peek() == Some(&Token::LParen) {
-            self.index += 1;
+            self.nest()?;
             let inner = self.or()?;
             if self.peek() != Some(&Token::RParen) {
                 return Err(self.err("expected )"));
             }
             self.index += 1;
+            self.nesting -= 1;
             return Ok(inner);
+        }
+        self.term()?;
+        if self.keyword("EXISTS") {
+            self.index += 1;
+            return Ok(Expr::Exists(self.field()?));
         }
         let field = self.field()?;
         if self.keyword("LIKE") {
@@ -350,6 +387,8 @@ pub fn parse(src: &str) -> Result<Expr, QueryError> {
         tokens,
         index: 0,
         end: src.len(),
+        nesting: 0,
+        terms: 0,
     };
     let expr = parser.or()?;
     if parser.index < parser.tokens.len() {
@@ -629,6 +668,51 @@ mod tests {
         // Found by the query_parse fuzz target: overflow and a multi-byte unit.
         assert!(parse("G<now-88888878800000002s").is_err());
         assert!(parse("G<now-1é").is_err());
+    }
+
+    #[test]
+    fn deep_and_long_queries_are_refused_not_recursed() {
+        let deep = |n: usize| format!("{}serial = A{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&deep(MAX_NESTING)).is_ok());
+        let e = parse(&deep(MAX_NESTING + 1)).unwrap_err();
+        assert_eq!(e.position, MAX_NESTING, "{e}");
+        assert!(e.message.contains("nests deeper"), "{e}");
+        // The issue's attack: thousands of parentheses, and NOTs, with no closing ones.
+        assert!(parse(&"(".repeat(5000)).is_err());
+        assert!(parse(&"NOT ".repeat(100_000)).is_err());
+        // Nesting is counted open at a time, not in total.
+        let siblings = vec![deep(MAX_NESTING); 8].join(" OR ");
+        assert!(parse(&siblings).is_ok());
+
+        let chain = |n: usize| vec!["serial = A"; n].join(" AND ");
+        assert!(parse(&chain(MAX_TERMS)).is_ok());
+        let e = parse(&chain(MAX_TERMS + 1)).unwrap_err();
+        assert!(e.message.contains("comparisons"), "{e}");
+        // The longest chain accepted is evaluated and dropped on half a tokio worker's stack,
+        // in a debug build.
+        let expr = parse(&chain(MAX_TERMS)).unwrap();
+        let state = state();
+        let twin = state
+            .twins
+            .resident_twins()
+            .find(|t| t.meta.serial == "A")
+            .unwrap()
+            .clone();
+        let dict = state.dict.clone();
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                let ctx = EvalContext {
+                    now: Timestamp(0),
+                    online_window: Duration::from_secs(60),
+                    overdue_grace: Duration::from_secs(60),
+                };
+                assert!(matches(&expr, &twin, &dict, &ctx));
+                drop(expr);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

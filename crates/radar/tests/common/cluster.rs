@@ -86,6 +86,7 @@ pub fn start_node_with(dir: &Path, id: u64, ports: &Ports, seeds: &str, extra: &
 pub fn radar_cli(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_radar"))
         .args(args)
+        .env("RADAR_TOKEN", super::TEST_TOKEN)
         .output()
         .expect("run radar")
 }

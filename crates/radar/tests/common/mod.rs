@@ -14,6 +14,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The admin token every process a test starts is given (`RADAR_BOOTSTRAP_TOKEN`), and that
+/// every helper sends: the suites run with authentication on (issue 13).
+pub const TEST_TOKEN: &str = "radar-test-admin-token-4f0c2a7d9e1b3c5a";
+
+/// A request to a test's node with the test's admin token.
+pub fn authed(method: reqwest::Method, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(TEST_TOKEN)
+}
+
 pub struct Radar {
     pub child: Child,
     pub cwmp: SocketAddr,
@@ -103,6 +114,12 @@ impl Radar {
 
     pub fn launch(mut cmd: Command, data_dir: &Path, log: PathBuf) -> Radar {
         cmd.env("RADAR_LOG", "info,radar_node=debug,radar_router=debug");
+        // A caller may start a node without a given token (to see one generated).
+        if !cmd.get_envs().any(|(k, _)| k == "RADAR_BOOTSTRAP_TOKEN") {
+            cmd.env("RADAR_BOOTSTRAP_TOKEN", TEST_TOKEN);
+        }
+        // Never the user's own credentials file.
+        cmd.env("XDG_CONFIG_HOME", data_dir.join("xdg-config"));
         // Every suite runs with a budget smaller than one gateway's twin, so twins are evicted
         // at nearly every checkpoint and read back from disk at their next use (issue 12);
         // RADAR_TEST_MEMORY_BUDGET overrides it, and a caller's --memory-budget wins.
@@ -173,8 +190,15 @@ impl Radar {
         self.kill9();
     }
 
+    /// A request to this node's API with the test's admin token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        authed(method, self.api_url(path))
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::get(self.api_url(path))
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
             .await
             .expect("api reachable");
         let status = r.status().as_u16();
@@ -182,8 +206,8 @@ impl Radar {
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-        let r = reqwest::Client::new()
-            .request(method, self.api_url(path))
+        let r = self
+            .request(method, path)
             .json(&body)
             .send()
             .await

@@ -1,0 +1,153 @@
+//! API authentication and roles (issue 13). Every request carries `Authorization: Bearer
+//! <token>`; the layer finds the token's role and the role its route needs
+//! ([`routes::ROUTES`]), and answers 401 (no or unknown token) or 403 (a role too weak) with a
+//! JSON error before any handler runs. `/healthz`, `/readyz` and `/metrics` stay open.
+//!
+//! - [`role`]: viewer < operator < admin.
+//! - [`routes`]: the route → role table, deny by default.
+//! - [`tokens`]: token hashes, their files, and the bootstrap admin token.
+
+pub mod role;
+pub mod routes;
+pub mod tokens;
+
+use crate::api::ApiError;
+use crate::metrics::Metrics;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use radar_core::ErrorCode;
+use role::Role;
+use routes::{Access, Required};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+pub use tokens::{Principal, TokenEntry, TokenError, TokenStore};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Tokens by hash: `{ id = "noc", role = "viewer", sha256 = "…" }` (`radar token new`
+    /// prints a token and its entry).
+    pub tokens: Vec<TokenEntry>,
+    /// A file of more entries (a JSON array of the same), e.g. mounted from a Secret.
+    pub tokens_file: Option<PathBuf>,
+    /// `/metrics` needs a viewer's token too.
+    pub metrics_need_token: bool,
+    /// The first admin token, from `RADAR_BOOTSTRAP_TOKEN` only (never a file in clear).
+    #[serde(skip)]
+    pub bootstrap_token: Option<String>,
+}
+
+/// What the API's auth layer checks against.
+pub struct ApiAuth {
+    tokens: TokenStore,
+    metrics_need_token: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl ApiAuth {
+    /// Loads every token source, making the bootstrap admin token first if needed. Returns the
+    /// token generated now (to be shown once), if one was.
+    pub fn open(
+        config: &AuthConfig,
+        data_dir: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, Option<String>), TokenError> {
+        let generated = tokens::ensure_bootstrap(data_dir, config.bootstrap_token.as_deref())?;
+        let mut entries = tokens::read_file(&data_dir.join(tokens::DATA_DIR_FILE))?;
+        entries.extend(config.tokens.iter().cloned());
+        if let Some(file) = &config.tokens_file {
+            let more = tokens::read_file(file)?;
+            if more.is_empty() && !file.exists() {
+                return Err(TokenError::File {
+                    path: file.clone(),
+                    message: "no such file".into(),
+                });
+            }
+            entries.extend(more);
+        }
+        let tokens = TokenStore::new(entries)?;
+        tracing::info!(tokens = tokens.len(), "api tokens loaded");
+        Ok((
+            Self {
+                tokens,
+                metrics_need_token: config.metrics_need_token,
+                metrics,
+            },
+            generated,
+        ))
+    }
+
+    fn denied(&self, reason: &str, code: ErrorCode, message: String) -> Response {
+        self.metrics
+            .api_auth_denied
+            .with_label_values(&[reason])
+            .inc();
+        ApiError::new(code, message).into_response()
+    }
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The axum middleware: authenticate, authorize, and hand the handler the [`Principal`].
+pub async fn require_role(
+    State(auth): State<Arc<ApiAuth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let needed = match routes::required(request.method(), route.as_deref()) {
+        Required::Access(Access::Open)
+            if !(auth.metrics_need_token && route.as_deref() == Some("/metrics")) =>
+        {
+            return next.run(request).await
+        }
+        Required::Access(Access::Open) => Role::Viewer,
+        Required::Access(Access::Needs(role)) => role,
+        Required::Unlisted => {
+            return auth.denied(
+                "unlisted",
+                ErrorCode::Forbidden,
+                "this route names no role, so nobody may use it".into(),
+            )
+        }
+    };
+    let Some(token) = bearer(&request) else {
+        return auth.denied(
+            "missing",
+            ErrorCode::Unauthorized,
+            "missing bearer token: send Authorization: Bearer <token> (the CLI reads RADAR_TOKEN or --token)".into(),
+        );
+    };
+    let Some(principal) = auth.tokens.verify(token).cloned() else {
+        return auth.denied(
+            "unknown",
+            ErrorCode::Unauthorized,
+            "unknown or revoked token".into(),
+        );
+    };
+    if !principal.role.allows(needed) {
+        return auth.denied(
+            "role",
+            ErrorCode::Forbidden,
+            format!(
+                "token {:?} has the role {}; this needs {needed}",
+                principal.id, principal.role
+            ),
+        );
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}

@@ -1,12 +1,7 @@
-//! Operator query text never panics the parser; errors carry a position inside the input.
+//! See `checks.rs`: query_parse.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Err(e) = radar_twin::query::parse(text) {
-            assert!(e.position <= text.len());
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::query_parse::check(data));

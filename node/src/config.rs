@@ -108,6 +108,17 @@ pub struct Credential {
     pub password: String,
 }
 
+/// Credentials that belong to one device.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCredential {
+    pub username: String,
+    pub password: String,
+    /// The device key (e.g. `os::00E0FC-48575443A1B2C3D4`) when the username does not name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CwmpConfig {
@@ -128,8 +139,10 @@ pub struct CwmpConfig {
     pub realm: String,
     /// Credentials any CPE may use.
     pub shared_credentials: Option<Credential>,
-    /// Per-device credentials (username is usually the serial number or device key).
-    pub device_credentials: Vec<Credential>,
+    /// Per-device credentials. A CPE that authenticates with one may inform only as its own
+    /// device: the one `device` names, or else the one the username names (its serial number,
+    /// `OUI-SerialNumber`, `OUI-ProductClass-SerialNumber` or device key).
+    pub device_credentials: Vec<DeviceCredential>,
     /// A device seen within this window counts as online.
     #[serde(with = "humantime_serde")]
     pub online_window: Duration,

@@ -48,6 +48,42 @@ async fn devices_that_never_echo_cookies_keep_their_session_on_the_connection() 
     assert!(twin["counts"]["params"].as_u64().unwrap() > 200);
 }
 
+/// Issue 13: credentials of one device do not let another inform. Both simulated gateways
+/// log in as SIM000001 (a cloned or leaked password); only SIM000001 gets a twin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_credential_informs_only_as_its_own_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[cwmp]
+allow_anonymous = false
+device_credentials = [{ username = "00D09E-SIM000001", password = "p1" }]
+"#;
+    let radar = Radar::start(dir.path(), Some(config));
+    let _fleet = fleet(
+        &radar,
+        SimConfig {
+            count: 2,
+            acs_credentials: Some(("00D09E-SIM000001".into(), "p1".into())),
+            ..Default::default()
+        },
+    )
+    .await;
+    discovered(&radar, "os::00D09E-SIM000001").await;
+    eventually("the impostor refused", WAIT, || async {
+        radar
+            .metrics()
+            .await
+            .contains("radar_cwmp_sessions_total{outcome=\"identity_mismatch\"}")
+            .then_some(())
+    })
+    .await;
+    let (status, _) = radar.get(&device_path("os::00D09E-SIM000002")).await;
+    assert_eq!(
+        status, 404,
+        "a device that informed with another's credentials got a twin"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpe_authentication_with_digest_is_enforced() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,8 +2,10 @@
 //! MD5 and `qop=auth`, which is what CPEs implement). Nonces are stateless: a timestamp plus a
 //! keyed hash, so any node can verify them and nothing grows with the number of devices.
 
-use crate::config::{Credential, CwmpConfig};
+use crate::config::{Credential, CwmpConfig, DeviceCredential};
+use radar_core::DeviceKey;
 use radar_cwmp::http_auth::{base64_decode, md5_hex, parse_auth_params};
+use radar_cwmp::session::identity::BoundIdentity;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +15,8 @@ const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 pub enum AuthResult {
     Allowed {
         username: Option<String>,
+        /// Set when the credentials belong to one device, which alone may then inform.
+        identity: Option<BoundIdentity>,
     },
     /// Send 401 with these `WWW-Authenticate` challenges.
     Challenge(Vec<String>),
@@ -21,19 +25,36 @@ pub enum AuthResult {
 pub struct Authenticator {
     allow_anonymous: bool,
     realm: String,
-    credentials: HashMap<String, String>,
+    /// username → password, and the device the credential belongs to (none: shared).
+    credentials: HashMap<String, (String, Option<BoundIdentity>)>,
     secret: [u8; 16],
 }
 
 impl Authenticator {
     pub fn new(config: &CwmpConfig) -> Self {
         let mut credentials = HashMap::new();
-        for Credential { username, password } in config
-            .shared_credentials
-            .iter()
-            .chain(&config.device_credentials)
+        for DeviceCredential {
+            username,
+            password,
+            device,
+        } in &config.device_credentials
         {
-            credentials.insert(username.clone(), password.clone());
+            let device = device.as_deref().and_then(|d| match DeviceKey::parse(d) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    // Fail closed: the username must then name the device.
+                    tracing::warn!(username = %username, error = %e, "device credential names no valid device key");
+                    None
+                }
+            });
+            let identity = BoundIdentity {
+                username: username.clone(),
+                device,
+            };
+            credentials.insert(username.clone(), (password.clone(), Some(identity)));
+        }
+        if let Some(Credential { username, password }) = &config.shared_credentials {
+            credentials.insert(username.clone(), (password.clone(), None));
         }
         Self {
             allow_anonymous: config.allow_anonymous,
@@ -50,15 +71,23 @@ impl Authenticator {
     fn check_at(&self, method: &str, authorization: Option<&str>, now: SystemTime) -> AuthResult {
         if let Some(header) = authorization {
             if let Some(user) = self.verify(method, header, now) {
+                let identity = self.credentials.get(&user).and_then(|(_, i)| i.clone());
                 return AuthResult::Allowed {
                     username: Some(user),
+                    identity,
                 };
             }
         } else if self.allow_anonymous {
-            return AuthResult::Allowed { username: None };
+            return AuthResult::Allowed {
+                username: None,
+                identity: None,
+            };
         }
         if self.allow_anonymous && self.credentials.is_empty() {
-            return AuthResult::Allowed { username: None };
+            return AuthResult::Allowed {
+                username: None,
+                identity: None,
+            };
         }
         AuthResult::Challenge(vec![
             format!(
@@ -96,7 +125,7 @@ impl Authenticator {
             let decoded = base64_decode(rest.trim())?;
             let text = String::from_utf8(decoded).ok()?;
             let (user, pass) = text.split_once(':')?;
-            return (self.credentials.get(user).map(String::as_str) == Some(pass))
+            return (self.credentials.get(user).map(|(p, _)| p.as_str()) == Some(pass))
                 .then(|| user.to_owned());
         }
         if !scheme.eq_ignore_ascii_case("digest") {
@@ -104,7 +133,7 @@ impl Authenticator {
         }
         let fields = parse_auth_params(rest);
         let user = fields.get("username")?;
-        let password = self.credentials.get(user.as_str())?;
+        let (password, _) = self.credentials.get(user.as_str())?;
         let nonce = fields.get("nonce")?;
         if !self.nonce_valid(nonce, now)
             || fields.get("realm").map(String::as_str) != Some(self.realm.as_str())
@@ -150,7 +179,8 @@ mod tests {
         assert_eq!(
             a.check("POST", Some(&header)),
             AuthResult::Allowed {
-                username: Some("cpe".into())
+                username: Some("cpe".into()),
+                identity: None,
             }
         );
         let wrong = format!("Basic {}", base64_encode(b"cpe:nope"));
@@ -173,7 +203,8 @@ mod tests {
         assert_eq!(
             a.check_at("POST", Some(&header), now),
             AuthResult::Allowed {
-                username: Some("cpe".into())
+                username: Some("cpe".into()),
+                identity: None,
             }
         );
         let bad = digest_authorization(&challenges[0], "POST", "/", "cpe", "wrong", "abc").unwrap();
@@ -189,10 +220,49 @@ mod tests {
     }
 
     #[test]
+    fn a_device_credential_carries_its_device() {
+        let config = CwmpConfig {
+            device_credentials: vec![
+                DeviceCredential {
+                    username: "00E0FC-SN1".into(),
+                    password: "p1".into(),
+                    device: None,
+                },
+                DeviceCredential {
+                    username: "line-42".into(),
+                    password: "p2".into(),
+                    device: Some("os::00E0FC-SN2".into()),
+                },
+            ],
+            ..Default::default()
+        };
+        let a = Authenticator::new(&config);
+        let basic =
+            |u: &str, p: &str| format!("Basic {}", base64_encode(format!("{u}:{p}").as_bytes()));
+        let AuthResult::Allowed { identity, .. } =
+            a.check("POST", Some(&basic("00E0FC-SN1", "p1")))
+        else {
+            panic!()
+        };
+        assert_eq!(identity.unwrap().device, None);
+        let AuthResult::Allowed { identity, .. } = a.check("POST", Some(&basic("line-42", "p2")))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            identity.unwrap().device.map(|d| d.to_string()),
+            Some("os::00E0FC-SN2".into())
+        );
+    }
+
+    #[test]
     fn anonymous_only_when_configured() {
         assert_eq!(
             auth(true).check("POST", None),
-            AuthResult::Allowed { username: None }
+            AuthResult::Allowed {
+                username: None,
+                identity: None
+            }
         );
         assert!(matches!(
             auth(false).check("POST", None),

@@ -198,8 +198,8 @@ impl AcsServer {
         let slot = match existing {
             Some(slot) => slot,
             None => {
-                match self.auth.check("POST", authorization.as_deref()) {
-                    AuthResult::Allowed { .. } => {}
+                let identity = match self.auth.check("POST", authorization.as_deref()) {
+                    AuthResult::Allowed { identity, .. } => identity,
                     AuthResult::Challenge(challenges) => {
                         self.core
                             .metrics
@@ -214,7 +214,7 @@ impl AcsServer {
                         }
                         return r;
                     }
-                }
+                };
                 if self.active.load(Ordering::Relaxed) >= self.core.config.cwmp.max_sessions {
                     self.core
                         .metrics
@@ -236,9 +236,13 @@ impl AcsServer {
                     self.core.config.node_id,
                     rand::random::<[u8; 16]>(),
                 );
+                let mut session = AcsSession::new(self.session_config.clone(), Timestamp::now());
+                if let Some(identity) = identity {
+                    session.bind_identity(identity);
+                }
                 let slot = Arc::new(tokio::sync::Mutex::new(Slot {
                     id: id.clone(),
-                    session: AcsSession::new(self.session_config.clone(), Timestamp::now()),
+                    session,
                     memory: SessionMemory::default(),
                 }));
                 self.active.fetch_add(1, Ordering::Relaxed);
@@ -480,6 +484,7 @@ fn close_label(reason: CloseReason) -> &'static str {
         CloseReason::IdleTimeout => "idle_timeout",
         CloseReason::ProtocolError => "protocol_error",
         CloseReason::Superseded => "superseded",
+        CloseReason::IdentityMismatch => "identity_mismatch",
         CloseReason::TooManyRpcs => "too_many_rpcs",
     }
 }

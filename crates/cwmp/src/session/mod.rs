@@ -23,6 +23,8 @@ use radar_core::{DeviceKey, Timestamp};
 use std::collections::VecDeque;
 use std::time::Duration;
 
+pub mod identity;
+
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// How long the ACS waits for the CPE's next POST.
@@ -147,6 +149,8 @@ pub enum CloseReason {
     ProtocolError,
     /// The CPE began a new session with a fresh Inform.
     Superseded,
+    /// The Inform named a device other than the one the CPE's credentials belong to.
+    IdentityMismatch,
     TooManyRpcs,
 }
 
@@ -255,6 +259,8 @@ pub struct AcsSession {
     next_request_id: u64,
     /// Names of the messages put in replies since the last `take_sent_methods`, for metrics.
     sent: Vec<&'static str>,
+    /// The device the CPE's credentials belong to, when they are its own.
+    identity: Option<identity::BoundIdentity>,
 }
 
 impl AcsSession {
@@ -272,7 +278,14 @@ impl AcsSession {
             ask_again_after_discovery: false,
             next_request_id: 1,
             sent: Vec::new(),
+            identity: None,
         }
+    }
+
+    /// The CPE authenticated with credentials of its own: from now on, an Inform for any other
+    /// device is refused.
+    pub fn bind_identity(&mut self, identity: identity::BoundIdentity) {
+        self.identity = Some(identity);
     }
 
     pub fn device(&self) -> Option<&DeviceKey> {
@@ -406,6 +419,23 @@ impl AcsSession {
                 return self.close(CloseReason::ProtocolError);
             }
         };
+        if let Some(bound) = &self.identity {
+            if !bound.admits(&inform.device_id, &device) {
+                // No twin is touched: the Inform is never reported as an event.
+                self.reply_fault(
+                    id,
+                    CwmpFault::new(
+                        acs_codes::REQUEST_DENIED,
+                        format!(
+                            "the credentials of {:?} do not belong to {device}",
+                            bound.username
+                        ),
+                    ),
+                    403,
+                );
+                return self.close(CloseReason::IdentityMismatch);
+            }
+        }
         self.version = version;
         self.device = Some(device.clone());
         self.state = State::AwaitCpeRequests;

@@ -581,3 +581,40 @@ fn a_tree_read_carries_an_operation_and_a_dead_object_read_is_flagged() {
         }))
     );
 }
+
+#[test]
+fn an_inform_for_another_device_than_the_credentials_name_is_refused_without_an_event() {
+    let bound = |username: &str| identity::BoundIdentity {
+        username: username.into(),
+        device: None,
+    };
+    let mut s = AcsSession::new(SessionConfig::default(), T0);
+    s.bind_identity(bound("00D09E-SN2"));
+    s.handle(T0, Input::Post(inform_body(&["2 PERIODIC"]).as_bytes()))
+        .unwrap();
+    let out = drain(&mut s);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Event(_))),
+        "no event may reach the twin: {out:?}"
+    );
+    let Some(Output::Reply(reply)) = out.iter().find(|o| matches!(o, Output::Reply(_))) else {
+        panic!("{out:?}")
+    };
+    assert_eq!(reply.status, 403);
+    let CwmpMessage::Fault(fault) = Envelope::decode(reply.body.as_bytes()).unwrap().message else {
+        panic!("{}", reply.body)
+    };
+    assert_eq!(fault.code, acs_codes::REQUEST_DENIED);
+    assert!(out.contains(&Output::Close(CloseReason::IdentityMismatch)));
+    assert!(s.is_closed());
+
+    // Its own credentials: the session runs.
+    let mut s = AcsSession::new(SessionConfig::default(), T0);
+    s.bind_identity(bound("00D09E-SN1"));
+    s.handle(T0, Input::Post(inform_body(&["2 PERIODIC"]).as_bytes()))
+        .unwrap();
+    assert!(matches!(
+        &drain(&mut s)[0],
+        Output::Event(SessionEvent::Inform { .. })
+    ));
+}

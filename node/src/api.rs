@@ -134,10 +134,15 @@ pub fn router(
             }),
         )
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
-        // Around every route and the fallback, after routing (so it sees the matched route).
+        // Around every route and the fallback, after routing (so it sees the matched route):
+        // authentication first, then the body cap.
+        .layer(axum::middleware::from_fn_with_state(core.clone(), body_cap))
         .layer(axum::middleware::from_fn_with_state(
             auth,
             crate::auth::require_role,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            core.config.api.max_body_bytes,
         ))
         .with_state(core)
 }
@@ -164,8 +169,57 @@ fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consisten
     }
 }
 
-pub(crate) fn parse_query(q: &str) -> ApiResult<query::Expr> {
-    query::parse(q).map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.to_string()))
+/// Parses a fleet query within the operator's bounds (`[api]`), counting one refused for its
+/// size in `radar_api_limit_hits_total`.
+pub(crate) fn parse_query(core: &NodeCore, q: &str) -> ApiResult<query::Expr> {
+    query::parse_with(q, core.config.api.query_limits()).map_err(|e| {
+        if let Some(limit) = e.limit {
+            core.metrics
+                .api_limit_hits
+                .with_label_values(&[limit.as_str()])
+                .inc();
+        }
+        ApiError::new(ErrorCode::InvalidQuery, e.to_string())
+    })
+}
+
+/// Refuses a body over `[api] max_body_bytes` with a JSON 413 before any handler reads it.
+pub(crate) async fn body_cap(
+    State(core): State<Arc<NodeCore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let cap = core.config.api.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let too_large = || {
+        core.metrics
+            .api_limit_hits
+            .with_label_values(&["body"])
+            .inc();
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is over {cap} bytes ([api] max_body_bytes)"),
+        )
+        .into_response()
+    };
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return too_large();
+    }
+    match axum::body::to_bytes(body, cap).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(_) => too_large(),
+    }
 }
 
 async fn list_devices(
@@ -173,7 +227,7 @@ async fn list_devices(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let p = params(raw);
-    let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
+    let expr = parse_query(&core, p.get("q").map(String::as_str).unwrap_or(""))?;
     let limit = match p.get("limit") {
         Some(l) => l.parse::<usize>().map_err(|_| {
             ApiError::new(ErrorCode::BadRequest, "limit must be a positive integer")
@@ -652,7 +706,7 @@ async fn fleet_query(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let p = params(raw);
-    let expr = parse_query(p.get("q").map(String::as_str).unwrap_or(""))?;
+    let expr = parse_query(&core, p.get("q").map(String::as_str).unwrap_or(""))?;
     let text = p.get("q").cloned().unwrap_or_default();
     let answer = crate::scatter::count(
         &core,

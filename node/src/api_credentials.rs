@@ -84,7 +84,7 @@ pub async fn put_device(
 pub async fn put_fleet(State(core): State<Arc<NodeCore>>, body: Bytes) -> ApiResult<Json<Value>> {
     let f: FleetCredentials = parse_json(&body)?;
     check(&f.username)?;
-    let expr = parse_query(&f.query)?;
+    let expr = parse_query(&core, &f.query)?;
     let c = Credentials {
         username: f.username,
         password: f.password,

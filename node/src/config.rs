@@ -34,6 +34,8 @@ pub struct NodeConfig {
     pub cluster: crate::cluster::ClusterConfig,
     /// API tokens and roles.
     pub auth: crate::auth::AuthConfig,
+    /// Limits on what the REST API accepts.
+    pub api: ApiConfig,
 }
 
 impl Default for NodeConfig {
@@ -54,6 +56,38 @@ impl Default for NodeConfig {
             raft: crate::raft::RaftSettings::default(),
             cluster: crate::cluster::ClusterConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Largest request body; larger ones get 413 before a handler runs.
+    pub max_body_bytes: usize,
+    /// Deepest nesting of parentheses and NOTs in a fleet query (at most 256: evaluation
+    /// recurses over the query on a worker's stack).
+    pub max_query_nesting: usize,
+    /// Most comparisons in a fleet query (at most 4096, for the same reason).
+    pub max_query_terms: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_query_nesting: radar_twin::query::MAX_NESTING,
+            max_query_terms: radar_twin::query::MAX_TERMS,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn query_limits(&self) -> radar_twin::query::Limits {
+        radar_twin::query::Limits {
+            nesting: self.max_query_nesting.min(256),
+            terms: self.max_query_terms.min(4096),
         }
     }
 }

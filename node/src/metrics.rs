@@ -24,6 +24,8 @@ pub struct Metrics {
     /// API requests refused by the auth layer: `missing` or `unknown` token (401), a `role`
     /// too weak or an `unlisted` route (403).
     pub api_auth_denied: IntCounterVec,
+    /// API requests refused by a limit: `body`, `rate`, `query_nesting`, `query_terms`.
+    pub api_limit_hits: IntCounterVec,
     pub usp_connections: IntGauge,
     pub usp_mqtt_connected: IntGauge,
     pub usp_stomp_connected: IntGauge,
@@ -185,6 +187,11 @@ impl Metrics {
                 "radar_api_auth_denied_total",
                 "API requests refused by authentication or role, by reason",
                 &["reason"],
+            ),
+            api_limit_hits: counter_vec(
+                "radar_api_limit_hits_total",
+                "API requests refused by a configured limit, by limit",
+                &["limit"],
             ),
             registry,
         }

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     /// Authenticated, but the role may not do this.
     Forbidden,
     Overloaded,
+    /// A client sent more requests than its rate allows.
+    RateLimited,
     Unavailable,
     Internal,
 }
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Overloaded => 503,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

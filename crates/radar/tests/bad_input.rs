@@ -277,3 +277,93 @@ async fn deep_and_long_input_gets_a_400_and_the_node_keeps_answering() {
     let (status, v) = radar.get("/api/v1/query?q=serial%20%3D%20A").await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// Issue 13: each limit has a config key, answers with a JSON error, and counts its hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_limits_refuse_with_json_and_count_their_hits() {
+    const VIEWER: &str = "radar-test-viewer-token-limits-0123456789";
+    let config = format!(
+        r#"
+[cwmp]
+allow_anonymous = true
+
+[api]
+max_body_bytes = 1024
+max_query_nesting = 3
+max_query_terms = 4
+
+[auth]
+requests_per_second = 2
+burst = 5
+
+[[auth.tokens]]
+id = "noc"
+role = "viewer"
+sha256 = "{}"
+"#,
+        radar_node::auth::tokens::sha256_hex(VIEWER)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let radar = Radar::start(dir.path(), Some(&config));
+
+    let big = serde_json::json!({ "Device.WiFi.SSID.1.SSID": "x".repeat(2000) });
+    let r = radar
+        .request(
+            reqwest::Method::PATCH,
+            "/api/v1/devices/os::000000-X/params",
+        )
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "payload_too_large", "{v}");
+
+    let (status, v) = radar.get("/api/v1/query?q=((((serial%20%3D%20A))))").await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 3"),
+        "{v}"
+    );
+    let five = ["s%3DA"; 5].join("%20OR%20");
+    let (status, v) = radar.get(&format!("/api/v1/devices?q={five}")).await;
+    assert_eq!(status, 400, "{v}");
+
+    // Three of the admin token's five went above; the rest of a quick burst meets the rate.
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = radar
+            .request(reqwest::Method::GET, "/api/v1/query")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("a burst over the token's rate gets 429");
+    assert!(r.headers().contains_key("retry-after"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    // Another token has its own rate.
+    let r = reqwest::Client::new()
+        .get(radar.api_url("/api/v1/query"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let metrics = radar.metrics().await;
+    for limit in ["body", "rate", "query_nesting", "query_terms"] {
+        assert!(
+            metrics.contains(&format!("radar_api_limit_hits_total{{limit=\"{limit}\"}}")),
+            "{limit} not counted"
+        );
+    }
+}

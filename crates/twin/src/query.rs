@@ -63,6 +63,39 @@ pub enum Expr {
 pub struct QueryError {
     pub position: usize,
     pub message: String,
+    /// Set when the query was refused for its size, not its syntax.
+    pub limit: Option<QueryLimit>,
+}
+
+/// The bounds a query is held to (issue 13): see [`MAX_NESTING`] and [`MAX_TERMS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub nesting: usize,
+    pub terms: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            nesting: MAX_NESTING,
+            terms: MAX_TERMS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryLimit {
+    Nesting,
+    Terms,
+}
+
+impl QueryLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryLimit::Nesting => "query_nesting",
+            QueryLimit::Terms => "query_terms",
+        }
+    }
 }
 
 /// The deepest nesting of `(` and `NOT` a query may have (the CWMP decoder's XML bound).
@@ -105,6 +138,7 @@ impl<'a> Lexer<'a> {
         QueryError {
             position,
             message: message.into(),
+            limit: None,
         }
     }
 
@@ -214,6 +248,7 @@ struct Parser {
     /// `(` and `NOT` open around the current token.
     nesting: usize,
     terms: usize,
+    limits: Limits,
 }
 
 impl Parser {
@@ -232,6 +267,7 @@ impl Parser {
         QueryError {
             position: self.position(),
             message: message.into(),
+            limit: None,
         }
     }
 
@@ -258,10 +294,13 @@ impl Parser {
     }
 
     fn nest(&mut self) -> Result<(), QueryError> {
-        if self.nesting == MAX_NESTING {
-            return Err(self.err(format!(
-                "the query nests deeper than {MAX_NESTING} parentheses and NOTs"
-            )));
+        if self.nesting >= self.limits.nesting {
+            let mut e = self.err(format!(
+                "the query nests deeper than {} parentheses and NOTs",
+                self.limits.nesting
+            ));
+            e.limit = Some(QueryLimit::Nesting);
+            return Err(e);
         }
         self.nesting += 1;
         self.index += 1;
@@ -269,8 +308,13 @@ impl Parser {
     }
 
     fn term(&mut self) -> Result<(), QueryError> {
-        if self.terms == MAX_TERMS {
-            return Err(self.err(format!("the query has more than {MAX_TERMS} comparisons")));
+        if self.terms >= self.limits.terms {
+            let mut e = self.err(format!(
+                "the query has more than {} comparisons",
+                self.limits.terms
+            ));
+            e.limit = Some(QueryLimit::Terms);
+            return Err(e);
         }
         self.terms += 1;
         Ok(())
@@ -343,6 +387,7 @@ impl Parser {
                 lower if lower.starts_with("now") => {
                     Literal::RelativeTime(parse_relative(&lower[3..]).ok_or(QueryError {
                         position,
+                        limit: None,
                         message: format!("bad relative time {word:?}"),
                     })?)
                 }
@@ -379,6 +424,11 @@ fn parse_relative(rest: &str) -> Option<i64> {
 }
 
 pub fn parse(src: &str) -> Result<Expr, QueryError> {
+    parse_with(src, Limits::default())
+}
+
+/// [`parse`] with the operator's bounds (`[api] max_query_nesting`, `max_query_terms`).
+pub fn parse_with(src: &str, limits: Limits) -> Result<Expr, QueryError> {
     let tokens = Lexer { src, pos: 0 }.tokens()?;
     if tokens.is_empty() {
         return Ok(Expr::All);
@@ -389,6 +439,7 @@ pub fn parse(src: &str) -> Result<Expr, QueryError> {
         end: src.len(),
         nesting: 0,
         terms: 0,
+        limits,
     };
     let expr = parser.or()?;
     if parser.index < parser.tokens.len() {
@@ -713,6 +764,21 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn an_operator_may_tighten_the_bounds() {
+        let limits = Limits {
+            nesting: 2,
+            terms: 3,
+        };
+        assert!(parse_with("((a = 1))", limits).is_ok());
+        let e = parse_with("(((a = 1)))", limits).unwrap_err();
+        assert_eq!(e.limit, Some(QueryLimit::Nesting));
+        assert!(e.message.contains("deeper than 2"), "{e}");
+        let e = parse_with("a = 1 OR b = 2 OR c = 3 OR d = 4", limits).unwrap_err();
+        assert_eq!(e.limit, Some(QueryLimit::Terms));
+        assert_eq!(parse_with("a = ", limits).unwrap_err().limit, None);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - [`role`]: viewer < operator < admin.
 //! - [`routes`]: the route → role table, deny by default.
 //! - [`tokens`]: token hashes, their files, and the bootstrap admin token.
+//! - [`rate`]: the request rate per token.
 
+pub mod rate;
 pub mod role;
 pub mod routes;
 pub mod tokens;
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 pub use tokens::{Principal, TokenEntry, TokenError, TokenStore};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Tokens by hash: `{ id = "noc", role = "viewer", sha256 = "…" }` (`radar token new`
@@ -34,15 +36,34 @@ pub struct AuthConfig {
     pub tokens_file: Option<PathBuf>,
     /// `/metrics` needs a viewer's token too.
     pub metrics_need_token: bool,
+    /// Requests per second each token may make (0: no limit); beyond it, 429.
+    pub requests_per_second: u32,
+    /// Requests a token may make at once before its rate applies.
+    pub burst: u32,
     /// The first admin token, from `RADAR_BOOTSTRAP_TOKEN` only (never a file in clear).
     #[serde(skip)]
     pub bootstrap_token: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            tokens_file: None,
+            metrics_need_token: false,
+            requests_per_second: 1000,
+            burst: 2000,
+            bootstrap_token: None,
+        }
+    }
 }
 
 /// What the API's auth layer checks against.
 pub struct ApiAuth {
     tokens: TokenStore,
     metrics_need_token: bool,
+    rate: rate::RateLimiter,
+    rate_per_second: u32,
     metrics: Arc<Metrics>,
 }
 
@@ -73,6 +94,8 @@ impl ApiAuth {
             Self {
                 tokens,
                 metrics_need_token: config.metrics_need_token,
+                rate: rate::RateLimiter::new(config.requests_per_second, config.burst),
+                rate_per_second: config.requests_per_second,
                 metrics,
             },
             generated,
@@ -147,6 +170,27 @@ pub async fn require_role(
                 principal.id, principal.role
             ),
         );
+    }
+    if let Err(wait) = auth.rate.check(&principal.id, std::time::Instant::now()) {
+        auth.metrics
+            .api_limit_hits
+            .with_label_values(&["rate"])
+            .inc();
+        let mut response = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "token {:?} is over its {} requests per second; retry shortly",
+                principal.id, auth.rate_per_second
+            ),
+        )
+        .into_response();
+        let seconds = wait.as_secs().max(1).to_string();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        return response;
     }
     request.extensions_mut().insert(principal);
     next.run(request).await

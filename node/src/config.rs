@@ -240,6 +240,10 @@ pub struct ConnectionRequestConfig {
     /// carry self-signed ones). The request still carries Digest authentication, but the CPE
     /// is not authenticated: prefer a CA bundle where the vendor provides one.
     pub tls_accept_self_signed: bool,
+    /// Answer a device that offers only Basic authentication, which sends its connection-request
+    /// password in clear (TR-069 §3.2.2 allows either; Digest is used whenever offered). Off by
+    /// default (issue 13): such requests fail and say why.
+    pub allow_basic: bool,
     /// Wake overdue devices (see `cwmp.overdue_grace`) with a connection request: TR-069
     /// §3.2.1.1 has a CPE retry a failed session, but some firmware never does.
     pub wake_overdue: bool,
@@ -313,6 +317,7 @@ impl Default for ConnectionRequestConfig {
             default_credentials: None,
             tls_ca_file: None,
             tls_accept_self_signed: false,
+            allow_basic: false,
             wake_overdue: true,
             overdue_check_interval: Duration::from_secs(60),
             overdue_per_second: 10,

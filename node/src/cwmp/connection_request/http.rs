@@ -1,6 +1,7 @@
 //! The HTTP connection request of TR-069 §3.2.2: a GET to the device's own
-//! ConnectionRequestURL with Digest (or Basic) authentication. Only the URL the device reported
-//! is ever contacted, and redirects are not followed.
+//! ConnectionRequestURL with Digest authentication (Basic only when `allow_basic` is set: it
+//! sends the password in clear). Only the URL the device reported is ever contacted, and
+//! redirects are not followed.
 
 use super::{Mechanism, RequestResult, Target};
 use crate::config::{ConnectionRequestConfig, Credential};
@@ -43,6 +44,7 @@ fn build_client(config: &ConnectionRequestConfig) -> Result<reqwest::Client, Str
 
 pub struct HttpMechanism {
     client: reqwest::Client,
+    allow_basic: bool,
 }
 
 impl HttpMechanism {
@@ -50,6 +52,7 @@ impl HttpMechanism {
     pub fn new(config: &ConnectionRequestConfig) -> Result<Self, String> {
         Ok(Self {
             client: build_client(config)?,
+            allow_basic: config.allow_basic,
         })
     }
 
@@ -85,22 +88,28 @@ impl HttpMechanism {
             })
             .unwrap_or_else(|_| "/".into());
         let cnonce = hex::encode(rand::random::<[u8; 8]>());
-        let authorization = challenges
+        let basic_offered = challenges
+            .iter()
+            .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
+        let authorization = match challenges
             .iter()
             .find_map(|c| digest_authorization(c, "GET", &uri, &username, &password, &cnonce))
-            .or_else(|| {
-                challenges
-                    .iter()
-                    .any(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"))
-                    .then(|| {
-                        format!(
-                            "Basic {}",
-                            base64_encode(format!("{username}:{password}").as_bytes())
-                        )
-                    })
-            });
-        let Some(authorization) = authorization else {
-            return RequestResult::Failed("device offered no usable authentication scheme".into());
+        {
+            Some(digest) => digest,
+            None if basic_offered && self.allow_basic => format!(
+                "Basic {}",
+                base64_encode(format!("{username}:{password}").as_bytes())
+            ),
+            None if basic_offered => {
+                return RequestResult::Failed(
+                    "device offered only Basic authentication, which would send its password in clear (set connection_request.allow_basic = true to allow it)".into(),
+                )
+            }
+            None => {
+                return RequestResult::Failed(
+                    "device offered no usable authentication scheme".into(),
+                )
+            }
         };
         match self
             .client
@@ -152,4 +161,74 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A CPE's connection-request listener that challenges with Basic only, and reports the
+    /// Authorization header of each request it gets.
+    async fn basic_only_cpe() -> (String, tokio::sync::mpsc::UnboundedReceiver<Option<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cr", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let authorization = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: "))
+                    .map(str::to_owned);
+                let answer = if authorization.is_some() {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic realm=\"cpe\"\r\ncontent-length: 0\r\n\r\n"
+                };
+                let _ = tx.send(authorization);
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, rx)
+    }
+
+    fn credentials() -> Option<Credential> {
+        Some(Credential {
+            username: "cr".into(),
+            password: "secret".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn basic_is_answered_only_when_the_config_allows_it() {
+        let (url, mut seen) = basic_only_cpe().await;
+        let strict = HttpMechanism::new(&ConnectionRequestConfig::default()).unwrap();
+        let RequestResult::Failed(why) = strict.request(&url, credentials()).await else {
+            panic!("a Basic-only device was sent the password")
+        };
+        assert!(why.contains("allow_basic"), "{why}");
+        assert_eq!(seen.recv().await, Some(None));
+        assert!(
+            seen.try_recv().is_err(),
+            "no second request with the password"
+        );
+
+        let lenient = HttpMechanism::new(&ConnectionRequestConfig {
+            allow_basic: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            lenient.request(&url, credentials()).await,
+            RequestResult::Sent("http")
+        ));
+        assert_eq!(seen.recv().await, Some(None));
+        assert_eq!(
+            seen.recv().await,
+            Some(Some(format!("Basic {}", base64_encode(b"cr:secret"))))
+        );
+    }
 }

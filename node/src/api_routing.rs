@@ -103,9 +103,20 @@ async fn proxy_to_leader(
     );
     let mut outgoing = reqwest::Client::new().request(parts.method.clone(), url);
     for (name, value) in parts.headers.iter() {
-        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+        // The caller's token stays here: the leader's node is told who the caller is, as the
+        // cluster (issue 13).
+        if name != axum::http::header::HOST
+            && name != axum::http::header::CONTENT_LENGTH
+            && name != axum::http::header::AUTHORIZATION
+        {
             outgoing = outgoing.header(name, value);
         }
+    }
+    if let Some(principal) = parts.extensions.get::<crate::auth::Principal>() {
+        outgoing = outgoing
+            .bearer_auth(&layout.cluster_secret)
+            .header(crate::auth::ON_BEHALF_OF_HEADER, &principal.id)
+            .header(crate::auth::ROLE_HEADER, principal.role.as_str());
     }
     let answer = outgoing
         .header(FORWARDED_HEADER, HeaderValue::from_static("1"))

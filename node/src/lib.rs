@@ -112,8 +112,8 @@ pub async fn start(
     let (api_auth, generated_admin_token) =
         auth::ApiAuth::open(&config.auth, &config.data_dir, metrics.clone())?;
     if generated_admin_token.is_some() && config.cluster.enabled() {
-        // A device request may be proxied to another node, which checks the same token.
-        tracing::warn!("this cluster node made its own admin token: give every node the same RADAR_BOOTSTRAP_TOKEN (or the same [auth] tokens) so that requests proxied between nodes are accepted");
+        // Operators talk to any node: one token should work on all of them.
+        tracing::warn!("this cluster node made its own admin token: give every node the same RADAR_BOOTSTRAP_TOKEN (or the same [auth] tokens) so that one token works on every node");
     }
     let db_dir = config.data_dir.join("twins.sled");
     let cache = config.twin.storage_cache_bytes;
@@ -275,7 +275,11 @@ pub async fn start(
             shutdown.clone(),
         )));
     }
-    let app = api::router(core.clone(), ready, Arc::new(api_auth));
+    let app = api::router(
+        core.clone(),
+        ready,
+        Arc::new(api_auth.with_cluster(meta.clone())),
+    );
     let mut api_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(listeners.api, app).with_graceful_shutdown(async move {

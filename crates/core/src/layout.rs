@@ -39,6 +39,10 @@ pub struct Layout {
     pub replicas: u32,
     pub nodes: BTreeMap<u64, NodeInfo>,
     pub shards: Vec<ShardLayout>,
+    /// The cluster's own API credential (issue 13): a node that proxies a request to another
+    /// authenticates with it, naming the caller it already authenticated, instead of replaying
+    /// the caller's token. Set once, at init; never shown, and blanked in what is sent to routers.
+    pub cluster_secret: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +56,8 @@ pub enum LayoutCommand {
         partitions: u32,
         shards: u32,
         replicas: u32,
+        /// Made by the node that proposes the init; kept from the first init only.
+        cluster_secret: String,
     },
     /// Adds a shard that does not serve yet: its voters open replicas and it receives the
     /// partitions the next ring gives it. While one is receiving, repeating this is a no-op.
@@ -105,7 +111,15 @@ impl Layout {
                 partitions,
                 shards,
                 replicas,
-            } => self.init(*partitions, *shards, *replicas),
+                cluster_secret,
+            } => {
+                let first = !self.is_initialized();
+                self.init(*partitions, *shards, *replicas)?;
+                if first {
+                    self.cluster_secret = cluster_secret.clone();
+                }
+                Ok(())
+            }
             LayoutCommand::AddShard => self.add_shard(),
             LayoutCommand::AddLearner { shard, node } => {
                 if !self.nodes.contains_key(node) {
@@ -317,6 +331,7 @@ mod tests {
             partitions: 4096,
             shards,
             replicas,
+            cluster_secret: format!("secret-{shards}-{replicas}"),
         }
     }
 
@@ -344,9 +359,20 @@ mod tests {
             layout.apply(&node(id)).unwrap();
         }
         layout.apply(&init(3, 3)).unwrap();
+        assert_eq!(layout.cluster_secret, "secret-3-3");
         let before = layout.clone();
         layout.apply(&init(3, 3)).unwrap();
         assert_eq!(layout, before, "a repeated init changes nothing");
+        // Another node repeats the init with a secret of its own: the first one stays.
+        layout
+            .apply(&LayoutCommand::Init {
+                partitions: 4096,
+                shards: 3,
+                replicas: 3,
+                cluster_secret: "another".into(),
+            })
+            .unwrap();
+        assert_eq!(layout, before, "the cluster secret is set once");
         assert!(matches!(
             layout.apply(&init(4, 3)),
             Err(LayoutError::AlreadyInitialized { shards: 3, .. })

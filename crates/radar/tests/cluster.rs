@@ -20,10 +20,19 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (ports, seeds) = cluster_ports();
+    // Each node also knows a viewer token no other node knows: a request through it that is
+    // proxied to another node's leader must be accepted there as the cluster (issue 13).
+    let node_only_token = |i: usize| format!("radar-test-node{i}-only-viewer-token-0123456789");
     let mut nodes: Vec<Option<Radar>> = ports
         .iter()
         .enumerate()
-        .map(|(i, p)| Some(start_node(dir.path(), i as u64 + 1, p, &seeds)))
+        .map(|(i, p)| {
+            let toml = format!(
+                "{NODE_TOML}\n[[auth.tokens]]\nid = \"node{i}-viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+                radar_node::auth::tokens::sha256_hex(&node_only_token(i))
+            );
+            Some(start_node_configured(dir.path(), i as u64 + 1, p, &seeds, &toml, &[]))
+        })
         .collect();
     let api_of = |i: usize| format!("http://127.0.0.1:{}", ports[i].api);
 
@@ -99,6 +108,37 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
             .await;
         }
     }
+    // Through each node with the token only it knows: reads of devices led elsewhere are
+    // proxied, and the leader's node accepts the caller the first node authenticated.
+    for (i, node) in nodes.iter().enumerate() {
+        let node = node.as_ref().unwrap();
+        for id in &devices {
+            let r = reqwest::Client::new()
+                .get(node.api_url(&device_path(id)))
+                .bearer_auth(node_only_token(i))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{id} through node {}", i + 1);
+        }
+    }
+    // Without the cluster's secret, naming a caller gets nothing.
+    let forged = reqwest::Client::new()
+        .get(
+            nodes[1]
+                .as_ref()
+                .unwrap()
+                .api_url(&device_path(&devices[0])),
+        )
+        .bearer_auth("radar_guessed-cluster-secret")
+        .header("x-radar-forwarded", "1")
+        .header("x-radar-on-behalf-of", "bootstrap-admin")
+        .header("x-radar-role", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
     let status = settled_status(nodes[0].as_ref().unwrap(), 3).await;
     let on_leaders: u64 = status["shards"]
         .as_array()

@@ -23,8 +23,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The encoding of twins (`format.rs`) and of Raft entries (`TwinCommand`, postcard) this
 /// build reads and writes. postcard has no field names, so a new field or command changes the
-/// format: bump this with it. Format 1 was unmarked (before the field-interop work).
-pub const STORAGE_FORMAT: u32 = 2;
+/// format: bump this with it. Format 1 was unmarked (before the field-interop work); format 3
+/// added the layout's cluster secret (issue 13).
+pub const STORAGE_FORMAT: u32 = 3;
 const FORMAT_KEY: &[u8] = b"radar-storage-format";
 
 /// Marks a new database with this build's format, and refuses one written in another, before

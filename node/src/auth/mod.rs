@@ -26,6 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 pub use tokens::{Principal, TokenEntry, TokenError, TokenStore};
 
+/// On a request one node proxies to another: the caller the first node authenticated.
+pub const ON_BEHALF_OF_HEADER: &str = "x-radar-on-behalf-of";
+/// ... and that caller's role.
+pub const ROLE_HEADER: &str = "x-radar-role";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
@@ -61,6 +66,8 @@ impl Default for AuthConfig {
 /// What the API's auth layer checks against.
 pub struct ApiAuth {
     tokens: TokenStore,
+    /// The cluster's layout, whose secret authenticates requests proxied between nodes.
+    cluster: Option<Arc<crate::cluster::meta::MetaGroup>>,
     metrics_need_token: bool,
     rate: rate::RateLimiter,
     rate_per_second: u32,
@@ -93,6 +100,7 @@ impl ApiAuth {
         Ok((
             Self {
                 tokens,
+                cluster: None,
                 metrics_need_token: config.metrics_need_token,
                 rate: rate::RateLimiter::new(config.requests_per_second, config.burst),
                 rate_per_second: config.requests_per_second,
@@ -100,6 +108,32 @@ impl ApiAuth {
             },
             generated,
         ))
+    }
+
+    /// Accepts requests other nodes of `cluster` proxy on their callers' behalf.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::meta::MetaGroup>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// The caller a proxied request names, when it carries the cluster's secret. The secret is
+    /// compared by hash, so timing says nothing about it; without an initialized cluster there
+    /// is none.
+    fn proxied_caller(&self, request: &Request, token: &str) -> Option<Principal> {
+        let layout = self.cluster.as_ref()?.current();
+        if layout.cluster_secret.is_empty()
+            || !request
+                .headers()
+                .contains_key(crate::api_routing::FORWARDED_HEADER)
+            || tokens::sha256_hex(&layout.cluster_secret) != tokens::sha256_hex(token)
+        {
+            return None;
+        }
+        let header = |name: &str| request.headers().get(name)?.to_str().ok();
+        Some(Principal {
+            id: header(ON_BEHALF_OF_HEADER)?.to_owned(),
+            role: header(ROLE_HEADER)?.parse().ok()?,
+        })
     }
 
     fn denied(&self, reason: &str, code: ErrorCode, message: String) -> Response {
@@ -154,7 +188,11 @@ pub async fn require_role(
             "missing bearer token: send Authorization: Bearer <token> (the CLI reads RADAR_TOKEN or --token)".into(),
         );
     };
-    let Some(principal) = auth.tokens.verify(token).cloned() else {
+    let principal = match auth.tokens.verify(token) {
+        Some(principal) => Some(principal.clone()),
+        None => auth.proxied_caller(&request, token),
+    };
+    let Some(principal) = principal else {
         return auth.denied(
             "unknown",
             ErrorCode::Unauthorized,

@@ -29,9 +29,14 @@ pub fn service(core: Arc<NodeCore>, meta: Arc<MetaGroup>) -> ClusterServer<Clust
 }
 
 fn layout_reply(layout: &Layout, meta_leader: Option<u64>) -> Result<LayoutReply, Status> {
+    // Routers and followers asking for the layout do not need the cluster's API credential.
+    let shown = Layout {
+        cluster_secret: String::new(),
+        ..layout.clone()
+    };
     Ok(LayoutReply {
         version: layout.version,
-        layout: postcard::to_allocvec(layout).map_err(|e| Status::internal(e.to_string()))?,
+        layout: postcard::to_allocvec(&shown).map_err(|e| Status::internal(e.to_string()))?,
         error: String::new(),
         meta_leader: meta_leader.unwrap_or(0),
     })

@@ -94,6 +94,7 @@ pub async fn init_cluster(
             partitions: request.partitions.unwrap_or(default_partitions),
             shards: request.shards,
             replicas: request.replicas,
+            cluster_secret: hex::encode(rand::random::<[u8; 32]>()),
         },
         false,
     )

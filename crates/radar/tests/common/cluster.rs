@@ -73,10 +73,22 @@ pub fn start_node(dir: &Path, id: u64, ports: &Ports, seeds: &str) -> Radar {
 }
 
 pub fn start_node_with(dir: &Path, id: u64, ports: &Ports, seeds: &str, extra: &[String]) -> Radar {
+    start_node_configured(dir, id, ports, seeds, NODE_TOML, extra)
+}
+
+/// A node with its own config text (e.g. [`NODE_TOML`] and more).
+pub fn start_node_configured(
+    dir: &Path,
+    id: u64,
+    ports: &Ports,
+    seeds: &str,
+    toml: &str,
+    extra: &[String],
+) -> Radar {
     let node_dir = dir.join(format!("node{id}"));
     std::fs::create_dir_all(&node_dir).unwrap();
     let config = node_dir.join("node.toml");
-    std::fs::write(&config, NODE_TOML).unwrap();
+    std::fs::write(&config, toml).unwrap();
     let mut args = node_args(id, ports, seeds);
     args.push(config.to_string_lossy().into_owned());
     args.extend_from_slice(extra);

@@ -92,6 +92,7 @@ async fn metadata_group_applies_layout_commands_and_keeps_them_across_reopen() {
                 partitions: 64,
                 shards: 3,
                 replicas: 3,
+                cluster_secret: "s".into(),
             }])
             .enumerate()
             .map(|(i, command)| Entry {

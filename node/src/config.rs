@@ -71,6 +71,8 @@ pub struct ApiConfig {
     pub max_query_nesting: usize,
     /// Most comparisons in a fleet query (at most 4096, for the same reason).
     pub max_query_terms: usize,
+    /// Serve the API over HTTPS with these PEM files (reloaded on SIGHUP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ApiConfig {
@@ -79,6 +81,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_query_nesting: radar_twin::query::MAX_NESTING,
             max_query_terms: radar_twin::query::MAX_TERMS,
+            tls: None,
         }
     }
 }

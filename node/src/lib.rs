@@ -207,10 +207,15 @@ pub async fn start(
     });
     let ready = Arc::new(AtomicBool::new(true));
     let tls = match &core.config.cwmp.tls {
-        Some(files) => Some(tls::server_config(&files.cert, &files.key)?),
+        Some(files) => Some(tls::ReloadableTls::load(&files.cert, &files.key)?),
+        None => None,
+    };
+    let api_tls = match &core.config.api.tls {
+        Some(files) => Some(tls::ReloadableTls::load(&files.cert, &files.key)?),
         None => None,
     };
     mark_usp_agents_offline(&core).await;
+    let reloadable: Vec<_> = tls.iter().chain(&api_tls).cloned().collect();
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
@@ -280,20 +285,40 @@ pub async fn start(
         ready,
         Arc::new(api_auth.with_cluster(meta.clone())),
     );
-    let mut api_shutdown = shutdown.clone();
-    tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listeners.api, app).with_graceful_shutdown(async move {
-            let _ = api_shutdown.changed().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "api server failed");
-        }
-    }));
+    if !reloadable.is_empty() {
+        tasks.push(tls::reload_on_sighup(reloadable, shutdown.clone()));
+    }
+    match api_tls {
+        Some(tls) => tasks.push(tokio::spawn(serve_api(
+            tls::TlsListener::new(listeners.api, tls)?,
+            app,
+            shutdown.clone(),
+        ))),
+        None => tasks.push(tokio::spawn(serve_api(
+            listeners.api,
+            app,
+            shutdown.clone(),
+        ))),
+    }
     Ok(RunningNode {
         core,
         tasks,
         generated_admin_token,
     })
+}
+
+/// The REST API on `listener` (plain TCP, or TLS) until shutdown.
+async fn serve_api<L>(listener: L, app: axum::Router, mut shutdown: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = shutdown.changed().await;
+    });
+    if let Err(e) = serve.await {
+        tracing::error!(error = %e, "api server failed");
+    }
 }
 
 /// Embedded mode: this node hosts every shard as the single voter of its group.

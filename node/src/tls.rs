@@ -1,11 +1,16 @@
-//! TLS for the ACS endpoint (TR-069 §3.4.4: CPEs should reach the ACS over TLS; Basic
-//! authentication is only acceptable over TLS). rustls with the ring provider; the certificate
-//! chain and key are PEM files named in the config.
+//! TLS for every listener that serves it, from one place: the ACS (TR-069 §3.4.4: CPEs should
+//! reach the ACS over TLS; Basic authentication is only acceptable over TLS) and the API.
+//! rustls with the ring provider; the certificate chain and key are PEM files named in the
+//! config, reloaded on SIGHUP ([`ReloadableTls`]).
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::path::Path;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -40,4 +45,141 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     Ok(Arc::new(config))
+}
+
+/// A server certificate that SIGHUP reloads from its files (issue 13): handshakes after a
+/// reload use the new one; connections already open keep theirs, so none is dropped. A reload
+/// that fails (a half-written file) keeps the old certificate and says why.
+pub struct ReloadableTls {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl ReloadableTls {
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
+        Ok(Arc::new(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: RwLock::new(server_config(cert, key)?),
+        }))
+    }
+
+    /// For the next handshake.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = server_config(&self.cert, &self.key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+/// Reloads every listener's certificate on each SIGHUP until shutdown.
+pub fn reload_on_sighup(
+    certificates: Vec<Arc<ReloadableTls>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: certificates will not be reloaded");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => {}
+                _ = shutdown.changed() => return,
+            }
+            for tls in &certificates {
+                match tls.reload() {
+                    Ok(()) => tracing::info!(cert = %tls.cert.display(), "certificate reloaded"),
+                    Err(e) => {
+                        tracing::warn!(cert = %tls.cert.display(), error = %e, "certificate not reloaded; the old one stays")
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TCP listener whose connections come out TLS, for `axum::serve`: each handshake runs in its
+/// own task, so a slow or silent client delays nobody else.
+pub struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+    _accepting: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl TlsListener {
+    pub fn new(listener: TcpListener, tls: Arc<ReloadableTls>) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = tls.acceptor();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "tls handshake failed")
+                        }
+                        Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            ready,
+            local,
+            _accepting: AbortOnDrop(accepting),
+        })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accept loop only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }

@@ -30,6 +30,22 @@ pub struct Common {
     /// API token (default: the one `radar up` saved for this API in the credentials file).
     #[arg(long, env = "RADAR_TOKEN", global = true, hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` API.
+    #[arg(long, env = "RADAR_CA_FILE", global = true)]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
+}
+
+fn http_client(common: &Common) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &common.ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().context("building the HTTP client")
 }
 
 #[derive(Args)]
@@ -133,7 +149,7 @@ pub(crate) async fn call(
     url: String,
     body: Option<Value>,
 ) -> Result<Value> {
-    let client = reqwest::Client::new();
+    let client = http_client(common)?;
     let mut request = client.request(method, &url);
     let token = match &common.token {
         Some(token) => Some(token.clone()),

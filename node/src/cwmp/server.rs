@@ -43,7 +43,7 @@ pub struct AcsServer {
     by_device: Mutex<HashMap<radar_core::DeviceKey, String>>,
     active: AtomicUsize,
     session_config: SessionConfig,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::ReloadableTls>>,
 }
 
 /// Per TCP connection: the session last used on it, for CPEs that do not echo cookies.
@@ -55,7 +55,7 @@ struct Connection {
 type Reply = Response<Full<Bytes>>;
 
 impl AcsServer {
-    pub fn new(core: Arc<NodeCore>, tls: Option<Arc<rustls::ServerConfig>>) -> Arc<Self> {
+    pub fn new(core: Arc<NodeCore>, tls: Option<Arc<crate::tls::ReloadableTls>>) -> Arc<Self> {
         let cfg = &core.config.cwmp;
         let session_config = SessionConfig {
             idle_timeout: cfg.session_idle_timeout,
@@ -69,7 +69,7 @@ impl AcsServer {
             by_device: Mutex::new(HashMap::new()),
             active: AtomicUsize::new(0),
             session_config,
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            tls,
         })
     }
 
@@ -93,7 +93,7 @@ impl AcsServer {
             };
             let server = self.clone();
             tokio::spawn(async move {
-                match server.tls.clone() {
+                match server.tls.as_ref().map(|tls| tls.acceptor()) {
                     None => server.serve_connection(stream, peer).await,
                     Some(acceptor) => {
                         // A handshake that stalls must not hold a task forever.

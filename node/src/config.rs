@@ -477,6 +477,9 @@ pub struct UspConfig {
     pub mqtt: Option<MqttConfig>,
     /// The STOMP MTP (TR-369, STOMP binding): off when absent.
     pub stomp: Option<StompConfig>,
+    /// Serve the WebSocket MTP as `wss://` with these PEM files (reloaded on SIGHUP). TR-369
+    /// has the controller's certificate name its endpoint id in a SAN.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for UspConfig {
@@ -506,6 +509,7 @@ impl Default for UspConfig {
             events: of(NotifType::Event),
             mqtt: None,
             stomp: None,
+            tls: None,
         }
     }
 }

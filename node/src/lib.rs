@@ -206,16 +206,16 @@ pub async fn start(
         config,
     });
     let ready = Arc::new(AtomicBool::new(true));
-    let tls = match &core.config.cwmp.tls {
-        Some(files) => Some(tls::ReloadableTls::load(&files.cert, &files.key)?),
-        None => None,
-    };
-    let api_tls = match &core.config.api.tls {
-        Some(files) => Some(tls::ReloadableTls::load(&files.cert, &files.key)?),
-        None => None,
-    };
+    let tls = tls::ReloadableTls::configured(core.config.cwmp.tls.as_ref())?;
+    let api_tls = tls::ReloadableTls::configured(core.config.api.tls.as_ref())?;
     mark_usp_agents_offline(&core).await;
-    let reloadable: Vec<_> = tls.iter().chain(&api_tls).cloned().collect();
+    let usp_tls = tls::ReloadableTls::configured(core.config.usp.tls.as_ref())?;
+    let reloadable: Vec<_> = tls
+        .iter()
+        .chain(&api_tls)
+        .chain(&usp_tls)
+        .cloned()
+        .collect();
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
@@ -240,7 +240,7 @@ pub async fn start(
         tasks.push(usp::stomp::start(core.clone(), stomp, shutdown.clone()));
     }
     if let Some(usp) = listeners.usp {
-        let server = usp::websocket::UspWebSocketServer::new(core.clone());
+        let server = usp::websocket::UspWebSocketServer::new(core.clone(), usp_tls);
         tasks.push(tokio::spawn(server.serve(usp, shutdown.clone())));
     }
     if let Some(meta) = &meta {

@@ -65,6 +65,15 @@ impl ReloadableTls {
         }))
     }
 
+    /// The listener's certificate, when its config names one.
+    pub fn configured(
+        files: Option<&crate::config::TlsFiles>,
+    ) -> Result<Option<Arc<Self>>, TlsError> {
+        files
+            .map(|files| Self::load(&files.cert, &files.key))
+            .transpose()
+    }
+
     /// For the next handshake.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(

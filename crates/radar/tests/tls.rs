@@ -90,3 +90,88 @@ async fn the_api_serves_https_and_a_sighup_reloads_its_certificate() {
     assert_eq!(query(&first, &radar).await.unwrap(), 200);
     assert!(radar.log_text().contains("certificate reloaded"));
 }
+
+/// TR-369 agents over `wss://`: the USP WebSocket MTP serves TLS with `[usp] tls`, the
+/// handshake answers `v1.usp`, the agent's link comes up; plain `ws://` on that port gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_agents_connect_over_wss() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate();
+    std::fs::write(dir.path().join("usp.crt"), &cert).unwrap();
+    std::fs::write(dir.path().join("usp.key"), &key).unwrap();
+    let config = format!(
+        "[cwmp]\nallow_anonymous = true\n\n[usp]\ntls = {{ cert = {:?}, key = {:?} }}\n",
+        dir.path().join("usp.crt"),
+        dir.path().join("usp.key")
+    );
+    let radar = Radar::start(dir.path(), Some(&config));
+    let request = || {
+        let mut request = format!(
+            "ws://127.0.0.1:{}/usp?eid=os::00D09E-WSS000001",
+            radar.usp.port()
+        )
+        .into_client_request()
+        .unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "v1.usp".parse().unwrap());
+        request
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(radar.usp).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+        .connect(
+            rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut ws, response) = tokio_tungstenite::client_async(request(), tls)
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "v1.usp");
+    // The agent's first record, as obuspa sends it: a WebSocketConnect.
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        radar_usp::record::encode_websocket_connect("self::radar", "os::00D09E-WSS000001").into(),
+    ))
+    .await
+    .unwrap();
+    common::eventually(
+        "the agent's link over wss",
+        Duration::from_secs(10),
+        || async {
+            radar
+                .metrics()
+                .await
+                .lines()
+                .any(|l| l.trim() == "radar_usp_connections 1")
+                .then_some(())
+        },
+    )
+    .await;
+
+    let tcp = tokio::net::TcpStream::connect(radar.usp).await.unwrap();
+    let plain = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio_tungstenite::client_async(request(), tcp),
+    )
+    .await;
+    assert!(
+        !matches!(plain, Ok(Ok(_))),
+        "a plain ws:// handshake on the wss port"
+    );
+}

@@ -186,7 +186,9 @@ fn start_fresh(
     dir: &std::path::Path,
     xdg: &std::path::Path,
 ) -> (std::process::Child, String, String) {
-    let mut child = up_without_a_token(dir, "127.0.0.1:0", xdg);
+    // A port outside the ephemeral range, so the restart below finds it free again.
+    let api = format!("127.0.0.1:{}", common::free_port());
+    let mut child = up_without_a_token(dir, &api, xdg);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let listening = lines.next().unwrap().unwrap();
     let api = listening

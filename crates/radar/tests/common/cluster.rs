@@ -25,13 +25,7 @@ pub struct Ports {
     pub usp: u16,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 pub fn node_args(id: u64, ports: &Ports, seeds: &str) -> Vec<String> {
     let addr = |p: u16| format!("127.0.0.1:{p}");

@@ -14,6 +14,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A loopback port free for a test to hand to a process it starts. Picked below the kernel's
+/// ephemeral range (32768–60999 here): a port the kernel hands out (`bind(0)`, or any outgoing
+/// connection) can be taken again by someone's outgoing connection before the process binds it,
+/// which failed a cluster test once with "Address already in use". Ports here are only ever
+/// taken by an explicit bind; a counter keeps one test binary's picks apart, and each pick is
+/// checked free (TCP and UDP) before it is handed out.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+}
+
 /// The admin token every process a test starts is given (`RADAR_BOOTSTRAP_TOKEN`), and that
 /// every helper sends: the suites run with authentication on (issue 13).
 pub const TEST_TOKEN: &str = "radar-test-admin-token-4f0c2a7d9e1b3c5a";
@@ -313,12 +340,7 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(dir: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(dir, port)
+        Self::start_on(dir, free_port())
     }
 
     /// A broker on a given port (to restart one where its clients expect it).

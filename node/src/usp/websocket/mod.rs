@@ -375,6 +375,9 @@ mod tests {
         assert!(plain < 2048, "run_link future is {plain} bytes");
         // Over TLS the rustls connection state lives inline (~2.4 KB): a wss agent costs that
         // wherever it is kept.
-        assert!(tls < plain + 3072, "run_link future over TLS is {tls} bytes");
+        assert!(
+            tls < plain + 3072,
+            "run_link future over TLS is {tls} bytes"
+        );
     }
 }

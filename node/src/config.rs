@@ -574,6 +574,19 @@ pub struct MqttConfig {
     /// After a broker (re)connect or a restart every known MQTT agent without a link is probed,
     /// at most this many per second.
     pub probe_rate: u32,
+    /// TLS to the broker (with an `mqtts://` url): the CA to trust, and a client certificate
+    /// when the broker asks for one.
+    pub tls: Option<MqttTls>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTls {
+    /// PEM file of the CA that signs the broker's certificate.
+    pub ca: PathBuf,
+    /// PEM client certificate chain and key, for brokers that require one.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -589,6 +602,7 @@ impl Default for MqttConfig {
             session_expiry: Duration::from_secs(24 * 3600),
             liveness_interval: Duration::from_secs(60),
             probe_rate: 200,
+            tls: None,
         }
     }
 }

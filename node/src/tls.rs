@@ -22,28 +22,60 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<_, _>>())
         .map_err(|e| TlsError::Certificates {
-            path: cert.display().to_string(),
+            path: path.display().to_string(),
             message: e.to_string(),
         })?;
     if certs.is_empty() {
         return Err(TlsError::Certificates {
-            path: cert.display().to_string(),
+            path: path.display().to_string(),
             message: "no certificate found".into(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
-        path: key.display().to_string(),
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key {
+        path: path.display().to_string(),
         message: e.to_string(),
-    })?;
+    })
+}
+
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs = read_certificates(cert)?;
+    let key = read_key(key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// A TLS client configuration: trust the CAs in `ca` (PEM) and, given a certificate chain and
+/// key, present them (mutual TLS).
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certificates(ca)? {
+        roots.add(cert)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            builder.with_client_auth_cert(read_certificates(cert)?, read_key(key)?)?
+        }
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

@@ -175,3 +175,71 @@ async fn usp_agents_connect_over_wss() {
         "a plain ws:// handshake on the wss port"
     );
 }
+
+/// A CA and two certificates it signs: (CA PEM, [(certificate PEM, key PEM)] for each name).
+fn signed_by_a_ca(names: &[&str]) -> (String, Vec<(String, String)>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "radar test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let issued = names
+        .iter()
+        .map(|name| {
+            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *name);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        })
+        .collect();
+    (ca.pem(), issued)
+}
+
+/// USP over MQTT to a broker that speaks TLS only and requires a client certificate: Radar
+/// subscribes with `mqtts://` and `[usp.mqtt.tls]`; without its certificate it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usp_over_mqtt_reaches_a_tls_broker_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, issued) = signed_by_a_ca(&["127.0.0.1", "radar-node"]);
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca_file = file("ca.pem", &ca);
+    let (broker_cert, broker_key) = (
+        file("broker.pem", &issued[0].0),
+        file("broker.key", &issued[0].1),
+    );
+    let (client_cert, client_key) = (
+        file("client.pem", &issued[1].0),
+        file("client.key", &issued[1].1),
+    );
+    let broker = common::Mosquitto::start_tls(dir.path(), &ca_file, &broker_cert, &broker_key);
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+
+    let config = format!(
+        "[cwmp]\nallow_anonymous = true\n\n[usp.mqtt]\nurl = {url:?}\ntls = {{ ca = {ca_file:?}, cert = {client_cert:?}, key = {client_key:?} }}\n"
+    );
+    let radar = Radar::start(&dir.path().join("with-cert"), Some(&config));
+    radar.wait_mqtt_subscribed().await;
+
+    let without = format!(
+        "[cwmp]\nallow_anonymous = true\n\n[usp.mqtt]\nurl = {url:?}\ntls = {{ ca = {ca_file:?} }}\n"
+    );
+    let refused = Radar::start(&dir.path().join("without-cert"), Some(&without));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        refused
+            .metrics()
+            .await
+            .lines()
+            .any(|l| l.trim() == "radar_usp_mqtt_connected 0"),
+        "a client without a certificate got in"
+    );
+}

@@ -345,10 +345,27 @@ impl Mosquitto {
 
     /// A broker on a given port (to restart one where its clients expect it).
     pub fn start_on(dir: &Path, port: u16) -> Mosquitto {
+        Self::start_configured(dir, port, "")
+    }
+
+    /// A broker that speaks TLS only and requires a client certificate signed by `ca`.
+    pub fn start_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Mosquitto {
+        let tls = format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        Self::start_configured(dir, free_port(), &tls)
+    }
+
+    fn start_configured(dir: &Path, port: u16, listener: &str) -> Mosquitto {
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!(
+                "listener {port} 127.0.0.1\n{listener}allow_anonymous true\npersistence false\n"
+            ),
         )
         .unwrap();
         let binary = [

@@ -25,24 +25,31 @@ use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttSetupError {
-    #[error("mqtt url {0:?} is not mqtt://HOST:PORT")]
+    #[error("mqtt url {0:?} is not mqtt://HOST:PORT or mqtts://HOST:PORT")]
     BadUrl(String),
+    #[error("mqtt tls: {0}")]
+    Tls(String),
 }
 
-/// `mqtt://HOST[:PORT]` → (host, port).
+/// `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (TLS, 8883) → (host, port).
 pub fn parse_url(url: &str) -> Result<(String, u16), MqttSetupError> {
     let bad = || MqttSetupError::BadUrl(url.chars().take(200).collect());
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(bad)?;
+    let (rest, default_port) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, 8883),
+        None => (
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .ok_or_else(bad)?,
+            1883,
+        ),
+    };
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => Ok((
             host.trim_matches(['[', ']']).to_owned(),
             port.parse().map_err(|_| bad())?,
         )),
-        _ if !rest.is_empty() && !rest.contains('/') => Ok((rest.to_owned(), 1883)),
+        _ if !rest.is_empty() && !rest.contains('/') => Ok((rest.to_owned(), default_port)),
         _ => Err(bad()),
     }
 }
@@ -182,9 +189,32 @@ pub fn start(
         config.client_id.clone()
     };
     let max = core.config.usp.max_record_bytes;
+    let tls = match (&config.tls, config.url.starts_with("mqtts://")) {
+        (Some(files), _) => Some(
+            crate::tls::client_config(
+                &files.ca,
+                files.cert.as_deref().zip(files.key.as_deref()),
+            )
+            .map_err(|e| MqttSetupError::Tls(e.to_string()))?,
+        ),
+        (None, true) => {
+            return Err(MqttSetupError::Tls(
+                "an mqtts:// broker needs [usp.mqtt.tls] ca (and cert and key for a client certificate)".into(),
+            ))
+        }
+        (None, false) => None,
+    };
+    let transport = || {
+        tls.clone().map(|config| {
+            rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(config))
+        })
+    };
     let (client, event_loop) = match config.protocol {
         MqttProtocol::V5 => {
             let mut options = rumqttc::v5::MqttOptions::new(client_id, host, port);
+            if let Some(transport) = transport() {
+                options.set_transport(transport);
+            }
             options.set_keep_alive(config.keep_alive);
             options.set_max_packet_size(Some(max as u32 + 1024));
             // A persistent session: records agents publish while Radar restarts wait at the
@@ -199,6 +229,9 @@ pub fn start(
         }
         MqttProtocol::V311 => {
             let mut options = rumqttc::MqttOptions::new(client_id, host, port);
+            if let Some(transport) = transport() {
+                options.set_transport(transport);
+            }
             options.set_keep_alive(config.keep_alive);
             options.set_max_packet_size(max + 1024, max + 1024);
             options.set_clean_session(false);

@@ -132,7 +132,14 @@ pub async fn start(
         ),
     };
     let raft_host = raft::service::RaftHost::new();
-    let peers = raft::network::PeerChannels::new(config.raft.connect_timeout);
+    let (grpc_client_tls, grpc_server_tls) = match &config.cluster.tls {
+        Some(t) => (
+            Some(radar_proto::tls::client(&t.ca, &t.cert, &t.key).map_err(NodeError::Config)?),
+            Some(radar_proto::tls::server(&t.ca, &t.cert, &t.key).map_err(NodeError::Config)?),
+        ),
+        None => (None, None),
+    };
+    let peers = raft::network::PeerChannels::new(config.raft.connect_timeout, grpc_client_tls);
     let grpc_addr = match &listeners.grpc {
         Some(listener) => listener.local_addr()?.to_string(),
         None => String::new(),
@@ -274,6 +281,7 @@ pub async fn start(
         let fleet = fleet_service::service(core.clone());
         tasks.push(tokio::spawn(serve_grpc(
             grpc,
+            grpc_server_tls,
             raft_host.clone(),
             cluster,
             fleet,
@@ -376,6 +384,7 @@ async fn embedded_view(
 /// The cluster gRPC server: the Raft transport of every group this node hosts.
 async fn serve_grpc(
     listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     host: Arc<raft::service::RaftHost>,
     cluster: Option<
         radar_proto::cluster::cluster_server::ClusterServer<cluster::grpc::ClusterService>,
@@ -384,7 +393,17 @@ async fn serve_grpc(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let serve = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = match builder.tls_config(tls) {
+            Ok(builder) => builder,
+            Err(e) => {
+                tracing::error!(error = %e, "cluster grpc tls");
+                return;
+            }
+        };
+    }
+    let serve = builder
         .add_service(host.service())
         .add_optional_service(cluster)
         .add_service(fleet)

@@ -4,6 +4,9 @@
 //! - [`raft`]: the multi-raft transport (openraft RPCs addressed to a group).
 //! - [`fleet`]: the shard half of scatter-gather fleet queries.
 //! - [`cluster`]: membership, layout, status and cross-node forwarding.
+//! - [`tls`]: mutual TLS for all of them.
+
+pub mod tls;
 
 pub mod cluster {
     tonic::include_proto!("radar.cluster.v1");

@@ -21,6 +21,9 @@ pub struct RouterConfig {
     pub first_request_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Mutual TLS on the cluster gRPC port: the same CA as the nodes, and this router's own
+    /// certificate.
+    pub tls: Option<radar_core::cluster_tls::ClusterTls>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +56,7 @@ impl Default for RouterConfig {
             max_first_request_bytes: 256 * 1024,
             first_request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(3),
+            tls: None,
         }
     }
 }

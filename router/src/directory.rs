@@ -28,6 +28,8 @@ pub struct Directory {
     channels: Mutex<HashMap<String, Channel>>,
     seeds: Vec<String>,
     connect_timeout: Duration,
+    /// Mutual TLS to the nodes, when the cluster uses it.
+    tls: Option<tonic::transport::ClientTlsConfig>,
     metrics: Arc<RouterMetrics>,
 }
 
@@ -35,6 +37,7 @@ impl Directory {
     pub fn new(
         seeds: Vec<String>,
         connect_timeout: Duration,
+        tls: Option<tonic::transport::ClientTlsConfig>,
         metrics: Arc<RouterMetrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -43,6 +46,7 @@ impl Directory {
             channels: Mutex::default(),
             seeds,
             connect_timeout,
+            tls,
             metrics,
         })
     }
@@ -118,8 +122,12 @@ impl Directory {
         if let Some(c) = channels.get(addr) {
             return Some(c.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).ok()?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).ok()?;
+        }
+        let channel = endpoint
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .connect_lazy();

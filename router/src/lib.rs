@@ -39,16 +39,22 @@ pub struct RunningRouter {
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Starts the router's front doors, its layout follower and leader poller.
+/// Starts the router's front doors, its layout follower and leader poller. Fails only on
+/// unreadable TLS files.
 pub fn start(
     config: RouterConfig,
     listeners: RouterListeners,
     shutdown: watch::Receiver<bool>,
-) -> RunningRouter {
+) -> Result<RunningRouter, String> {
     let metrics = Arc::new(RouterMetrics::new());
+    let tls = match &config.tls {
+        Some(t) => Some(radar_proto::tls::client(&t.ca, &t.cert, &t.key)?),
+        None => None,
+    };
     let directory = Directory::new(
         config.seeds.clone(),
         config.connect_timeout,
+        tls,
         metrics.clone(),
     );
     let settings = Arc::new(ProxySettings {
@@ -89,11 +95,11 @@ pub fn start(
         metrics.clone(),
         shutdown,
     )));
-    RunningRouter {
+    Ok(RunningRouter {
         directory,
         metrics,
         tasks,
-    }
+    })
 }
 
 async fn accept<R: AsyncRouteFn + Send + Sync + 'static>(

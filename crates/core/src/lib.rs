@@ -10,6 +10,7 @@
 //! - [`ring`]: the consistent-hash ring from partitions to shards, per layout version.
 //! - [`error`]: `ErrorCode`, mapped to HTTP status codes.
 
+pub mod cluster_tls;
 pub mod device_key;
 pub mod error;
 pub mod layout;

@@ -67,7 +67,7 @@ pub async fn router(args: RouterArgs) -> Result<()> {
     let cwmp = bind(config.listen.cwmp, "cwmp").await?;
     let usp = bind(config.listen.usp, "usp").await?;
     let api = bind(config.listen.api, "api").await?;
-    println!(
+    let addresses = format!(
         "listening cwmp={} usp={} api={}",
         cwmp.local_addr()?,
         usp.local_addr()?,
@@ -78,7 +78,9 @@ pub async fn router(args: RouterArgs) -> Result<()> {
         config,
         radar_router::RouterListeners { cwmp, usp, api },
         shutdown,
-    );
+    )
+    .map_err(|e| anyhow::anyhow!("cluster tls: {e}"))?;
+    println!("{addresses}");
     crate::server::wait_for_signal().await;
     tracing::info!("router shutting down");
     let _ = shutdown_tx.send(true);

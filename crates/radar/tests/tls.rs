@@ -176,36 +176,12 @@ async fn usp_agents_connect_over_wss() {
     );
 }
 
-/// A CA and two certificates it signs: (CA PEM, [(certificate PEM, key PEM)] for each name).
-fn signed_by_a_ca(names: &[&str]) -> (String, Vec<(String, String)>) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "radar test CA");
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let issued = names
-        .iter()
-        .map(|name| {
-            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, *name);
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &ca).unwrap();
-            (cert.pem(), key.serialize_pem())
-        })
-        .collect();
-    (ca.pem(), issued)
-}
-
 /// USP over MQTT to a broker that speaks TLS only and requires a client certificate: Radar
 /// subscribes with `mqtts://` and `[usp.mqtt.tls]`; without its certificate it is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usp_over_mqtt_reaches_a_tls_broker_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, issued) = signed_by_a_ca(&["127.0.0.1", "radar-node"]);
+    let (ca, issued) = common::signed_by_a_ca(&["127.0.0.1", "radar-node"]);
     let file = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();

@@ -12,7 +12,6 @@ use radar_proto::cluster::cluster_client::ClusterClient;
 use radar_proto::cluster::HelloRequest;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 pub struct InitRequest {
@@ -23,13 +22,18 @@ pub struct InitRequest {
 }
 
 /// Who listens at a seed's gRPC address.
-pub async fn hello(addr: &str, timeout: Duration) -> Result<NodeInfo, MetaError> {
+pub async fn hello(
+    peers: &crate::raft::network::PeerChannels,
+    addr: &str,
+    timeout: Duration,
+) -> Result<NodeInfo, MetaError> {
     let unreachable = |message: String| MetaError::Unreachable {
         node: addr.to_owned(),
         message,
     };
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| unreachable(e.to_string()))?
+    let channel = peers
+        .endpoint(addr)
+        .map_err(unreachable)?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect()
@@ -60,7 +64,7 @@ pub async fn init_cluster(
     let mut nodes = BTreeMap::new();
     nodes.insert(meta.info.id, meta.info.clone());
     for seed in seeds {
-        let info = hello(seed, Duration::from_secs(3)).await?;
+        let info = hello(&meta.peers, seed, Duration::from_secs(3)).await?;
         nodes.insert(info.id, info);
     }
     if !meta

@@ -52,7 +52,7 @@ pub async fn add_node(
     patience: Duration,
 ) -> Result<MembershipReport, RebalanceError> {
     let started = std::time::Instant::now();
-    let info = super::init::hello(address, Duration::from_secs(3)).await?;
+    let info = super::init::hello(&meta.peers, address, Duration::from_secs(3)).await?;
     if info.id == 0 {
         return Err(MetaError::Refused(format!("the node at {address} has id 0")).into());
     }

@@ -32,6 +32,9 @@ pub struct ClusterConfig {
     /// The host other nodes, routers and devices use to reach this node when it listens on
     /// an unspecified address (0.0.0.0). Default: 127.0.0.1.
     pub advertise_host: Option<String>,
+    /// Mutual TLS on the cluster gRPC port (Raft, layout, scatter, forwarding): nodes and
+    /// routers must present a certificate the CA signed. Every member needs it, or none.
+    pub tls: Option<radar_core::cluster_tls::ClusterTls>,
 }
 
 impl ClusterConfig {

@@ -29,13 +29,19 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct PeerChannels {
     channels: Mutex<HashMap<u64, (String, Channel)>>,
     connect_timeout: Duration,
+    /// Mutual TLS to every peer, when the cluster uses it (`[cluster] tls`).
+    tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl PeerChannels {
-    pub fn new(connect_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        connect_timeout: Duration,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             channels: Mutex::default(),
             connect_timeout,
+            tls,
         })
     }
 
@@ -48,8 +54,8 @@ impl PeerChannels {
                 return Ok(channel.clone());
             }
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
+        let channel = self
+            .endpoint(addr)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -57,6 +63,20 @@ impl PeerChannels {
             .connect_lazy();
         channels.insert(node, (addr.to_owned(), channel.clone()));
         Ok(channel)
+    }
+
+    /// An endpoint for `addr` (a `host:port` gRPC address), with mutual TLS when the cluster
+    /// uses it: every node-to-node call is made from one of these.
+    pub fn endpoint(&self, addr: &str) -> Result<Endpoint, String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?;
+        match &self.tls {
+            Some(tls) => endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| format!("tls to {addr}: {e}")),
+            None => Ok(endpoint),
+        }
     }
 
     /// How many peer channels exist (each peer has at most one).

@@ -299,19 +299,23 @@ pub fn init_cluster(api: &str, shards: u32, replicas: u32) {
 
 /// A `radar router` on free loopback ports following the nodes at `seeds`, once it is ready.
 pub async fn start_ready_router(dir: &Path, seeds: &str) -> Radar {
-    let router = Radar::start_router(
-        dir,
-        &[
-            "--seeds".into(),
-            seeds.into(),
-            "--cwmp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--usp-listen".into(),
-            "127.0.0.1:0".into(),
-            "--api-listen".into(),
-            "127.0.0.1:0".into(),
-        ],
-    );
+    start_ready_router_with(dir, seeds, &[]).await
+}
+
+/// `start_ready_router` with more arguments (e.g. `--config`).
+pub async fn start_ready_router_with(dir: &Path, seeds: &str, extra: &[String]) -> Radar {
+    let mut args: Vec<String> = vec![
+        "--seeds".into(),
+        seeds.into(),
+        "--cwmp-listen".into(),
+        "127.0.0.1:0".into(),
+        "--usp-listen".into(),
+        "127.0.0.1:0".into(),
+        "--api-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend_from_slice(extra);
+    let router = Radar::start_router(dir, &args);
     eventually("the router is ready", Duration::from_secs(30), || async {
         let r = reqwest::get(router.api_url("/readyz")).await.ok()?;
         r.status().is_success().then_some(())

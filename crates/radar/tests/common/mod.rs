@@ -41,6 +41,30 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A CA and a certificate it signs for each name: (CA PEM, [(certificate PEM, key PEM)]).
+pub fn signed_by_a_ca(names: &[&str]) -> (String, Vec<(String, String)>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "radar test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let issued = names
+        .iter()
+        .map(|name| {
+            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *name);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        })
+        .collect();
+    (ca.pem(), issued)
+}
+
 /// The admin token every process a test starts is given (`RADAR_BOOTSTRAP_TOKEN`), and that
 /// every helper sends: the suites run with authentication on (issue 13).
 pub const TEST_TOKEN: &str = "radar-test-admin-token-4f0c2a7d9e1b3c5a";

@@ -2,6 +2,7 @@
 //! `/metrics`, `/healthz` and `/readyz`. Every error is `{"error":{"code","message"}}` with a
 //! 4xx/5xx status; nothing an operator sends can panic the server.
 
+use crate::api_limits::parse_query;
 use crate::core::NodeCore;
 use crate::fleet::{summarize, DeviceQuery};
 use crate::shard::ProposeError;
@@ -13,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use radar_core::{DeviceKey, ErrorCode, ParamPath, Timestamp};
 use radar_twin::datamodel::ReportedSpec;
-use radar_twin::query;
 use radar_twin::{ApplyError, Operation, OperationKind, OperationStatus, TwinCommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -136,7 +136,10 @@ pub fn router(
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         // Around every route and the fallback, after routing (so it sees the matched route):
         // authentication first, then the body cap.
-        .layer(axum::middleware::from_fn_with_state(core.clone(), body_cap))
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            crate::api_limits::body_cap,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             auth,
             crate::auth::require_role,
@@ -166,59 +169,6 @@ fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consisten
             ErrorCode::BadRequest,
             format!("consistency must be linearizable or stale, not {other:?}"),
         )),
-    }
-}
-
-/// Parses a fleet query within the operator's bounds (`[api]`), counting one refused for its
-/// size in `radar_api_limit_hits_total`.
-pub(crate) fn parse_query(core: &NodeCore, q: &str) -> ApiResult<query::Expr> {
-    query::parse_with(q, core.config.api.query_limits()).map_err(|e| {
-        if let Some(limit) = e.limit {
-            core.metrics
-                .api_limit_hits
-                .with_label_values(&[limit.as_str()])
-                .inc();
-        }
-        ApiError::new(ErrorCode::InvalidQuery, e.to_string())
-    })
-}
-
-/// Refuses a body over `[api] max_body_bytes` with a JSON 413 before any handler reads it.
-pub(crate) async fn body_cap(
-    State(core): State<Arc<NodeCore>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let cap = core.config.api.max_body_bytes;
-    let (parts, body) = request.into_parts();
-    let too_large = || {
-        core.metrics
-            .api_limit_hits
-            .with_label_values(&["body"])
-            .inc();
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the request body is over {cap} bytes ([api] max_body_bytes)"),
-        )
-        .into_response()
-    };
-    let declared = parts
-        .headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > cap) {
-        return too_large();
-    }
-    match axum::body::to_bytes(body, cap).await {
-        Ok(bytes) => {
-            next.run(axum::extract::Request::from_parts(
-                parts,
-                axum::body::Body::from(bytes),
-            ))
-            .await
-        }
-        Err(_) => too_large(),
     }
 }
 

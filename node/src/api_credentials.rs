@@ -3,7 +3,8 @@
 //! factory or by another ACS), so nothing is written to the device; Radar uses them for its
 //! next connection request. Passwords are accepted here and never shown back by any route.
 
-use crate::api::{device_key, parse_json, parse_query, ApiError, ApiResult};
+use crate::api::{device_key, parse_json, ApiError, ApiResult};
+use crate::api_limits::parse_query;
 use crate::core::NodeCore;
 use crate::fleet::DeviceQuery;
 use crate::shard::Consistency;

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod api_credentials;
 pub mod api_indexes;
+pub mod api_limits;
 pub mod api_routing;
 pub mod auth;
 pub mod byte_size;

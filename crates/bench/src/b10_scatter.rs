@@ -54,12 +54,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<Value> {
 /// queries run).
 pub async fn run(radar: &str, devices: usize, rounds: usize, memory_budget: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let ports: Vec<[u16; 4]> = (0..3)
-        .map(|_| crate::nodes::free_ports())
-        .collect::<Result<_>>()?;
-    let seeds = crate::nodes::seeds(&ports);
-    let config = dir.path().join("node.toml");
-    std::fs::write(&config, "[cwmp]\nallow_anonymous = true\n")?;
+    let (ports, seeds, config) = crate::nodes::three_nodes(dir.path())?;
     let addr = |port: u16| format!("127.0.0.1:{port}");
     let mut nodes = Vec::new();
     for (i, p) in ports.iter().enumerate() {

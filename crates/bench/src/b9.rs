@@ -128,12 +128,7 @@ async fn write(client: &reqwest::Client, api: &str, device: &str, n: usize) -> b
 
 pub async fn run(radar: &str, trials: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let ports: Vec<[u16; 4]> = (0..3)
-        .map(|_| crate::nodes::free_ports())
-        .collect::<Result<_>>()?;
-    let seeds = crate::nodes::seeds(&ports);
-    let config = dir.path().join("node.toml");
-    std::fs::write(&config, "[cwmp]\nallow_anonymous = true\n")?;
+    let (ports, seeds, config) = crate::nodes::three_nodes(dir.path())?;
     let mut nodes: Vec<Node> = ports
         .iter()
         .enumerate()

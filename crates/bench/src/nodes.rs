@@ -53,6 +53,17 @@ pub fn node_args(
     ]
 }
 
+/// Ports, seeds and a config file (devices without credentials) for three nodes in `dir`.
+pub fn three_nodes(dir: &Path) -> anyhow::Result<(Vec<[u16; 4]>, String, std::path::PathBuf)> {
+    let ports: Vec<[u16; 4]> = (0..3)
+        .map(|_| free_ports())
+        .collect::<anyhow::Result<_>>()?;
+    let seeds = seeds(&ports);
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "[cwmp]\nallow_anonymous = true\n")?;
+    Ok((ports, seeds, config))
+}
+
 /// The admin token the benches' nodes are started with (`RADAR_BOOTSTRAP_TOKEN`) and send.
 pub const BENCH_TOKEN: &str = "radar-bench-admin-token-5d2c7e91a04b8f36";
 

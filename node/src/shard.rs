@@ -495,5 +495,8 @@ fn command_kind(command: &TwinCommand) -> &'static str {
         TwinCommand::ConnectionRequestOutcome { .. } => "connection_request_outcome",
         TwinCommand::NotificationsFailed { .. } => "notifications_failed",
         TwinCommand::RecordQuirk { .. } => "record_quirk",
+        // Counted as the change they carry.
+        TwinCommand::Audited { command, .. } => command_kind(&command.0),
+        TwinCommand::Audit { .. } => "audit",
     }
 }

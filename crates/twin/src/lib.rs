@@ -11,11 +11,13 @@
 //! - [`query`]: the fleet query language: parse and evaluate.
 //! - [`moving`]: twins and shard commands of a partition move between shards.
 //! - [`table`]: the shard's twins, resident or cold (read back from disk), with clock eviction.
+//! - [`audit`]: who changed what through the API; records kept with the shard.
 //! - [`columns`]: the few fields per twin the background passes read, kept for cold twins.
 //! - [`index`]: the shard's secondary index (value → devices) that narrows queries.
 //! - [`datamodel`]: the TR-181 model for validation of desired values.
 //! - `usp`: what USP connects and events do to a twin.
 
+pub mod audit;
 pub mod columns;
 pub mod command;
 pub mod credentials;

@@ -404,4 +404,6 @@ pub struct ShardState {
     pub index: crate::index::FieldIndex,
     /// Partitions being handed to another shard (see [`crate::moving`]).
     pub frozen: crate::moving::Frozen,
+    /// Audit records applied and not yet written (see [`crate::audit`]).
+    pub audit: crate::audit::ShardAudit,
 }

@@ -4,17 +4,21 @@
 //! ([`snapshot_file`]), in `raft-snapshots/` beside sled's files.
 //!
 //! sled trees per group `g`: `raft-g-log` (index → entry), `raft-g-meta` (vote, committed, last
-//! purged), `raft-g-sm` (applied log id, membership, an install in progress) and the shard's own twin
+//! purged), `raft-g-sm` (applied log id, membership, an install in progress, the audit records
+//! under `audit/`) and the shard's own twin
 //! trees (see [`crate::sled_store`]).
 
 // openraft's traits fix the error type (`StorageError`, over 200 bytes); our helpers return it too.
 #![allow(clippy::result_large_err)]
 
+pub mod audit_log;
 pub mod log_store;
 pub mod meta;
 pub mod redb_log;
 pub mod snapshot_file;
 pub mod state_machine;
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod tests;
 

@@ -4,9 +4,11 @@
 //!
 //! The file is `RADARSNP`, a format version (u32, big endian), then length-framed postcard
 //! records: the header ([`FileHead`]: the snapshot's meta, the applied state, the path
-//! dictionary's templates and the number of twins), then each twin in key order. A frame is its
-//! length (u32, big endian) and its bytes; a frame longer than [`MAX_FRAME`], a short read or
-//! bytes after the last twin are errors, so a truncated or corrupt file never installs.
+//! dictionary's templates and the number of twins), then each twin in key order, then (from
+//! format 2) the shard's audit records (a frame of `A`, the 20-byte key and the record) and an
+//! empty frame that ends the file. A frame is its length (u32, big endian) and its bytes; a
+//! frame longer than [`MAX_FRAME`], a short read, a missing end or bytes after it are errors,
+//! so a truncated or corrupt file never installs. Format 1 files (no audit records) still read.
 //!
 //! Files live in `raft-snapshots/` of the node's sled directory: `group-<g>.snapshot` is the
 //! group's current snapshot; files are written under a temporary name and renamed over it
@@ -23,7 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 const MAGIC: &[u8; 8] = b"RADARSNP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Files before audit records: the twins end the file.
+const VERSION_WITHOUT_AUDIT: u32 = 1;
+const AUDIT_TAG: u8 = b'A';
 /// The largest frame read back: far above any twin (a TR-181 gateway is ~20 KB), far below
 /// what a corrupt length would make us allocate.
 pub const MAX_FRAME: u32 = 256 * 1024 * 1024;
@@ -75,7 +80,7 @@ fn read_frame(input: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool>
 fn read_head<A: serde::de::DeserializeOwned>(
     input: &mut impl Read,
     buf: &mut Vec<u8>,
-) -> std::io::Result<FileHead<A>> {
+) -> std::io::Result<(u32, FileHead<A>)> {
     let mut magic = [0u8; 12];
     input
         .read_exact(&mut magic)
@@ -84,15 +89,15 @@ fn read_head<A: serde::de::DeserializeOwned>(
         return Err(invalid("not a Radar snapshot file"));
     }
     let version = u32::from_be_bytes(magic[8..].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_AUDIT {
         return Err(invalid(format!(
-            "snapshot file format {version}; this Radar reads {VERSION}"
+            "snapshot file format {version}; this Radar reads {VERSION_WITHOUT_AUDIT} and {VERSION}"
         )));
     }
     if !read_frame(input, buf)? {
         return Err(invalid("the snapshot file has no header"));
     }
-    postcard::from_bytes(buf).map_err(invalid)
+    Ok((version, postcard::from_bytes(buf).map_err(invalid)?))
 }
 
 /// Writes a snapshot file twin by twin; [`SnapshotWriter::finish`] checks the count and makes
@@ -134,15 +139,31 @@ impl SnapshotWriter {
         Ok(())
     }
 
-    /// Flushes the file (not to disk: see [`SnapshotDir::publish`]) and checks the count;
-    /// its path.
-    pub fn finish(self) -> std::io::Result<PathBuf> {
+    fn check_count(&self) -> std::io::Result<()> {
         if self.written != self.expected {
             return Err(invalid(format!(
                 "the snapshot holds {} twins, its header says {}",
                 self.written, self.expected
             )));
         }
+        Ok(())
+    }
+
+    /// Adds an audit record (its key and encoded record), after every twin.
+    pub fn push_audit(&mut self, key: &[u8], record: &[u8]) -> std::io::Result<()> {
+        self.check_count()?;
+        self.scratch.clear();
+        self.scratch.push(AUDIT_TAG);
+        self.scratch.extend_from_slice(key);
+        self.scratch.extend_from_slice(record);
+        write_frame(&mut self.out, &self.scratch)
+    }
+
+    /// Ends the file and flushes it (not to disk: see [`SnapshotDir::publish`]), checking the
+    /// count; its path.
+    pub fn finish(mut self) -> std::io::Result<PathBuf> {
+        self.check_count()?;
+        write_frame(&mut self.out, &[])?;
         self.out.into_inner().map_err(|e| e.into_error())?;
         Ok(self.path)
     }
@@ -151,6 +172,7 @@ impl SnapshotWriter {
 /// Reads a snapshot file: [`SnapshotReader::open`] gives the header, iterating gives the twins.
 pub struct SnapshotReader {
     input: BufReader<std::fs::File>,
+    version: u32,
     remaining: u64,
     buf: Vec<u8>,
     failed: bool,
@@ -162,12 +184,13 @@ impl SnapshotReader {
     ) -> std::io::Result<(FileHead<A>, Self)> {
         let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
         let mut buf = Vec::new();
-        let head: FileHead<A> = read_head(&mut input, &mut buf)?;
+        let (version, head): (u32, FileHead<A>) = read_head(&mut input, &mut buf)?;
         let remaining = head.twins;
         Ok((
             head,
             Self {
                 input,
+                version,
                 remaining,
                 buf,
                 failed: false,
@@ -181,7 +204,7 @@ impl Iterator for SnapshotReader {
 
     /// The twins, then `None`; after an error, `None` (the file is not read further).
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
+        if self.failed || (self.remaining == 0 && self.version != VERSION_WITHOUT_AUDIT) {
             return None;
         }
         let item = match read_frame(&mut self.input, &mut self.buf) {
@@ -201,6 +224,47 @@ impl Iterator for SnapshotReader {
         };
         self.failed = item.is_err();
         Some(item)
+    }
+}
+
+impl SnapshotReader {
+    /// After the twins, the audit records as (key, encoded record), up to the end of the file;
+    /// an error for a missing end, bytes after it, or a reader whose twins were not all read.
+    pub fn audit_records(mut self) -> impl Iterator<Item = std::io::Result<(Vec<u8>, Vec<u8>)>> {
+        let mut done = self.version == VERSION_WITHOUT_AUDIT && self.remaining == 0;
+        let mut first_error = (self.failed || self.remaining > 0)
+            .then(|| invalid("the snapshot's twins were not all read"));
+        std::iter::from_fn(move || {
+            if let Some(e) = first_error.take() {
+                done = true;
+                return Some(Err(e));
+            }
+            if done {
+                return None;
+            }
+            let item = match read_frame(&mut self.input, &mut self.buf) {
+                Err(e) => Err(e),
+                Ok(false) => Err(invalid("the snapshot file has no end")),
+                Ok(true) if self.buf.is_empty() => {
+                    done = true;
+                    let mut rest = [0u8; 1];
+                    return match self.input.read(&mut rest) {
+                        Ok(0) => None,
+                        Ok(_) => Some(Err(invalid("the snapshot file has bytes after its end"))),
+                        Err(e) => Some(Err(e)),
+                    };
+                }
+                Ok(true) => match self.buf.split_first() {
+                    Some((&AUDIT_TAG, rest)) if rest.len() > radar_twin::audit::AuditKey::LEN => {
+                        let (key, record) = rest.split_at(radar_twin::audit::AuditKey::LEN);
+                        Ok((key.to_vec(), record.to_vec()))
+                    }
+                    _ => Err(invalid("an unknown record after the snapshot's twins")),
+                },
+            };
+            done = item.is_err();
+            Some(item)
+        })
     }
 }
 
@@ -304,7 +368,7 @@ impl SnapshotFile {
         let (head, file, path) = tokio::task::spawn_blocking(move || {
             use std::io::Seek;
             let mut file = std::fs::File::open(&path)?;
-            let head = read_head(&mut BufReader::new(&file), &mut Vec::new())?;
+            let (_, head) = read_head(&mut BufReader::new(&file), &mut Vec::new())?;
             file.rewind()?;
             Ok::<_, std::io::Error>((head, file, path))
         })
@@ -411,6 +475,33 @@ mod tests {
         assert_eq!(keys, ["A", "B"]);
     }
 
+    #[test]
+    fn audit_records_follow_the_twins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = SnapshotWriter::create(dir.path().join("s"), &head(1)).unwrap();
+        assert!(writer.push_audit(&[0; 20], b"early").is_err(), "before a twin");
+        writer.push(&twin("A")).unwrap();
+        writer.push_audit(&[1; 20], b"one").unwrap();
+        writer.push_audit(&[2; 20], b"two").unwrap();
+        let path = writer.finish().unwrap();
+        let mut reader = SnapshotReader::open::<u32>(&path).unwrap().1;
+        assert_eq!(reader.by_ref().count(), 1);
+        let records: Vec<_> = reader.audit_records().map(|r| r.unwrap()).collect();
+        assert_eq!(
+            records,
+            [
+                (vec![1; 20], b"one".to_vec()),
+                (vec![2; 20], b"two".to_vec())
+            ]
+        );
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.push(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut reader = SnapshotReader::open::<u32>(&path).unwrap().1;
+        assert_eq!(reader.by_ref().count(), 1);
+        assert!(reader.audit_records().any(|r| r.is_err()), "bytes after the end");
+    }
+
     /// Truncated, padded, mislabelled or absurd files are errors, never a partial install or
     /// a huge allocation.
     #[test]
@@ -421,9 +512,16 @@ mod tests {
         assert!(results.last().unwrap().is_err(), "a missing twin");
 
         let long = written(dir.path(), &["A", "B"], 1);
-        let results: Vec<_> = SnapshotReader::open::<u32>(&long).unwrap().1.collect();
-        assert_eq!(results.len(), 2);
-        assert!(results[1].is_err(), "bytes after the last twin");
+        let mut reader = SnapshotReader::open::<u32>(&long).unwrap().1;
+        assert!(reader.by_ref().all(|t| t.is_ok()));
+        let rest: Vec<_> = reader.audit_records().collect();
+        assert!(rest[0].is_err(), "a twin after the last twin");
+
+        let unended = written(dir.path(), &["A"], 1);
+        let mut reader = SnapshotReader::open::<u32>(&unended).unwrap().1;
+        assert!(reader.by_ref().all(|t| t.is_ok()));
+        let rest: Vec<_> = reader.audit_records().collect();
+        assert!(rest[0].is_err(), "no end frame");
 
         let mut bytes = std::fs::read(written(dir.path(), &["A"], 1)).unwrap();
         let cut = bytes.len() - 2;

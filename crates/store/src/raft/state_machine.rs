@@ -167,6 +167,14 @@ impl ShardStateMachine {
         })
     }
 
+    /// Reads this replica's audit records (see [`super::audit_log`]).
+    pub fn audit_reader(&self) -> super::audit_log::AuditReader {
+        super::audit_log::AuditReader {
+            sm: self.sm.clone(),
+            state: self.state.clone(),
+        }
+    }
+
     #[cfg(test)]
     pub(super) fn sm_tree(&self) -> &sled::Tree {
         &self.sm
@@ -225,6 +233,8 @@ impl ShardStateMachine {
                 }
             }
         }
+        // A failed write stops the shard, so records taken here are never lost to a retry.
+        let audit = super::audit_log::take_unwritten(&mut state.audit)?;
         let new_templates = &state.dict.templates()[first_template as usize..];
         let batch = Batch {
             first_template_id: first_template,
@@ -232,9 +242,11 @@ impl ShardStateMachine {
             twins,
             deleted,
         };
-        let applied = postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?;
+        let mut extra: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(1 + audit.len());
+        extra.push((APPLIED, postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?));
+        extra.extend(audit.iter().map(|(k, v)| (k.as_slice(), v.clone())));
         self.store
-            .write_atomically(&batch, &self.sm, &[(APPLIED, applied)])
+            .write_atomically(&batch, &self.sm, &extra)
             .map_err(|e| e.to_string())
     }
 }
@@ -252,6 +264,7 @@ fn cold_table(
 /// ones decoded from disk one at a time as the scan reaches them.
 fn write_snapshot(
     state: &ShardState,
+    sm: &sled::Tree,
     snapshots: &SnapshotDir,
     head: &Head,
 ) -> Result<PathBuf, String> {
@@ -260,6 +273,11 @@ fn write_snapshot(
         let mut writer = SnapshotWriter::create(path.clone(), head)?;
         for twin in state.twins.iter() {
             writer.push(&*twin.map_err(std::io::Error::other)?)?;
+        }
+        // A checkpoint came first: every record applied is written.
+        for record in super::audit_log::scan(sm) {
+            let (key, value) = record.map_err(std::io::Error::other)?;
+            writer.push_audit(&key, &value)?;
         }
         writer.finish()
     })();
@@ -271,14 +289,17 @@ fn write_snapshot(
 
 /// Reads every twin of a snapshot file, checking their order; its header.
 fn verify_snapshot(path: &std::path::Path) -> Result<Head, String> {
-    let (head, twins) = SnapshotReader::open::<Applied>(path).map_err(|e| e.to_string())?;
+    let (head, mut twins) = SnapshotReader::open::<Applied>(path).map_err(|e| e.to_string())?;
     let mut last: Option<radar_core::DeviceKey> = None;
-    for twin in twins {
+    for twin in twins.by_ref() {
         let key = twin.map_err(|e| e.to_string())?.key;
         if last.as_ref().is_some_and(|last| *last >= key) {
             return Err(format!("snapshot twins out of order at {key}"));
         }
         last = Some(key);
+    }
+    for record in twins.audit_records() {
+        record.map_err(|e| e.to_string())?;
     }
     Ok(head)
 }
@@ -293,10 +314,11 @@ fn install_current(
     indexed: &[String],
     budget: &MemoryBudget,
 ) -> Result<(ShardState, Applied), String> {
-    let (head, twins) =
+    let (head, mut twins) =
         SnapshotReader::open::<Applied>(&snapshots.current()).map_err(|e| e.to_string())?;
     let dict = PathDict::from_templates(head.templates);
     store.clear().map_err(|e| e.to_string())?;
+    super::audit_log::clear(sm)?;
     let mut index = radar_twin::index::FieldIndex::empty(indexed);
     let capacity = (head.twins as usize).min(1 << 20);
     let mut keys: Vec<radar_core::DeviceKey> = Vec::with_capacity(capacity);
@@ -318,7 +340,7 @@ fn install_current(
         templates_written = true;
         store.write(&batch).map_err(|e| e.to_string())
     };
-    for (number, twin) in twins.enumerate() {
+    for (number, twin) in twins.by_ref().enumerate() {
         let twin = twin.map_err(|e| e.to_string())?;
         if keys.last().is_some_and(|last| *last >= twin.key) {
             return Err(format!("snapshot twins out of order at {}", twin.key));
@@ -335,6 +357,10 @@ fn install_current(
         }
     }
     write(&mut pending)?;
+    for record in twins.audit_records() {
+        let (key, value) = record.map_err(|e| e.to_string())?;
+        super::audit_log::install(sm, &key, &value)?;
+    }
     let applied = Applied {
         last_applied: head.meta.last_log_id,
         membership: head.meta.last_membership,
@@ -356,6 +382,7 @@ fn install_current(
         dict,
         twins,
         index,
+        audit: Default::default(),
     };
     Ok((state, applied))
 }
@@ -460,6 +487,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
+                    state.audit.begin_entry(entry.log_id.index);
                     for command in &batch.commands {
                         let result = apply(&mut state, command);
                         if let Err(ApplyError::Storage(e)) = &result {
@@ -525,7 +553,7 @@ impl RaftStateMachine<ShardRaft> for ShardStateMachine {
                 templates: state.dict.templates().to_vec(),
                 twins: state.twins.len() as u64,
             };
-            write_snapshot(&state, &self.snapshots, &head)
+            write_snapshot(&state, &self.sm, &self.snapshots, &head)
         });
         SnapshotBuilder {
             file,

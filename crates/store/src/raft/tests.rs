@@ -115,7 +115,7 @@ async fn metadata_group_applies_layout_commands_and_keeps_them_across_reopen() {
 
 /// Reopens a database just closed in this process: sled's background flusher may hold the
 /// directory lock for a moment after the last handle is dropped.
-fn reopen(dir: &std::path::Path) -> SledDatabase {
+pub(super) fn reopen(dir: &std::path::Path) -> SledDatabase {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match SledDatabase::open(dir) {

@@ -252,6 +252,45 @@ pub enum TwinCommand {
         /// Radar's stale rows the check removed.
         removed: u32,
     },
+    /// An API call's change with its audit record (see [`crate::audit`]): the change applies
+    /// as it would alone, and the record, completed with its result, commits with it.
+    Audited {
+        record: Box<crate::audit::AuditRecord>,
+        command: AuditedCommand,
+    },
+    /// An audit record on its own (an API call that changed no twin). `key` only routes it to
+    /// a shard; no twin is touched.
+    Audit {
+        key: DeviceKey,
+        record: Box<crate::audit::AuditRecord>,
+    },
+}
+
+/// The change inside [`TwinCommand::Audited`]: any command but another audited one. Decoding
+/// refuses nesting, so a crafted entry cannot recurse through the decoder or `apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AuditedCommand(pub Box<TwinCommand>);
+
+thread_local! {
+    static DECODING_AUDITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl<'de> Deserialize<'de> for AuditedCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if DECODING_AUDITED.with(|inside| inside.replace(true)) {
+            return Err(serde::de::Error::custom(
+                "an audited command inside another",
+            ));
+        }
+        let inner = TwinCommand::deserialize(d);
+        DECODING_AUDITED.with(|inside| inside.set(false));
+        let inner = inner?;
+        if matches!(inner, TwinCommand::Audit { .. }) {
+            return Err(serde::de::Error::custom("an audit record inside another"));
+        }
+        Ok(Self(Box::new(inner)))
+    }
 }
 
 impl TwinCommand {
@@ -281,6 +320,8 @@ impl TwinCommand {
             | TwinCommand::NotificationsFailed { device, .. }
             | TwinCommand::RecordQuirk { device, .. }
             | TwinCommand::ImportTwin { device, .. } => device,
+            TwinCommand::Audited { command, .. } => command.0.device(),
+            TwinCommand::Audit { key, .. } => key,
         }
     }
 
@@ -310,6 +351,8 @@ impl TwinCommand {
             | TwinCommand::NotificationsFailed { at, .. }
             | TwinCommand::RecordQuirk { at, .. }
             | TwinCommand::ImportTwin { at, .. } => *at,
+            TwinCommand::Audited { command, .. } => command.0.at(),
+            TwinCommand::Audit { record, .. } => record.at,
         }
     }
 }
@@ -347,6 +390,14 @@ impl From<crate::table::ColdReadError> for ApplyError {
 /// Applies one command to the shard state. Pure: no clock, no I/O, deterministic.
 /// Applies a command to a shard's state and keeps the shard's secondary index current.
 pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutcome, ApplyError> {
+    match command {
+        TwinCommand::Audit { record, .. } => {
+            state.audit.push((**record).clone());
+            return Ok(ApplyOutcome::default());
+        }
+        TwinCommand::Audited { record, command } => return apply_audited(state, record, command),
+        _ => {}
+    }
     let device = command.device();
     // The index keeps no copy of a device's values: read the old ones from the twin (made
     // resident here, as applying would) before it changes.
@@ -369,6 +420,35 @@ pub fn apply(state: &mut ShardState, command: &TwinCommand) -> Result<ApplyOutco
         }
     }
     outcome
+}
+
+/// Applies an audited change, then keeps its record with the result. A change refused for a
+/// move is retried elsewhere and a storage failure stops the shard: neither is recorded here.
+fn apply_audited(
+    state: &mut ShardState,
+    record: &crate::audit::AuditRecord,
+    command: &AuditedCommand,
+) -> Result<ApplyOutcome, ApplyError> {
+    let result = apply(state, &command.0);
+    if let Err(ApplyError::Moving(_) | ApplyError::Storage(_)) = result {
+        return result;
+    }
+    let mut record = record.clone();
+    match &result {
+        Ok(outcome) => {
+            record.result = "ok".into();
+            record.operation = outcome.operation;
+        }
+        Err(e) => record.result = e.to_string(),
+    }
+    let device = command.0.device();
+    if let Some(twin) = state.twins.get_mut(device)? {
+        twin.log(record.at, "audit", record.headline());
+        twin.changes.header = true;
+        state.twins.account(device, &state.dict);
+    }
+    state.audit.push(record);
+    result
 }
 
 fn apply_command(
@@ -431,7 +511,9 @@ fn apply_command(
     match command {
         TwinCommand::Inform { .. }
         | TwinCommand::UspConnected { .. }
-        | TwinCommand::ImportTwin { .. } => {
+        | TwinCommand::ImportTwin { .. }
+        | TwinCommand::Audited { .. }
+        | TwinCommand::Audit { .. } => {
             unreachable!("handled above")
         }
         TwinCommand::UspDisconnected { reason, .. } => {

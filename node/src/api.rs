@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct ApiError {
     code: ErrorCode,
@@ -93,12 +92,16 @@ pub fn router(
             "/api/v1/devices/{id}/connection-request-credentials",
             axum::routing::put(crate::api_credentials::put_device),
         )
+        // Inside the proxy to the leader: a call is recorded where it is served, once.
+        .route_layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            crate::audit::record_calls,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             core.clone(),
             crate::api_routing::leader_only,
         ));
-    Router::new()
-        .merge(devices)
+    let fleet = Router::new()
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/query", get(fleet_query))
         .route(
@@ -109,14 +112,31 @@ pub fn router(
             "/api/v1/indexes",
             get(crate::api_indexes::list).post(crate::api_indexes::add),
         )
-        .route("/api/v1/cluster", get(cluster))
-        .route("/api/v1/cluster/init", post(cluster_init))
-        .route("/api/v1/cluster/shards", post(cluster_add_shard))
-        .route("/api/v1/cluster/nodes", post(cluster_add_node))
+        .route("/api/v1/cluster", get(crate::api_cluster::cluster))
+        .route(
+            "/api/v1/cluster/init",
+            post(crate::api_cluster::cluster_init),
+        )
+        .route(
+            "/api/v1/cluster/shards",
+            post(crate::api_cluster::cluster_add_shard),
+        )
+        .route(
+            "/api/v1/cluster/nodes",
+            post(crate::api_cluster::cluster_add_node),
+        )
         .route(
             "/api/v1/cluster/nodes/{id}",
-            axum::routing::delete(cluster_remove_node),
+            axum::routing::delete(crate::api_cluster::cluster_remove_node),
         )
+        .route("/api/v1/audit", get(crate::audit::query::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            crate::audit::record_calls,
+        ));
+    Router::new()
+        .merge(devices)
+        .merge(fleet)
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -369,6 +389,7 @@ pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResul
 async fn patch_params(
     State(core): State<Arc<NodeCore>>,
     Path(id): Path<String>,
+    caller: Option<axum::Extension<crate::auth::Principal>>,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -447,18 +468,18 @@ async fn patch_params(
         .enqueue(
             &key,
             OperationKind::SetParams { params },
-            &requested_by(&headers),
+            &requested_by(&caller),
             ttl,
         )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
 }
 
-fn requested_by(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get("x-radar-user")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(64).collect())
+/// Who asked: the token the auth layer authenticated (never a header the caller chose).
+fn requested_by(caller: &Option<axum::Extension<crate::auth::Principal>>) -> String {
+    caller
+        .as_ref()
+        .map(|axum::Extension(p)| p.id.chars().take(64).collect())
         .unwrap_or_else(|| "api".into())
 }
 
@@ -480,6 +501,7 @@ fn ttl_from(headers: &axum::http::HeaderMap) -> ApiResult<Option<u64>> {
 async fn post_operation(
     State(core): State<Arc<NodeCore>>,
     Path(id): Path<String>,
+    caller: Option<axum::Extension<crate::auth::Principal>>,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -551,7 +573,7 @@ async fn post_operation(
         None => ttl_from(&headers)?,
     };
     let op = core
-        .enqueue(&key, kind, &requested_by(&headers), ttl)
+        .enqueue(&key, kind, &requested_by(&caller), ttl)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(operation_json(&op))))
 }
@@ -667,118 +689,6 @@ async fn fleet_query(
     )
     .await;
     Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
-}
-
-async fn cluster(State(core): State<Arc<NodeCore>>) -> Json<Value> {
-    if let Some(meta) = &core.meta {
-        return Json(
-            crate::cluster::status::cluster_status(&core, meta, Duration::from_secs(2)).await,
-        );
-    }
-    let shards: Vec<Value> = core
-        .fleet
-        .shards()
-        .iter()
-        .map(|s| json!({"id": s.id.0, "leader": core.config.node_id, "voters": [core.config.node_id], "devices": s.read().twins.len(), "healthy": s.healthy()}))
-        .collect();
-    Json(json!({
-        "layout_version": 1,
-        "partitions": core.config.partitions,
-        "shards": shards,
-        "nodes": [{"id": core.config.node_id, "api": core.config.listen.api.to_string(), "mode": "embedded"}],
-    }))
-}
-
-async fn cluster_init(State(core): State<Arc<NodeCore>>, body: Bytes) -> ApiResult<Json<Value>> {
-    let request: crate::cluster::init::InitRequest = parse_json(&body)?;
-    let Some(meta) = &core.meta else {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "this node runs embedded (no seeds): its layout is fixed at one node",
-        ));
-    };
-    let layout = crate::cluster::init::init_cluster(
-        meta,
-        &core.config.cluster.seeds,
-        core.config.partitions,
-        request,
-        core.config.raft.election_timeout_max * 20,
-    )
-    .await
-    .map_err(|e| match e {
-        crate::cluster::meta::MetaError::Refused(m) => ApiError::new(ErrorCode::Conflict, m),
-        other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
-    })?;
-    Ok(Json(json!({
-        "layout_version": layout.version,
-        "partitions": layout.partitions,
-        "replicas": layout.replicas,
-        "shards": layout.shards.iter().map(|s| json!({"id": s.id.0, "voters": s.voters})).collect::<Vec<_>>(),
-        "nodes": layout.nodes.keys().collect::<Vec<_>>(),
-    })))
-}
-
-/// `radar cluster add-shard`: adds a shard and moves its partitions to it (answers when done).
-async fn cluster_add_shard(State(core): State<Arc<NodeCore>>) -> ApiResult<Json<Value>> {
-    let meta = cluster_meta(&core)?;
-    let patience = core.config.raft.election_timeout_max * 30;
-    let report = crate::cluster::rebalance::add_shard(meta, patience)
-        .await
-        .map_err(rebalance_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
-}
-
-fn cluster_meta(core: &NodeCore) -> ApiResult<&crate::cluster::meta::MetaGroup> {
-    core.meta.as_deref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Conflict,
-            "this node runs embedded (no seeds): its layout is fixed at one node",
-        )
-    })
-}
-
-fn rebalance_error(e: crate::cluster::rebalance::RebalanceError) -> ApiError {
-    use crate::cluster::meta::MetaError;
-    use crate::cluster::rebalance::RebalanceError;
-    match e {
-        RebalanceError::Meta(MetaError::Refused(m)) => ApiError::new(ErrorCode::Conflict, m),
-        e @ RebalanceError::UnknownNode(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
-        other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct AddNodeRequest {
-    /// The new node's cluster gRPC address (`host:port`).
-    address: String,
-}
-
-/// `radar cluster add-node`: registers the node at `address` and moves replicas to it.
-async fn cluster_add_node(
-    State(core): State<Arc<NodeCore>>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let request: AddNodeRequest = parse_json(&body)?;
-    let meta = cluster_meta(&core)?;
-    let patience = core.config.raft.election_timeout_max * 30;
-    let indexes = crate::index_admin::added_fields(&core.config.data_dir);
-    let report = crate::cluster::membership::add_node(meta, &request.address, &indexes, patience)
-        .await
-        .map_err(rebalance_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
-}
-
-/// `radar cluster remove-node`: drains the node (its replicas move away), then removes it.
-async fn cluster_remove_node(
-    State(core): State<Arc<NodeCore>>,
-    Path(id): Path<u64>,
-) -> ApiResult<Json<Value>> {
-    let meta = cluster_meta(&core)?;
-    let patience = core.config.raft.election_timeout_max * 30;
-    let report = crate::cluster::membership::remove_node(meta, id, patience)
-        .await
-        .map_err(rebalance_error)?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
 
 async fn metrics(State(core): State<Arc<NodeCore>>) -> impl IntoResponse {

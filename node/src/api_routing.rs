@@ -53,7 +53,7 @@ pub async fn leader_only(
 }
 
 /// `/api/v1/devices/{id}/…` → the device key.
-fn device_of(path: &str) -> Option<DeviceKey> {
+pub(crate) fn device_of(path: &str) -> Option<DeviceKey> {
     let rest = path.strip_prefix("/api/v1/devices/")?;
     let raw = rest.split('/').next()?;
     let decoded = percent_encoding::percent_decode_str(raw)
@@ -113,7 +113,16 @@ async fn proxy_to_leader(
         }
     }
     if let Some(principal) = parts.extensions.get::<crate::auth::Principal>() {
+        let client = match parts.extensions.get::<crate::audit::ProxiedFrom>() {
+            Some(crate::audit::ProxiedFrom(client)) => client.clone(),
+            None => parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<crate::audit::ClientAddr>>()
+                .map(|c| c.0 .0.to_string())
+                .unwrap_or_default(),
+        };
         outgoing = outgoing
+            .header(crate::audit::CLIENT_ADDR_HEADER, client)
             .bearer_auth(&layout.cluster_secret)
             .header(crate::auth::ON_BEHALF_OF_HEADER, &principal.id)
             .header(crate::auth::ROLE_HEADER, principal.role.as_str());

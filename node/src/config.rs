@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub auth: crate::auth::AuthConfig,
     /// Limits on what the REST API accepts.
     pub api: ApiConfig,
+    /// The API's audit log.
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for NodeConfig {
@@ -56,6 +58,7 @@ impl Default for NodeConfig {
             raft: crate::raft::RaftSettings::default(),
             cluster: crate::cluster::ClusterConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            audit: crate::audit::AuditConfig::default(),
             api: ApiConfig::default(),
         }
     }

@@ -43,7 +43,10 @@ impl NodeCore {
     /// Commits a twin command in the device's shard (here, or at the node leading it). A
     /// command refused because the device's partition is moving to another shard waits for the
     /// layout that names the new owner and goes there (see `radar_twin::moving`).
+    ///
+    /// A command committed while an API call is served carries the call's audit record.
     pub async fn propose(&self, command: TwinCommand) -> Result<ApplyOutcome, ProposeError> {
+        let command = crate::audit::attach(command);
         loop {
             let version = self.fleet.view().layout_version;
             let result = self.propose_once(&command).await;

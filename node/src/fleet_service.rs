@@ -111,6 +111,15 @@ impl Fleet for FleetService {
         )))
     }
 
+    async fn audit_shard(
+        &self,
+        request: Request<pb::AuditQuery>,
+    ) -> Result<Response<pb::AuditReply>, Status> {
+        crate::audit::query::serve_shard(&self.core, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn count_shard(
         &self,
         request: Request<pb::ShardCount>,

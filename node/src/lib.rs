@@ -18,10 +18,12 @@
 //! - [`tls`]: TLS for the ACS endpoint.
 
 pub mod api;
+pub mod api_cluster;
 pub mod api_credentials;
 pub mod api_indexes;
 pub mod api_limits;
 pub mod api_routing;
+pub mod audit;
 pub mod auth;
 pub mod byte_size;
 pub mod cluster;
@@ -238,6 +240,7 @@ pub async fn start(
         core.clone(),
         shutdown.clone(),
     )));
+    tasks.push(audit::spawn_retention(core.clone(), shutdown.clone()));
     if let Some(mqtt) = core.config.usp.mqtt.clone() {
         tasks.push(
             usp::mqtt::start(core.clone(), mqtt, shutdown.clone())
@@ -319,9 +322,11 @@ pub async fn start(
 /// The REST API on `listener` (plain TCP, or TLS) until shutdown.
 async fn serve_api<L>(listener: L, app: axum::Router, mut shutdown: watch::Receiver<bool>)
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    for<'a> audit::ClientAddr:
+        axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
+    let app = app.into_make_service_with_connect_info::<audit::ClientAddr>();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = shutdown.changed().await;
     });

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub api_auth_denied: IntCounterVec,
     /// API requests refused by a limit: `body`, `rate`, `query_nesting`, `query_terms`.
     pub api_limit_hits: IntCounterVec,
+    /// Audit records no shard took within a minute of their call (logged as errors).
+    pub audit_lost: IntCounter,
     pub usp_connections: IntGauge,
     pub usp_mqtt_connected: IntGauge,
     pub usp_stomp_connected: IntGauge,
@@ -73,7 +75,16 @@ impl Metrics {
         registry
             .register(Box::new(twin_commits.clone()))
             .expect("unique metric");
+        let audit_lost = IntCounter::new(
+            "radar_audit_records_lost_total",
+            "Audit records no shard committed within a minute of their API call",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(audit_lost.clone()))
+            .expect("unique metric");
         Self {
+            audit_lost,
             usp_connections: gauge(
                 "radar_usp_connections",
                 "USP agents connected (WebSocket connections and MQTT agents)",

@@ -19,13 +19,13 @@ use radar_twin::query::{EvalContext, Expr};
 use std::future::Future;
 use std::sync::Arc;
 
-enum Target {
+pub(crate) enum Target {
     Local(Arc<Shard>),
     Remote(NodeInfo),
 }
 
 /// Where shard `id` is asked.
-async fn target(core: &NodeCore, id: ShardId, stale: bool) -> Option<Target> {
+pub(crate) async fn target(core: &NodeCore, id: ShardId, stale: bool) -> Option<Target> {
     let local = core.fleet.view().replicas.get(&id).cloned();
     let Some(meta) = &core.meta else {
         return local.map(Target::Local);
@@ -62,7 +62,7 @@ fn context_message(ctx: &EvalContext) -> pb::EvalContext {
 }
 
 /// Runs `ask` for every shard of `view`, each bounded by the fleet's deadline.
-async fn scatter<T, F, Fut>(
+pub(crate) async fn scatter<T, F, Fut>(
     core: &Arc<NodeCore>,
     view: &crate::fleet::FleetView,
     ask: F,
@@ -171,7 +171,10 @@ pub async fn count(
     merge_counts(answers)
 }
 
-fn client(core: &NodeCore, node: &NodeInfo) -> Option<FleetClient<tonic::transport::Channel>> {
+pub(crate) fn fleet_client(
+    core: &NodeCore,
+    node: &NodeInfo,
+) -> Option<FleetClient<tonic::transport::Channel>> {
     let channel = core
         .meta
         .as_ref()?
@@ -198,7 +201,7 @@ async fn remote_page(
         stale,
         context: Some(context_message(ctx)),
     };
-    let mut stream = client(core, node)?
+    let mut stream = fleet_client(core, node)?
         .query_shard(request)
         .await
         .map_err(|s| tracing::warn!(shard = shard.0, node = node.id, error = %s.message(), "remote shard query"))
@@ -224,7 +227,7 @@ async fn remote_count(
     request: pb::ShardCount,
 ) -> Option<ShardCount> {
     let shard = ShardId(request.shard);
-    let reply = client(core, node)?
+    let reply = fleet_client(core, node)?
         .count_shard(request)
         .await
         .map_err(|s| tracing::warn!(shard = shard.0, node = node.id, error = %s.message(), "remote shard count"))

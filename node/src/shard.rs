@@ -103,6 +103,8 @@ pub struct Shard {
     raft: Raft<ShardRaft>,
     proposals: mpsc::Sender<Proposal>,
     poisoned: Arc<AtomicBool>,
+    /// This replica's audit records (see `crate::audit`).
+    pub audit: radar_store::raft::audit_log::AuditReader,
 }
 
 impl Shard {
@@ -113,6 +115,7 @@ impl Shard {
         let group = GroupId::shard(id);
         let state_machine = ctx.db.raft_state_machine(id.0, group.0)?;
         let state = state_machine.state.clone();
+        let audit = state_machine.audit_reader();
         let twins_now = {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
             radar_twin::index::FieldIndex::open(ctx.indexed_paths, &mut state)
@@ -156,6 +159,7 @@ impl Shard {
             raft,
             proposals: tx,
             poisoned,
+            audit,
         }))
     }
 

@@ -4,6 +4,7 @@
 //! Modules: [`server`] (up, node, print-config, sim), [`client`] (devices, get, set, op, query).
 
 mod client;
+mod client_audit;
 mod client_credentials;
 mod credentials_file;
 mod logging;
@@ -59,6 +60,8 @@ enum Command {
     /// Tell Radar the connection-request credentials a device (or a fleet query's devices)
     /// already has.
     Credentials(client_credentials::CredentialsArgs),
+    /// Show the audit log: who changed what through the API, newest first.
+    Audit(client_audit::AuditArgs),
 }
 
 /// mimalloc: glibc malloc's arena locks showed up as contention in the B1 profile.
@@ -86,6 +89,7 @@ fn main() {
             Command::Token { action } => token_cmd::run(action),
             Command::Sim(args) => server::sim(args).await,
             Command::Devices(args) => client::devices(args).await,
+            Command::Audit(args) => client_audit::audit(args).await,
             Command::Get(args) => client::get(args).await,
             Command::Set(args) => client::set(args).await,
             Command::Op(args) => client::op(args).await,

@@ -3,7 +3,8 @@
 //! balancer. Proves: the layout and leaders; each twin on exactly one shard and readable from
 //! any node (linearizable through the leader, or stale from the local replica); `kill -9` of a
 //! shard leader loses no acknowledged write and a new leader takes over (the failover time is
-//! printed); a restart of the whole cluster brings every twin and operation back; a fleet query
+//! printed); each write is audited once, wherever it was proxied; a restart of the whole cluster
+//! brings every twin, operation and audit record back; a fleet query
 //! with a stopped node answers `partial` within the deadline; USP over MQTT through a shared
 //! subscription. Membership changes are in `cluster_membership.rs`.
 
@@ -209,6 +210,8 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
             .expect("202 before the kill");
         acked.push((id.clone(), op));
     }
+    let audited = acked.clone();
+    assert_writes_audited_once(nodes[2].as_ref().unwrap(), &audited).await;
 
     // kill -9 the leader of shard 0 while writes keep coming through the other nodes.
     let victim = leader_of_shard(&status, 0) as usize - 1;
@@ -299,6 +302,7 @@ async fn a_three_node_cluster_serves_devices_survives_a_leader_kill_and_a_full_r
         assert_eq!(status, 200, "{id} lost in the restart: {twin}");
     }
     assert_acknowledged_writes_kept(&nodes[1], &acked).await;
+    assert_writes_audited_once(&nodes[0], &audited).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

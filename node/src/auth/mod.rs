@@ -188,9 +188,9 @@ pub async fn require_role(
             "missing bearer token: send Authorization: Bearer <token> (the CLI reads RADAR_TOKEN or --token)".into(),
         );
     };
-    let principal = match auth.tokens.verify(token) {
-        Some(principal) => Some(principal.clone()),
-        None => auth.proxied_caller(&request, token),
+    let (principal, proxied) = match auth.tokens.verify(token) {
+        Some(principal) => (Some(principal.clone()), false),
+        None => (auth.proxied_caller(&request, token), true),
     };
     let Some(principal) = principal else {
         return auth.denied(
@@ -229,6 +229,19 @@ pub async fn require_role(
                 .insert(axum::http::header::RETRY_AFTER, value);
         }
         return response;
+    }
+    if proxied {
+        // The proxying node's client, for the audit log.
+        let client = request
+            .headers()
+            .get(crate::audit::CLIENT_ADDR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(client) = client {
+            request
+                .extensions_mut()
+                .insert(crate::audit::ProxiedFrom(client));
+        }
     }
     request.extensions_mut().insert(principal);
     next.run(request).await

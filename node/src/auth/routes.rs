@@ -41,6 +41,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Needs(Admin),
     ),
     ("GET", "/api/v1/query", Needs(Viewer)),
+    // Who did what: for those who act on devices.
+    ("GET", "/api/v1/audit", Needs(Operator)),
     ("GET", "/api/v1/indexes", Needs(Viewer)),
     ("POST", "/api/v1/indexes", Needs(Admin)),
     ("GET", "/api/v1/cluster", Needs(Viewer)),

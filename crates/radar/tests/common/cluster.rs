@@ -212,6 +212,44 @@ pub async fn patch(node: &Radar, device: &str, value: &str) -> Option<u64> {
     (status == 202).then(|| op["id"].as_u64()).flatten()
 }
 
+/// Each acknowledged write has exactly one audit record, read through `node`: the PATCH, its
+/// device and operation, the admin who asked and where from (issue 13), wherever the write was
+/// proxied to its shard's leader.
+pub async fn assert_writes_audited_once(node: &Radar, acked: &[(String, u64)]) {
+    let records = eventually(
+        "the writes' audit records",
+        Duration::from_secs(30),
+        || async {
+            let (status, v) = node
+                .get("/api/v1/audit?limit=1000&actor=bootstrap-admin")
+                .await;
+            let records = v["records"].as_array()?.clone();
+            let patches = records.iter().filter(|r| r["method"] == "PATCH").count();
+            (status == 200 && v["partial"] == json!(false) && patches >= acked.len())
+                .then_some(records)
+        },
+    )
+    .await;
+    for (device, op) in acked {
+        let mine: Vec<&Value> = records
+            .iter()
+            .filter(|r| {
+                r["method"] == "PATCH" && r["device"] == *device && r["operation"] == json!(op)
+            })
+            .collect();
+        assert_eq!(mine.len(), 1, "{device} operation {op}: {mine:?}");
+        assert_eq!(mine[0]["result"], "ok", "{}", mine[0]);
+        assert!(
+            mine[0]["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{}",
+            mine[0]
+        );
+    }
+}
+
 pub async fn assert_acknowledged_writes_kept(node: &Radar, acked: &[(String, u64)]) {
     for (device, op) in acked {
         let (status, body) = node

@@ -11,6 +11,9 @@ use std::sync::{Arc, RwLock};
 
 pub const PREFIX: &[u8] = b"audit/";
 
+/// A record as the state machine's tree holds it: its key there and its postcard bytes.
+pub(super) type StoredRecord = (Vec<u8>, Vec<u8>);
+
 pub fn tree_key(key: AuditKey) -> Vec<u8> {
     let mut out = PREFIX.to_vec();
     out.extend_from_slice(&key.to_bytes());
@@ -25,7 +28,7 @@ fn engine(e: impl std::fmt::Display) -> crate::StoreError {
 /// state keeps none afterwards.
 pub(super) fn take_unwritten(
     audit: &mut radar_twin::audit::ShardAudit,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+) -> Result<Vec<StoredRecord>, String> {
     std::mem::take(&mut audit.unwritten)
         .into_iter()
         .map(|(key, record)| {
@@ -45,9 +48,7 @@ pub(super) fn clear(sm: &sled::Tree) -> Result<(), String> {
 }
 
 /// Every written record as (key without the prefix, encoded record), in key order.
-pub(super) fn scan(
-    sm: &sled::Tree,
-) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), String>> + '_ {
+pub(super) fn scan(sm: &sled::Tree) -> impl Iterator<Item = Result<StoredRecord, String>> + '_ {
     sm.scan_prefix(PREFIX).map(|item| {
         let (key, value) = item.map_err(|e| e.to_string())?;
         Ok((key[PREFIX.len()..].to_vec(), value.to_vec()))
@@ -126,21 +127,24 @@ impl AuditReader {
             .sm
             .range(low_key..high)
             .rev()
-            .map(|item| -> Result<(AuditKey, AuditRecord), crate::StoreError> {
-            let (key, value) = item.map_err(engine)?;
-            let key = AuditKey::from_bytes(&key[PREFIX.len()..]).ok_or_else(|| {
-                crate::StoreError::Corrupt {
-                    key: "audit".into(),
-                    message: "a key of the wrong length".into(),
-                }
-            })?;
-            let record = postcard::from_bytes(&value).map_err(|e| crate::StoreError::Corrupt {
-                key: "audit".into(),
-                message: e.to_string(),
-            })?;
-            Ok((key, record))
-        })
-        .peekable();
+            .map(
+                |item| -> Result<(AuditKey, AuditRecord), crate::StoreError> {
+                    let (key, value) = item.map_err(engine)?;
+                    let key = AuditKey::from_bytes(&key[PREFIX.len()..]).ok_or_else(|| {
+                        crate::StoreError::Corrupt {
+                            key: "audit".into(),
+                            message: "a key of the wrong length".into(),
+                        }
+                    })?;
+                    let record =
+                        postcard::from_bytes(&value).map_err(|e| crate::StoreError::Corrupt {
+                            key: "audit".into(),
+                            message: e.to_string(),
+                        })?;
+                    Ok((key, record))
+                },
+            )
+            .peekable();
         let mut page = AuditPage::default();
         let mut scanned = 0usize;
         loop {

@@ -110,7 +110,10 @@ async fn records_commit_with_their_change_and_travel_in_snapshots() {
     let a_db = SledDatabase::open(a_dir.path()).unwrap();
     let mut a = audited_replica(&a_db).await;
     let expected = vec![
-        ("carol".to_owned(), format!("device {} has no twin", key("B"))),
+        (
+            "carol".to_owned(),
+            format!("device {} has no twin", key("B")),
+        ),
         ("bob".to_owned(), String::new()),
         ("alice".to_owned(), "ok".to_owned()),
     ];

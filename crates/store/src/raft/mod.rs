@@ -12,13 +12,13 @@
 #![allow(clippy::result_large_err)]
 
 pub mod audit_log;
+#[cfg(test)]
+mod audit_tests;
 pub mod log_store;
 pub mod meta;
 pub mod redb_log;
 pub mod snapshot_file;
 pub mod state_machine;
-#[cfg(test)]
-mod audit_tests;
 #[cfg(test)]
 mod tests;
 

@@ -479,7 +479,10 @@ mod tests {
     fn audit_records_follow_the_twins() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = SnapshotWriter::create(dir.path().join("s"), &head(1)).unwrap();
-        assert!(writer.push_audit(&[0; 20], b"early").is_err(), "before a twin");
+        assert!(
+            writer.push_audit(&[0; 20], b"early").is_err(),
+            "before a twin"
+        );
         writer.push(&twin("A")).unwrap();
         writer.push_audit(&[1; 20], b"one").unwrap();
         writer.push_audit(&[2; 20], b"two").unwrap();
@@ -499,7 +502,10 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let mut reader = SnapshotReader::open::<u32>(&path).unwrap().1;
         assert_eq!(reader.by_ref().count(), 1);
-        assert!(reader.audit_records().any(|r| r.is_err()), "bytes after the end");
+        assert!(
+            reader.audit_records().any(|r| r.is_err()),
+            "bytes after the end"
+        );
     }
 
     /// Truncated, padded, mislabelled or absurd files are errors, never a partial install or

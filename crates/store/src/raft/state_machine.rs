@@ -243,7 +243,10 @@ impl ShardStateMachine {
             deleted,
         };
         let mut extra: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(1 + audit.len());
-        extra.push((APPLIED, postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?));
+        extra.push((
+            APPLIED,
+            postcard::to_allocvec(&self.applied).map_err(|e| e.to_string())?,
+        ));
         extra.extend(audit.iter().map(|(k, v)| (k.as_slice(), v.clone())));
         self.store
             .write_atomically(&batch, &self.sm, &extra)

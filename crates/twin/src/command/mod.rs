@@ -437,7 +437,11 @@ fn apply_audited(
     match &result {
         Ok(outcome) => {
             record.result = "ok".into();
-            record.operation = outcome.operation;
+            // The operation the change created, or the one it acted on.
+            record.operation = outcome.operation.or(match &*command.0 {
+                TwinCommand::CancelOperation { operation, .. } => Some(*operation),
+                _ => None,
+            });
         }
         Err(e) => record.result = e.to_string(),
     }

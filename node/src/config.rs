@@ -201,6 +201,10 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// Require every client to present a certificate signed by one of these CAs (PEM): mutual
+    /// TLS. On the USP listener the certificate also says which agent the client is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for CwmpConfig {

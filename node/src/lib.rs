@@ -220,6 +220,9 @@ pub async fn start(
     let api_tls = tls::ReloadableTls::configured(core.config.api.tls.as_ref())?;
     mark_usp_agents_offline(&core).await;
     let usp_tls = tls::ReloadableTls::configured(core.config.usp.tls.as_ref())?;
+    if let Some(files) = &core.config.usp.tls {
+        usp::check_controller_certificate(&files.cert, &core.config.usp.controller_id)?;
+    }
     let reloadable: Vec<_> = tls
         .iter()
         .chain(&api_tls)

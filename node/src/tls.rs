@@ -45,15 +45,63 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// A server's TLS configuration; with `client_ca`, clients must present a certificate it
+/// signed.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = read_certificates(cert)?;
     let key = read_key(key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(Arc::new(config))
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certificates(ca)? {
+                roots.add(cert)?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| TlsError::Certificates {
+                        path: ca.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(Arc::new(builder.with_single_cert(certs, key)?))
+}
+
+/// The USP Endpoint IDs a certificate names: its subjectAltName URIs `urn:bbf:usp:id:<eid>`
+/// (TR-369, Security: an Endpoint's certificate carries its Endpoint ID that way).
+pub fn usp_endpoint_ids(certificate: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let Ok((_, parsed)) = X509Certificate::from_der(certificate) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => uri.strip_prefix("urn:bbf:usp:id:").map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Endpoint IDs the leaf certificate of a PEM file names (see [`usp_endpoint_ids`]).
+pub fn usp_endpoint_ids_of_file(cert: &Path) -> Result<Vec<String>, TlsError> {
+    let certs = read_certificates(cert)?;
+    Ok(usp_endpoint_ids(&certs[0]))
 }
 
 /// A TLS client configuration: trust the CAs in `ca` (PEM) and, given a certificate chain and
@@ -85,25 +133,34 @@ pub fn client_config(
 pub struct ReloadableTls {
     cert: PathBuf,
     key: PathBuf,
+    client_ca: Option<PathBuf>,
     current: RwLock<Arc<rustls::ServerConfig>>,
 }
 
 impl ReloadableTls {
-    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
+    pub fn load(files: &crate::config::TlsFiles) -> Result<Arc<Self>, TlsError> {
         Ok(Arc::new(Self {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            current: RwLock::new(server_config(cert, key)?),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            client_ca: files.client_ca.clone(),
+            current: RwLock::new(server_config(
+                &files.cert,
+                &files.key,
+                files.client_ca.as_deref(),
+            )?),
         }))
+    }
+
+    /// Whether clients must present a certificate.
+    pub fn verifies_clients(&self) -> bool {
+        self.client_ca.is_some()
     }
 
     /// The listener's certificate, when its config names one.
     pub fn configured(
         files: Option<&crate::config::TlsFiles>,
     ) -> Result<Option<Arc<Self>>, TlsError> {
-        files
-            .map(|files| Self::load(&files.cert, &files.key))
-            .transpose()
+        files.map(Self::load).transpose()
     }
 
     /// For the next handshake.
@@ -117,7 +174,7 @@ impl ReloadableTls {
     }
 
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = server_config(&self.cert, &self.key)?;
+        let fresh = server_config(&self.cert, &self.key, self.client_ca.as_deref())?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }

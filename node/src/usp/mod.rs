@@ -29,3 +29,23 @@ pub(crate) async fn sleep_opt(d: Option<Duration>) {
         None => std::future::pending().await,
     }
 }
+
+/// Says when the controller's certificate does not carry its Endpoint ID (TR-369, Security:
+/// an Endpoint's certificate names it in a subjectAltName URI `urn:bbf:usp:id:<eid>`, which
+/// agents that check certificates require). A warning, not a refusal: a certificate that
+/// predates the rule still encrypts, and the operator learns what to reissue.
+pub fn check_controller_certificate(
+    cert: &std::path::Path,
+    controller_id: &str,
+) -> Result<(), crate::tls::TlsError> {
+    let names = crate::tls::usp_endpoint_ids_of_file(cert)?;
+    if !names.iter().any(|n| n == controller_id) {
+        tracing::warn!(
+            cert = %cert.display(),
+            controller_id,
+            names = ?names,
+            "the USP certificate does not name this controller's endpoint id as a subjectAltName URI urn:bbf:usp:id:{controller_id}; agents that check it will refuse the controller"
+        );
+    }
+    Ok(())
+}

@@ -41,7 +41,9 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A CA and a certificate it signs for each name: (CA PEM, [(certificate PEM, key PEM)]).
+/// A CA and a certificate it signs for each name: (CA PEM, [(certificate PEM, key PEM)]). A
+/// name may list several subjectAltNames separated by `|` (the first is also the common
+/// name); `urn:…` ones are URIs (a USP Endpoint ID), the others IP addresses or DNS names.
 pub fn signed_by_a_ca(names: &[&str]) -> (String, Vec<(String, String)>) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -53,10 +55,21 @@ pub fn signed_by_a_ca(names: &[&str]) -> (String, Vec<(String, String)>) {
     let issued = names
         .iter()
         .map(|name| {
-            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+            let sans: Vec<&str> = name.split('|').collect();
+            let dns_or_ip: Vec<String> = sans
+                .iter()
+                .filter(|s| !s.starts_with("urn:"))
+                .map(|s| s.to_string())
+                .collect();
+            let mut params = CertificateParams::new(dns_or_ip).unwrap();
+            for uri in sans.iter().filter(|s| s.starts_with("urn:")) {
+                params
+                    .subject_alt_names
+                    .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+            }
             params
                 .distinguished_name
-                .push(rcgen::DnType::CommonName, *name);
+                .push(rcgen::DnType::CommonName, sans[0]);
             let key = KeyPair::generate().unwrap();
             let cert = params.signed_by(&key, &ca).unwrap();
             (cert.pem(), key.serialize_pem())

@@ -57,17 +57,39 @@ impl UspWebSocketServer {
             let core = self.core.clone();
             let connections = self.connections.clone();
             let shutdown = shutdown.clone();
-            let tls = self.tls.as_ref().map(|tls| tls.acceptor());
+            let tls = self
+                .tls
+                .as_ref()
+                .map(|tls| (tls.acceptor(), tls.verifies_clients()));
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 connections.fetch_add(1, Ordering::Relaxed);
                 match tls {
-                    None => serve_connection(core, stream, peer, shutdown, &connections).await,
-                    Some(acceptor) => {
+                    None => {
+                        serve_connection(core, stream, peer, None, shutdown, &connections).await
+                    }
+                    Some((acceptor, verifies_clients)) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
                             Ok(Ok(stream)) => {
-                                serve_connection(core, stream, peer, shutdown, &connections).await
+                                let certified = verifies_clients.then(|| {
+                                    stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|chain| chain.first())
+                                        .map(|leaf| crate::tls::usp_endpoint_ids(leaf))
+                                        .unwrap_or_default()
+                                });
+                                serve_connection(
+                                    core,
+                                    stream,
+                                    peer,
+                                    certified,
+                                    shutdown,
+                                    &connections,
+                                )
+                                .await
                             }
                             _ => {
                                 core.metrics
@@ -100,6 +122,7 @@ fn check_handshake(
     request: &Request,
     mut response: Response,
     full: bool,
+    certified: Option<&[String]>,
     eid: &mut Option<String>,
 ) -> Result<Response, ErrorResponse> {
     if full {
@@ -125,6 +148,25 @@ fn check_handshake(
         .unwrap_or("/");
     let id = endpoint_id(target, &header_values("sec-websocket-extensions")).map_err(bad)?;
     DeviceKey::parse(&id).map_err(|e| refuse(StatusCode::BAD_REQUEST, &format!("bad eid: {e}")))?;
+    // With agent certificates required, an agent connects only as the endpoint its
+    // certificate names (issue 13; TR-369 Security: the certificate's subjectAltName URI
+    // urn:bbf:usp:id:<eid>), so every record on the link is from that endpoint.
+    match certified {
+        Some([]) => return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "the client certificate names no USP Endpoint ID (subjectAltName URI urn:bbf:usp:id:…)",
+        )),
+        Some(names) if !names.contains(&id) => {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "the client certificate is for {}, not {id}",
+                    names.join(", ")
+                ),
+            ))
+        }
+        _ => {}
+    }
     *eid = Some(id);
     // Echo the subprotocol, or real agents drop the connection (TR-369 R-WS.3).
     response.headers_mut().insert(
@@ -139,6 +181,7 @@ async fn serve_connection<S>(
     core: Arc<NodeCore>,
     stream: S,
     peer: SocketAddr,
+    certified: Option<Vec<String>>,
     shutdown: watch::Receiver<bool>,
     connections: &AtomicUsize,
 ) where
@@ -155,7 +198,9 @@ async fn serve_connection<S>(
     #[allow(clippy::result_large_err)]
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
-        |req: &Request, resp: Response| check_handshake(req, resp, full, &mut eid),
+        |req: &Request, resp: Response| {
+            check_handshake(req, resp, full, certified.as_deref(), &mut eid)
+        },
         Some(config),
     );
     // Boxed, like the link below: the task's own allocation is as large as its largest state,

@@ -7,7 +7,9 @@
 //! - [`routes`]: the route → role table, deny by default.
 //! - [`tokens`]: token hashes, their files, and the bootstrap admin token.
 //! - [`rate`]: the request rate per token.
+//! - [`oidc`]: JWTs of an OpenID Connect provider, their subject and role.
 
+pub mod oidc;
 pub mod rate;
 pub mod role;
 pub mod routes;
@@ -48,6 +50,8 @@ pub struct AuthConfig {
     /// The first admin token, from `RADAR_BOOTSTRAP_TOKEN` only (never a file in clear).
     #[serde(skip)]
     pub bootstrap_token: Option<String>,
+    /// Also accept JWTs of this OpenID Connect provider.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -59,6 +63,7 @@ impl Default for AuthConfig {
             requests_per_second: 1000,
             burst: 2000,
             bootstrap_token: None,
+            oidc: None,
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct ApiAuth {
     rate: rate::RateLimiter,
     rate_per_second: u32,
     metrics: Arc<Metrics>,
+    oidc: Option<oidc::OidcVerifier>,
 }
 
 impl ApiAuth {
@@ -97,6 +103,15 @@ impl ApiAuth {
         }
         let tokens = TokenStore::new(entries)?;
         tracing::info!(tokens = tokens.len(), "api tokens loaded");
+        let oidc = config
+            .oidc
+            .clone()
+            .map(oidc::OidcVerifier::new)
+            .transpose()
+            .map_err(|message| TokenError::File {
+                path: PathBuf::from("[auth.oidc] ca_file"),
+                message,
+            })?;
         Ok((
             Self {
                 tokens,
@@ -105,6 +120,7 @@ impl ApiAuth {
                 rate: rate::RateLimiter::new(config.requests_per_second, config.burst),
                 rate_per_second: config.requests_per_second,
                 metrics,
+                oidc,
             },
             generated,
         ))
@@ -181,17 +197,32 @@ pub async fn require_role(
             )
         }
     };
-    let Some(token) = bearer(&request) else {
+    // Owned: a JWT's check may wait on the provider, and the request is not held across it.
+    let Some(token) = bearer(&request).map(str::to_owned) else {
         return auth.denied(
             "missing",
             ErrorCode::Unauthorized,
             "missing bearer token: send Authorization: Bearer <token> (the CLI reads RADAR_TOKEN or --token)".into(),
         );
     };
-    let (principal, proxied) = match auth.tokens.verify(token) {
+    let (mut principal, proxied) = match auth.tokens.verify(&token) {
         Some(principal) => (Some(principal.clone()), false),
-        None => (auth.proxied_caller(&request, token), true),
+        None => (auth.proxied_caller(&request, &token), true),
     };
+    if let (None, Some(verifier)) = (&principal, &auth.oidc) {
+        if oidc::looks_like_jwt(&token) {
+            match verifier.verify(&token).await {
+                Ok(caller) => principal = Some(caller),
+                Err(refusal @ oidc::JwtRefusal::NoRole(_)) => {
+                    return auth.denied("role", ErrorCode::Forbidden, refusal.to_string())
+                }
+                Err(refusal) => {
+                    tracing::debug!(error = %refusal, "jwt refused");
+                    return auth.denied("jwt", ErrorCode::Unauthorized, refusal.to_string());
+                }
+            }
+        }
+    }
     let Some(principal) = principal else {
         return auth.denied(
             "unknown",

@@ -42,11 +42,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
-            status,
-            Json(json!({"error": {"code": self.code.as_str(), "message": self.message}})),
-        )
-            .into_response()
+        let body = crate::openapi::ErrorBody {
+            error: crate::openapi::ErrorDetail {
+                code: self.code.as_str().to_owned(),
+                message: self.message,
+            },
+        };
+        (status, Json(body)).into_response()
     }
 }
 
@@ -137,6 +139,7 @@ pub fn router(
     Router::new()
         .merge(devices)
         .merge(fleet)
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -199,12 +202,13 @@ async fn list_devices(
     let p = params(raw);
     let expr = parse_query(&core, p.get("q").map(String::as_str).unwrap_or(""))?;
     let limit = match p.get("limit") {
-        Some(l) => l.parse::<usize>().map_err(|_| {
-            ApiError::new(ErrorCode::BadRequest, "limit must be a positive integer")
-        })?,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=10_000).contains(l))
+            .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "limit must be 1 to 10000"))?,
         None => 100,
-    }
-    .clamp(1, 10_000);
+    };
     let fields = p
         .get("fields")
         .map(|f| {

@@ -92,8 +92,8 @@ fn rebalance_error(e: crate::cluster::rebalance::RebalanceError) -> ApiError {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct AddNodeRequest {
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub(crate) struct AddNodeRequest {
     /// The new node's cluster gRPC address (`host:port`).
     address: String,
 }
@@ -116,8 +116,15 @@ pub(crate) async fn cluster_add_node(
 /// `radar cluster remove-node`: drains the node (its replicas move away), then removes it.
 pub(crate) async fn cluster_remove_node(
     State(core): State<Arc<NodeCore>>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    // Parsed here, not by the extractor, so a bad id gets a JSON error like every other.
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{id:?} is not a node id (a positive integer)"),
+        )
+    })?;
     let meta = cluster_meta(&core)?;
     let patience = core.config.raft.election_timeout_max * 30;
     let report = crate::cluster::membership::remove_node(meta, id, patience)

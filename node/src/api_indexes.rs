@@ -41,8 +41,8 @@ pub async fn list(State(core): State<Arc<NodeCore>>) -> Json<Value> {
     Json(json!({"indexes": list}))
 }
 
-#[derive(serde::Deserialize)]
-struct AddIndexRequest {
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub(crate) struct AddIndexRequest {
     field: String,
 }
 

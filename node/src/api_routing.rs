@@ -29,9 +29,21 @@ pub async fn leader_only(
     let Some(key) = device_of(request.uri().path()) else {
         return next.run(request).await;
     };
-    let stale = request.uri().query().is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "consistency" && v == "stale")
-    });
+    let mut stale = false;
+    for (key, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+        match (&*key, &*value) {
+            ("consistency", "stale") => stale = true,
+            ("consistency", "linearizable") => {}
+            ("consistency", other) => {
+                return ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("consistency must be linearizable or stale, not {other:?}"),
+                )
+                .into_response()
+            }
+            _ => {}
+        }
+    }
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     let Some(shard) = core.fleet.shard_for(&key) else {
         if forwarded || core.meta.is_none() {

@@ -30,7 +30,7 @@ pub struct FleetView {
     pub replicas: BTreeMap<ShardId, Arc<Shard>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DeviceSummary {
     pub id: String,
     pub protocol: String,
@@ -45,7 +45,7 @@ pub struct DeviceSummary {
     pub fields: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DevicesAnswer {
     pub devices: Vec<DeviceSummary>,
     pub next_cursor: Option<String>,
@@ -55,7 +55,7 @@ pub struct DevicesAnswer {
     pub scanned: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CountAnswer {
     pub total: u64,
     pub groups: BTreeMap<String, u64>,

@@ -36,6 +36,7 @@ pub mod index_admin;
 pub mod local_group;
 pub mod log_limit;
 pub mod metrics;
+pub mod openapi;
 pub mod raft;
 pub mod scatter;
 pub mod shard;

@@ -115,11 +115,10 @@ fn parse_request(raw: Option<String>) -> ApiResult<Request> {
         Some(l) => l
             .parse::<usize>()
             .ok()
-            .filter(|l| *l >= 1)
-            .ok_or_else(|| bad("limit must be a positive integer"))?,
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| bad(format!("limit must be 1 to {MAX_LIMIT}")))?,
         None => DEFAULT_LIMIT,
-    }
-    .min(MAX_LIMIT);
+    };
     let after = nonempty("cursor")
         .map(|c| Position::parse(&c).ok_or_else(|| bad("cursor is not one this API gave")))
         .transpose()?;

@@ -50,6 +50,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/cluster/shards", Needs(Admin)),
     ("POST", "/api/v1/cluster/nodes", Needs(Admin)),
     ("DELETE", "/api/v1/cluster/nodes/{id}", Needs(Admin)),
+    // Describes the API; holds no data.
+    ("GET", "/api/v1/openapi.json", Open),
     ("GET", "/metrics", Open),
     ("GET", "/healthz", Open),
     ("GET", "/readyz", Open),

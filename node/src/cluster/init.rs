@@ -13,7 +13,7 @@ use radar_proto::cluster::HelloRequest;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
 pub struct InitRequest {
     pub shards: u32,
     pub replicas: u32,

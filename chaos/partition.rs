@@ -182,6 +182,13 @@ async fn partitions_lose_no_acknowledged_write_and_heal_to_one_leader() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // The nodes reach each other beyond loopback, so cluster gRPC runs over mutual TLS: each
+    // node's certificate names its namespace's address.
+    let addrs: Vec<String> = (1..=3).map(|n| net.addr(n)).collect();
+    let names: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let (ca, issued) = common::signed_by_a_ca(&names);
+    let ca_file = dir.path().join("cluster-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
     let seeds = (1..=3)
         .map(|n| format!("{}:7560", net.addr(n)))
         .collect::<Vec<_>>()
@@ -191,7 +198,13 @@ async fn partitions_lose_no_acknowledged_write_and_heal_to_one_leader() {
             let node_dir = dir.path().join(format!("node{n}"));
             std::fs::create_dir_all(&node_dir).unwrap();
             let config = node_dir.join("node.toml");
-            std::fs::write(&config, NODE_TOML).unwrap();
+            let (cert, key) = (node_dir.join("node.pem"), node_dir.join("node.key"));
+            std::fs::write(&cert, &issued[n - 1].0).unwrap();
+            std::fs::write(&key, &issued[n - 1].1).unwrap();
+            let toml = format!(
+                "{NODE_TOML}\n[cluster]\ntls = {{ ca = {ca_file:?}, cert = {cert:?}, key = {key:?} }}\n"
+            );
+            std::fs::write(&config, toml).unwrap();
             let addr = net.addr(n);
             let args: Vec<String> = vec![
                 "--node-id".into(),

@@ -107,7 +107,7 @@ pub struct ListenConfig {
     pub usp: SocketAddr,
     /// REST API, `/metrics`, `/healthz`, `/readyz`.
     pub api: SocketAddr,
-    /// Cluster gRPC.
+    /// Cluster gRPC. Loopback by default: a node reachable by other hosts needs `[cluster] tls`.
     pub grpc: SocketAddr,
 }
 
@@ -117,7 +117,7 @@ impl Default for ListenConfig {
             cwmp: "0.0.0.0:7547".parse().expect("valid literal"),
             usp: "0.0.0.0:7548".parse().expect("valid literal"),
             api: "127.0.0.1:7557".parse().expect("valid literal"),
-            grpc: "0.0.0.0:7560".parse().expect("valid literal"),
+            grpc: "127.0.0.1:7560".parse().expect("valid literal"),
         }
     }
 }

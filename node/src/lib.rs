@@ -143,6 +143,9 @@ pub async fn start(
         ),
         None => (None, None),
     };
+    if let Some(grpc) = &listeners.grpc {
+        cluster::check_plaintext_exposure(&config.cluster, grpc.local_addr()?)?;
+    }
     let peers = raft::network::PeerChannels::new(config.raft.connect_timeout, grpc_client_tls);
     let grpc_addr = match &listeners.grpc {
         Some(listener) => listener.local_addr()?.to_string(),

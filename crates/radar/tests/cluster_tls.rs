@@ -81,3 +81,69 @@ async fn nodes_and_routers_speak_mutual_tls_and_a_caller_without_a_certificate_g
         .await;
     assert!(answer.is_err(), "a plain caller got {answer:?}");
 }
+
+/// Cluster gRPC carries Raft: a node does not serve it beyond loopback in plaintext unless the
+/// operator says so (`[cluster] allow_plaintext`), and then it warns.
+#[test]
+fn a_node_refuses_plaintext_cluster_grpc_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let grpc = format!("0.0.0.0:{}", common::free_port());
+    let run = |config: &str| {
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("out.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_radar"))
+            .args(["up", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--grpc-listen", &grpc, "--config"])
+            .arg(&path)
+            .args([
+                "--api-listen",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
+            .args([
+                "--cwmp-listen",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
+            .args([
+                "--usp-listen",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
+            .args([
+                "--stun-listen",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
+            .env("RADAR_BOOTSTRAP_TOKEN", common::TEST_TOKEN)
+            .env("XDG_CONFIG_HOME", dir.path().join("xdg"))
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        // Until it exits, or serves.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("listening") || std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (exited.is_some_and(|s| !s.success()), text)
+    };
+    let (refused, text) = run("");
+    assert!(refused, "started without TLS on {grpc}: {text}");
+    assert!(text.contains("allow_plaintext"), "{text}");
+    let (refused, text) = run("[cluster]\nallow_plaintext = true\n");
+    assert!(!refused, "{text}");
+    assert!(
+        text.contains("without TLS ([cluster] allow_plaintext)"),
+        "{text}"
+    );
+}

@@ -35,12 +35,34 @@ pub struct ClusterConfig {
     /// Mutual TLS on the cluster gRPC port (Raft, layout, scatter, forwarding): nodes and
     /// routers must present a certificate the CA signed. Every member needs it, or none.
     pub tls: Option<radar_core::cluster_tls::ClusterTls>,
+    /// Serve cluster gRPC to other hosts without `tls` (a lab, a private network the operator
+    /// vouches for). Off: a node whose gRPC listener is not on loopback refuses to start without
+    /// mutual TLS, since the port carries Raft, which can rewrite every twin.
+    pub allow_plaintext: bool,
 }
 
 impl ClusterConfig {
     pub fn enabled(&self) -> bool {
         !self.seeds.is_empty()
     }
+}
+
+/// Refuses a cluster gRPC listener other hosts can reach without mutual TLS (issue 13), unless
+/// the operator allowed it, and then says so at every start.
+pub fn check_plaintext_exposure(
+    config: &ClusterConfig,
+    grpc: std::net::SocketAddr,
+) -> Result<(), crate::NodeError> {
+    if config.tls.is_some() || grpc.ip().is_loopback() {
+        return Ok(());
+    }
+    if config.allow_plaintext {
+        tracing::warn!(%grpc, "cluster gRPC is open to other hosts without TLS ([cluster] allow_plaintext): anyone who reaches it can speak Raft");
+        return Ok(());
+    }
+    Err(crate::NodeError::Config(format!(
+        "cluster gRPC on {grpc} would be reachable from other hosts without TLS: set [cluster] tls = {{ ca, cert, key }}, bind --grpc-listen to loopback, or accept the risk with [cluster] allow_plaintext = true"
+    )))
 }
 
 /// The address to announce for a bound listener.

@@ -169,6 +169,9 @@ pub struct CwmpConfig {
     pub session_idle_timeout: Duration,
     /// Sessions in flight before new ones are shed with 503 + Retry-After.
     pub max_sessions: usize,
+    /// Connections one source address may hold open at once (0: no limit); more get 503.
+    /// Generous: many CPEs share an address behind a carrier-grade NAT.
+    pub max_connections_per_address: usize,
     /// Seconds a shed CPE is told to wait.
     pub retry_after_seconds: u32,
     /// Parameters per GetParameterValues during discovery.
@@ -213,6 +216,7 @@ impl Default for CwmpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: Duration::from_secs(30),
             max_sessions: 10_000,
+            max_connections_per_address: 1024,
             retry_after_seconds: 30,
             gpv_batch_size: 100,
             allow_anonymous: false,
@@ -473,6 +477,8 @@ pub struct UspConfig {
     pub ws_read_buffer_bytes: usize,
     /// Most agents connected over WebSocket at once; more are refused with 503.
     pub max_connections: usize,
+    /// WebSocket connections one source address may hold open at once (0: no limit).
+    pub max_connections_per_address: usize,
     /// Parameters and objects watched with ValueChange subscriptions (narrow paths: agents
     /// refuse `Device.` as a whole with 7005).
     pub value_change: Vec<String>,
@@ -511,6 +517,7 @@ impl Default for UspConfig {
             liveness_timeout: Duration::from_secs(10),
             ws_read_buffer_bytes: 1024,
             max_connections: 200_000,
+            max_connections_per_address: 1024,
             value_change: of(NotifType::ValueChange),
             object_tables: of(NotifType::ObjectCreation),
             events: of(NotifType::Event),

@@ -233,6 +233,8 @@ fn radar_server(
     };
     config.store.memory_budget = memory_budget.map(radar_node::byte_size::ByteSize);
     config.cwmp.allow_anonymous = true;
+    // Every simulated CPE connects from the one loopback address.
+    config.cwmp.max_connections_per_address = 0;
     config.connection_request.enabled = false;
     Ok(node_on_one_core("acs-server", config)?.cwmp)
 }

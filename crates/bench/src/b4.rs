@@ -237,10 +237,12 @@ fn echo_server() -> anyhow::Result<SocketAddr> {
 }
 
 fn radar_server(data_dir: std::path::PathBuf) -> anyhow::Result<SocketAddr> {
-    let config = radar_node::config::NodeConfig {
+    let mut config = radar_node::config::NodeConfig {
         data_dir,
         ..Default::default()
     };
+    // Every simulated agent connects from the one loopback address.
+    config.usp.max_connections_per_address = 0;
     Ok(crate::b1::node_on_one_core("usp-server", config)?.usp)
 }
 

@@ -61,6 +61,8 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
                     ..Default::default()
                 };
                 config.usp.ping_interval = Duration::from_secs(3600);
+                // Every simulated agent connects from the one loopback address.
+                config.usp.max_connections_per_address = 0;
                 // A small page cache, so storage warming up is not counted as connection memory.
                 config.twin.storage_cache_bytes = 4 * 1024 * 1024;
                 let (_tx, shutdown) = tokio::sync::watch::channel(false);

@@ -60,7 +60,11 @@ pub fn three_nodes(dir: &Path) -> anyhow::Result<(Vec<[u16; 4]>, String, std::pa
         .collect::<anyhow::Result<_>>()?;
     let seeds = seeds(&ports);
     let config = dir.join("node.toml");
-    std::fs::write(&config, "[cwmp]\nallow_anonymous = true\n")?;
+    // Every simulated device connects from the one loopback address.
+    std::fs::write(
+        &config,
+        "[cwmp]\nallow_anonymous = true\nmax_connections_per_address = 0\n\n[usp]\nmax_connections_per_address = 0\n",
+    )?;
     Ok((ports, seeds, config))
 }
 

@@ -44,6 +44,8 @@ pub struct AcsServer {
     active: AtomicUsize,
     session_config: SessionConfig,
     tls: Option<Arc<crate::tls::ReloadableTls>>,
+    /// `[cwmp] max_connections_per_address`.
+    per_address: Arc<crate::source_limit::PerAddress>,
 }
 
 /// Per TCP connection: the session last used on it, for CPEs that do not echo cookies.
@@ -62,12 +64,14 @@ impl AcsServer {
             gpv_batch_size: cfg.gpv_batch_size,
             ..Default::default()
         };
+        let per_address = crate::source_limit::PerAddress::new(cfg.max_connections_per_address);
         Arc::new(Self {
             auth: Authenticator::new(cfg),
             core,
             sessions: Mutex::new(HashMap::new()),
             by_device: Mutex::new(HashMap::new()),
             active: AtomicUsize::new(0),
+            per_address,
             session_config,
             tls,
         })
@@ -92,14 +96,18 @@ impl AcsServer {
                 _ = shutdown.changed() => break,
             };
             let server = self.clone();
+            let slot = self.per_address.try_acquire(peer.ip());
             tokio::spawn(async move {
+                let _slot = slot.as_ref();
                 match server.tls.as_ref().map(|tls| tls.acceptor()) {
+                    None if slot.is_none() => server.refuse_busy(stream, peer).await,
                     None => server.serve_connection(stream, peer).await,
                     Some(acceptor) => {
                         // A handshake that stalls must not hold a task forever.
                         match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                             .await
                         {
+                            Ok(Ok(tls)) if slot.is_none() => server.refuse_busy(tls, peer).await,
                             Ok(Ok(tls)) => server.serve_connection(tls, peer).await,
                             Ok(Err(e)) => debug!(peer = %peer, error = %e, "tls handshake failed"),
                             Err(_) => debug!(peer = %peer, "tls handshake timed out"),
@@ -109,6 +117,32 @@ impl AcsServer {
             });
         }
         reaper.abort();
+    }
+
+    /// A connection over `[cwmp] max_connections_per_address`: its request gets 503 with
+    /// Retry-After (TR-069 §3.4.1 lets the ACS turn a CPE away so), then the connection closes.
+    async fn refuse_busy<I>(&self, mut io: I, peer: std::net::SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.core
+            .metrics
+            .cwmp_rejected
+            .with_label_values(&["per_address"])
+            .inc();
+        debug!(peer = %peer, "cwmp connection over the per-address limit");
+        // Read what the client sent first, so closing does not reset the connection.
+        let mut request = vec![0u8; 16 * 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(2), io.read(&mut request)).await;
+        let body = "too many connections from this address\n";
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.core.config.cwmp.retry_after_seconds,
+            body.len()
+        );
+        let _ = io.write_all(answer.as_bytes()).await;
+        let _ = io.shutdown().await;
     }
 
     async fn serve_connection<I>(self: Arc<Self>, io: I, peer: std::net::SocketAddr)

@@ -30,14 +30,19 @@ pub struct UspWebSocketServer {
     core: Arc<NodeCore>,
     connections: Arc<AtomicUsize>,
     tls: Option<Arc<crate::tls::ReloadableTls>>,
+    /// `[usp] max_connections_per_address`.
+    per_address: Arc<crate::source_limit::PerAddress>,
 }
 
 impl UspWebSocketServer {
     pub fn new(core: Arc<NodeCore>, tls: Option<Arc<crate::tls::ReloadableTls>>) -> Self {
+        let per_address =
+            crate::source_limit::PerAddress::new(core.config.usp.max_connections_per_address);
         Self {
             core,
             connections: Arc::new(AtomicUsize::new(0)),
             tls,
+            per_address,
         }
     }
 
@@ -62,11 +67,30 @@ impl UspWebSocketServer {
                 .as_ref()
                 .map(|tls| (tls.acceptor(), tls.verifies_clients()));
             let _ = stream.set_nodelay(true);
+            let slot = self.per_address.try_acquire(peer.ip());
+            if slot.is_none() {
+                core.metrics
+                    .usp_rejected
+                    .with_label_values(&["per_address"])
+                    .inc();
+            }
             tokio::spawn(async move {
+                // Held while the connection lives; none: refused at the handshake.
+                let over_address_limit = slot.is_none();
+                let _slot = slot;
                 connections.fetch_add(1, Ordering::Relaxed);
                 match tls {
                     None => {
-                        serve_connection(core, stream, peer, None, shutdown, &connections).await
+                        serve_connection(
+                            core,
+                            stream,
+                            peer,
+                            None,
+                            over_address_limit,
+                            shutdown,
+                            &connections,
+                        )
+                        .await
                     }
                     Some((acceptor, verifies_clients)) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
@@ -86,6 +110,7 @@ impl UspWebSocketServer {
                                     stream,
                                     peer,
                                     certified,
+                                    over_address_limit,
                                     shutdown,
                                     &connections,
                                 )
@@ -121,15 +146,12 @@ fn refuse(status: StatusCode, message: &str) -> ErrorResponse {
 fn check_handshake(
     request: &Request,
     mut response: Response,
-    full: bool,
+    busy: Option<&str>,
     certified: Option<&[String]>,
     eid: &mut Option<String>,
 ) -> Result<Response, ErrorResponse> {
-    if full {
-        return Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many usp connections",
-        ));
+    if let Some(reason) = busy {
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, reason));
     }
     let header_values = |name: &str| -> Vec<&str> {
         request
@@ -182,6 +204,7 @@ async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
     certified: Option<Vec<String>>,
+    over_address_limit: bool,
     shutdown: watch::Receiver<bool>,
     connections: &AtomicUsize,
 ) where
@@ -193,13 +216,19 @@ async fn serve_connection<S>(
         .write_buffer_size(0)
         .max_message_size(Some(usp.max_record_bytes))
         .max_frame_size(Some(usp.max_record_bytes));
-    let full = connections.load(Ordering::Relaxed) > usp.max_connections;
+    let busy = if connections.load(Ordering::Relaxed) > usp.max_connections {
+        Some("too many usp connections")
+    } else if over_address_limit {
+        Some("too many usp connections from this address ([usp] max_connections_per_address)")
+    } else {
+        None
+    };
     let mut eid = None;
     #[allow(clippy::result_large_err)]
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
         |req: &Request, resp: Response| {
-            check_handshake(req, resp, full, certified.as_deref(), &mut eid)
+            check_handshake(req, resp, busy, certified.as_deref(), &mut eid)
         },
         Some(config),
     );

@@ -40,7 +40,7 @@ pub mod openapi;
 pub mod raft;
 pub mod scatter;
 pub mod shard;
-pub mod source_limit;
+
 pub mod tls;
 pub mod usp;
 

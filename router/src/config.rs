@@ -24,6 +24,10 @@ pub struct RouterConfig {
     /// Mutual TLS on the cluster gRPC port: the same CA as the nodes, and this router's own
     /// certificate.
     pub tls: Option<radar_core::cluster_tls::ClusterTls>,
+    /// Connections one source address may hold open at once on each front door (0: no
+    /// limit); more get 503 with Retry-After. Generous: many CPEs share an address behind a
+    /// carrier-grade NAT.
+    pub max_connections_per_address: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +61,7 @@ impl Default for RouterConfig {
             first_request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(3),
             tls: None,
+            max_connections_per_address: 1024,
         }
     }
 }

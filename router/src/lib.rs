@@ -71,8 +71,11 @@ pub fn start(
                 .poll_leaders(config.leader_refresh, shutdown.clone()),
         ),
     ];
+    let per_address =
+        || radar_core::source_limit::PerAddress::new(config.max_connections_per_address);
     tasks.push(tokio::spawn(accept(
         listeners.cwmp,
+        per_address(),
         "cwmp",
         Arc::new(cwmp::CwmpRoute { patience }),
         directory.clone(),
@@ -82,6 +85,7 @@ pub fn start(
     )));
     tasks.push(tokio::spawn(accept(
         listeners.usp,
+        per_address(),
         "usp_ws",
         Arc::new(usp::UspRoute { patience }),
         directory.clone(),
@@ -104,6 +108,7 @@ pub fn start(
 
 async fn accept<R: AsyncRouteFn + Send + Sync + 'static>(
     listener: TcpListener,
+    per_address: Arc<radar_core::source_limit::PerAddress>,
     protocol: &'static str,
     route: Arc<R>,
     directory: Arc<Directory>,
@@ -112,9 +117,9 @@ async fn accept<R: AsyncRouteFn + Send + Sync + 'static>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let client = tokio::select! {
+        let (client, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((client, _)) => client,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, protocol, "accept");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -127,7 +132,12 @@ async fn accept<R: AsyncRouteFn + Send + Sync + 'static>(
         let directory = directory.clone();
         let metrics = metrics.clone();
         let settings = settings.clone();
+        let slot = per_address.try_acquire(peer.ip());
         tokio::spawn(async move {
+            let Some(_slot) = slot else {
+                proxy::refuse_over_address_limit(client, protocol, &metrics, &settings).await;
+                return;
+            };
             proxy::serve_connection(client, protocol, directory, metrics, settings, route).await;
         });
     }

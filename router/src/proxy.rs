@@ -91,6 +91,29 @@ async fn answer(client: &mut TcpStream, status: u16, reason: &str, message: &str
     let _ = client.shutdown().await;
 }
 
+/// A connection over `max_connections_per_address`: its first request gets 503 with
+/// Retry-After, and the connection closes.
+pub async fn refuse_over_address_limit(
+    mut client: TcpStream,
+    protocol: &'static str,
+    metrics: &RouterMetrics,
+    settings: &ProxySettings,
+) {
+    metrics
+        .refused
+        .with_label_values(&[protocol, "per_address"])
+        .inc();
+    // Read the request first, so closing does not reset the connection under the answer.
+    let _ = read_first(&mut client, settings).await;
+    answer(
+        &mut client,
+        503,
+        "per_address",
+        "too many connections from this address",
+    )
+    .await;
+}
+
 /// Serves one client connection of `protocol`, routing it with `route`.
 pub async fn serve_connection<F>(
     mut client: TcpStream,

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod partition;
 pub mod path;
 pub mod ring;
+pub mod source_limit;
 pub mod time;
 pub mod value;
 

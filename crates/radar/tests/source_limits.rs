@@ -103,3 +103,45 @@ async fn one_address_cannot_take_every_connection() {
         );
     }
 }
+
+/// In a cluster devices reach nodes through routers (one address for many devices), so the
+/// routers apply the limit with the devices' own addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_limits_connections_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("router.toml");
+    std::fs::write(&config, "max_connections_per_address = 1\n").unwrap();
+    let port = |_| format!("127.0.0.1:{}", common::free_port());
+    let args: Vec<String> = vec![
+        "--config".into(),
+        config.to_string_lossy().into_owned(),
+        "--seeds".into(),
+        port(0),
+        "--cwmp-listen".into(),
+        port(1),
+        "--usp-listen".into(),
+        port(2),
+        "--api-listen".into(),
+        port(3),
+    ];
+    let router = Radar::start_router(dir.path(), &args);
+    // The first connection is held (no node to route to yet, it waits for its request).
+    let _held = TcpStream::connect(router.cwmp).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut second = TcpStream::connect(router.cwmp).await.unwrap();
+    let (code, text) = post(&mut second).await;
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("per_address"), "{text}");
+    let metrics = reqwest::get(router.api_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("radar_router_refused_total") && l.contains("per_address")),
+        "{metrics}"
+    );
+}

@@ -45,7 +45,18 @@ pub struct AcsServer {
     session_config: SessionConfig,
     tls: Option<Arc<crate::tls::ReloadableTls>>,
     /// `[cwmp] max_connections_per_address`.
-    per_address: Arc<crate::source_limit::PerAddress>,
+    per_address: Arc<radar_core::source_limit::PerAddress>,
+}
+
+/// A listener's connections per source address: the configured limit, except in a cluster,
+/// where devices arrive through routers (one address for many devices) and the routers
+/// enforce it with the devices' own addresses.
+pub(crate) fn per_address_limit(core: &NodeCore, configured: usize) -> usize {
+    if core.config.cluster.enabled() {
+        0
+    } else {
+        configured
+    }
 }
 
 /// Per TCP connection: the session last used on it, for CPEs that do not echo cookies.
@@ -64,7 +75,10 @@ impl AcsServer {
             gpv_batch_size: cfg.gpv_batch_size,
             ..Default::default()
         };
-        let per_address = crate::source_limit::PerAddress::new(cfg.max_connections_per_address);
+        let per_address = radar_core::source_limit::PerAddress::new(per_address_limit(
+            &core,
+            cfg.max_connections_per_address,
+        ));
         Arc::new(Self {
             auth: Authenticator::new(cfg),
             core,

@@ -31,13 +31,16 @@ pub struct UspWebSocketServer {
     connections: Arc<AtomicUsize>,
     tls: Option<Arc<crate::tls::ReloadableTls>>,
     /// `[usp] max_connections_per_address`.
-    per_address: Arc<crate::source_limit::PerAddress>,
+    per_address: Arc<radar_core::source_limit::PerAddress>,
 }
 
 impl UspWebSocketServer {
     pub fn new(core: Arc<NodeCore>, tls: Option<Arc<crate::tls::ReloadableTls>>) -> Self {
         let per_address =
-            crate::source_limit::PerAddress::new(core.config.usp.max_connections_per_address);
+            radar_core::source_limit::PerAddress::new(crate::cwmp::server::per_address_limit(
+                &core,
+                core.config.usp.max_connections_per_address,
+            ));
         Self {
             core,
             connections: Arc::new(AtomicUsize::new(0)),

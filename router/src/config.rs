@@ -24,7 +24,7 @@ pub struct RouterConfig {
     /// Mutual TLS on the cluster gRPC port: the same CA as the nodes, and this router's own
     /// certificate.
     pub tls: Option<radar_core::cluster_tls::ClusterTls>,
-    /// Connections one source address may hold open at once on each front door (0: no
+    /// Connections one source address may hold open at once, CWMP and USP together (0: no
     /// limit); more get 503 with Retry-After. Generous: many CPEs share an address behind a
     /// carrier-grade NAT.
     pub max_connections_per_address: usize,

@@ -61,6 +61,7 @@ pub fn start(
         max_first_request_bytes: config.max_first_request_bytes,
         first_request_timeout: config.first_request_timeout,
         connect_timeout: config.connect_timeout,
+        per_address: radar_core::source_limit::PerAddress::new(config.max_connections_per_address),
     });
     let patience = Duration::from_secs(5);
     let mut tasks = vec![
@@ -71,11 +72,8 @@ pub fn start(
                 .poll_leaders(config.leader_refresh, shutdown.clone()),
         ),
     ];
-    let per_address =
-        || radar_core::source_limit::PerAddress::new(config.max_connections_per_address);
     tasks.push(tokio::spawn(accept(
         listeners.cwmp,
-        per_address(),
         "cwmp",
         Arc::new(cwmp::CwmpRoute { patience }),
         directory.clone(),
@@ -85,7 +83,6 @@ pub fn start(
     )));
     tasks.push(tokio::spawn(accept(
         listeners.usp,
-        per_address(),
         "usp_ws",
         Arc::new(usp::UspRoute { patience }),
         directory.clone(),
@@ -108,7 +105,6 @@ pub fn start(
 
 async fn accept<R: AsyncRouteFn + Send + Sync + 'static>(
     listener: TcpListener,
-    per_address: Arc<radar_core::source_limit::PerAddress>,
     protocol: &'static str,
     route: Arc<R>,
     directory: Arc<Directory>,
@@ -132,7 +128,7 @@ async fn accept<R: AsyncRouteFn + Send + Sync + 'static>(
         let directory = directory.clone();
         let metrics = metrics.clone();
         let settings = settings.clone();
-        let slot = per_address.try_acquire(peer.ip());
+        let slot = settings.per_address.try_acquire(peer.ip());
         tokio::spawn(async move {
             let Some(_slot) = slot else {
                 proxy::refuse_over_address_limit(client, protocol, &metrics, &settings).await;

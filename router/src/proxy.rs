@@ -39,6 +39,8 @@ pub enum Route {
 
 pub struct ProxySettings {
     pub max_first_request_bytes: usize,
+    /// Connections per source address, over both front doors.
+    pub per_address: Arc<radar_core::source_limit::PerAddress>,
     pub first_request_timeout: Duration,
     pub connect_timeout: Duration,
 }

@@ -98,6 +98,20 @@ pub fn usp_endpoint_ids(certificate: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A certificate's subject common name.
+pub fn subject_common_name(certificate: &[u8]) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, parsed) = X509Certificate::from_der(certificate).ok()?;
+    let name = parsed
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(name)
+}
+
 /// The Endpoint IDs the leaf certificate of a PEM file names (see [`usp_endpoint_ids`]).
 pub fn usp_endpoint_ids_of_file(cert: &Path) -> Result<Vec<String>, TlsError> {
     let certs = read_certificates(cert)?;

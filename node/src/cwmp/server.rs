@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use radar_core::Timestamp;
+use radar_cwmp::session::identity::BoundIdentity;
 use radar_cwmp::session::{AcsSession, CloseReason, Input, Output, SessionConfig, SessionEvent};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -48,6 +49,21 @@ pub struct AcsServer {
     per_address: Arc<radar_core::source_limit::PerAddress>,
 }
 
+/// The identity a CPE's verified client certificate gives (issue 13): its subject's common
+/// name, read like a device credential's username (`OUI-SerialNumber`,
+/// `OUI-ProductClass-SerialNumber`, the serial number or the device key), so the CPE informs
+/// only as that device.
+fn certificate_identity(
+    tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Option<BoundIdentity> {
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
+    let name = crate::tls::subject_common_name(leaf)?;
+    Some(BoundIdentity {
+        username: name,
+        device: None,
+    })
+}
+
 /// A listener's connections per source address: the configured limit, except in a cluster,
 /// where devices arrive through routers (one address for many devices) and the routers
 /// enforce it with the devices' own addresses.
@@ -63,6 +79,8 @@ pub(crate) fn per_address_limit(core: &NodeCore, configured: usize) -> usize {
 #[derive(Default)]
 struct Connection {
     session: Mutex<Option<String>>,
+    /// The device the CPE's verified TLS client certificate names (`[cwmp] tls.client_ca`).
+    certificate: Option<BoundIdentity>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -115,14 +133,17 @@ impl AcsServer {
                 let _slot = slot.as_ref();
                 match server.tls.as_ref().map(|tls| tls.acceptor()) {
                     None if slot.is_none() => server.refuse_busy(stream, peer).await,
-                    None => server.serve_connection(stream, peer).await,
+                    None => server.serve_connection_as(stream, peer, None).await,
                     Some(acceptor) => {
                         // A handshake that stalls must not hold a task forever.
                         match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                             .await
                         {
                             Ok(Ok(tls)) if slot.is_none() => server.refuse_busy(tls, peer).await,
-                            Ok(Ok(tls)) => server.serve_connection(tls, peer).await,
+                            Ok(Ok(tls)) => {
+                                let certificate = certificate_identity(&tls);
+                                server.serve_connection_as(tls, peer, certificate).await
+                            }
                             Ok(Err(e)) => debug!(peer = %peer, error = %e, "tls handshake failed"),
                             Err(_) => debug!(peer = %peer, "tls handshake timed out"),
                         }
@@ -159,11 +180,18 @@ impl AcsServer {
         let _ = io.shutdown().await;
     }
 
-    async fn serve_connection<I>(self: Arc<Self>, io: I, peer: std::net::SocketAddr)
-    where
+    async fn serve_connection_as<I>(
+        self: Arc<Self>,
+        io: I,
+        peer: std::net::SocketAddr,
+        certificate: Option<BoundIdentity>,
+    ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let connection = Arc::new(Connection::default());
+        let connection = Arc::new(Connection {
+            session: Mutex::new(None),
+            certificate,
+        });
         let service = hyper::service::service_fn(move |req| {
             let server = self.clone();
             let connection = connection.clone();
@@ -246,7 +274,15 @@ impl AcsServer {
         let slot = match existing {
             Some(slot) => slot,
             None => {
-                let identity = match self.auth.check("POST", authorization.as_deref()) {
+                let checked = match &connection.certificate {
+                    // TLS verified the certificate: it authenticates the CPE, as its device.
+                    Some(certified) => AuthResult::Allowed {
+                        username: Some(certified.username.clone()),
+                        identity: Some(certified.clone()),
+                    },
+                    None => self.auth.check("POST", authorization.as_deref()),
+                };
+                let identity = match checked {
                     AuthResult::Allowed { identity, .. } => identity,
                     AuthResult::Challenge(challenges) => {
                         self.core

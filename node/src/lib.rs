@@ -137,17 +137,19 @@ pub async fn start(
         ),
     };
     let raft_host = raft::service::RaftHost::new();
-    let (grpc_client_tls, grpc_server_tls) = match &config.cluster.tls {
-        Some(t) => (
-            Some(radar_proto::tls::client(&t.ca, &t.cert, &t.key).map_err(NodeError::Config)?),
-            Some(radar_proto::tls::server(&t.ca, &t.cert, &t.key).map_err(NodeError::Config)?),
-        ),
-        None => (None, None),
-    };
+    let grpc_server_tls = config
+        .cluster
+        .tls
+        .as_ref()
+        .map(tls::ReloadableTls::load_for_grpc)
+        .transpose()?;
     if let Some(grpc) = &listeners.grpc {
         cluster::check_plaintext_exposure(&config.cluster, grpc.local_addr()?)?;
     }
-    let peers = raft::network::PeerChannels::new(config.raft.connect_timeout, grpc_client_tls);
+    let peers =
+        raft::network::PeerChannels::new(config.raft.connect_timeout, config.cluster.tls.clone())
+            .map_err(NodeError::Config)?;
+    let peers_for_reload = peers.clone();
     let grpc_addr = match &listeners.grpc {
         Some(listener) => listener.local_addr()?.to_string(),
         None => String::new(),
@@ -228,12 +230,18 @@ pub async fn start(
     if let Some(files) = &core.config.usp.tls {
         usp::check_controller_certificate(&files.cert, &core.config.usp.controller_id)?;
     }
-    let reloadable: Vec<_> = tls
+    let mut reloadable: Vec<Arc<dyn tls::Reload>> = Vec::new();
+    for listener in tls
         .iter()
         .chain(&api_tls)
         .chain(&usp_tls)
-        .cloned()
-        .collect();
+        .chain(&grpc_server_tls)
+    {
+        reloadable.push(listener.clone());
+    }
+    if core.config.cluster.tls.is_some() {
+        reloadable.push(peers_for_reload.clone());
+    }
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(acs.serve(listeners.cwmp, shutdown.clone())));
@@ -398,7 +406,7 @@ async fn embedded_view(
 /// The cluster gRPC server: the Raft transport of every group this node hosts.
 async fn serve_grpc(
     listener: TcpListener,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<tls::ReloadableTls>>,
     host: Arc<raft::service::RaftHost>,
     cluster: Option<
         radar_proto::cluster::cluster_server::ClusterServer<cluster::grpc::ClusterService>,
@@ -406,25 +414,37 @@ async fn serve_grpc(
     fleet: radar_proto::fleet::fleet_server::FleetServer<fleet_service::FleetService>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = match builder.tls_config(tls) {
-            Ok(builder) => builder,
-            Err(e) => {
-                tracing::error!(error = %e, "cluster grpc tls");
-                return;
-            }
-        };
-    }
-    let serve = builder
+    let router = tonic::transport::Server::builder()
         .add_service(host.service())
         .add_optional_service(cluster)
-        .add_service(fleet)
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = shutdown.changed().await;
-        });
-    if let Err(e) = serve.await {
+        .add_service(fleet);
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    let served = match tls {
+        // TLS from the shared module rather than tonic's, so SIGHUP reloads the certificate
+        // like every other listener's.
+        Some(tls) => {
+            let listener = match tls::TlsListener::new(listener, tls) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::error!(error = %e, "cluster grpc tls");
+                    return;
+                }
+            };
+            let incoming = futures_util::stream::unfold(listener, |mut listener| async move {
+                let (stream, _) = axum::serve::Listener::accept(&mut listener).await;
+                Some((Ok::<_, std::io::Error>(stream), listener))
+            });
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "grpc server failed");
     }
 }

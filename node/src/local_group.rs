@@ -54,7 +54,7 @@ pub async fn start_replica(
         .map_err(|e| OpenError::Raft(e.to_string()))?
         .to_string();
     let host = RaftHost::new();
-    let peers = PeerChannels::new(Duration::from_secs(1), None);
+    let peers = PeerChannels::new(Duration::from_secs(1), None).expect("no tls to read");
     let shard = Shard::open(
         ShardId(0),
         ReplicaContext {

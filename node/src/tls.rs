@@ -52,6 +52,15 @@ pub fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_with_alpn(cert, key, client_ca, &[])
+}
+
+fn server_config_with_alpn(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    alpn: &[Vec<u8>],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = read_certificates(cert)?;
     let key = read_key(key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -74,7 +83,9 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    Ok(Arc::new(builder.with_single_cert(certs, key)?))
+    let mut config = builder.with_single_cert(certs, key)?;
+    config.alpn_protocols = alpn.to_vec();
+    Ok(Arc::new(config))
 }
 
 /// The USP Endpoint IDs a certificate names: its subjectAltName URIs `urn:bbf:usp:id:<eid>`
@@ -148,20 +159,39 @@ pub struct ReloadableTls {
     cert: PathBuf,
     key: PathBuf,
     client_ca: Option<PathBuf>,
+    /// Offered in the handshake (`h2` for gRPC).
+    alpn: Vec<Vec<u8>>,
     current: RwLock<Arc<rustls::ServerConfig>>,
 }
 
 impl ReloadableTls {
     pub fn load(files: &crate::config::TlsFiles) -> Result<Arc<Self>, TlsError> {
+        Self::load_with_alpn(files, Vec::new())
+    }
+
+    /// The cluster gRPC server's: HTTP/2 only, and a certificate of the cluster's CA required
+    /// of every caller.
+    pub fn load_for_grpc(tls: &radar_core::cluster_tls::ClusterTls) -> Result<Arc<Self>, TlsError> {
+        let files = crate::config::TlsFiles {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            client_ca: Some(tls.ca.clone()),
+        };
+        Self::load_with_alpn(&files, vec![b"h2".to_vec()])
+    }
+
+    fn load_with_alpn(
+        files: &crate::config::TlsFiles,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<Arc<Self>, TlsError> {
+        let current =
+            server_config_with_alpn(&files.cert, &files.key, files.client_ca.as_deref(), &alpn)?;
         Ok(Arc::new(Self {
             cert: files.cert.clone(),
             key: files.key.clone(),
             client_ca: files.client_ca.clone(),
-            current: RwLock::new(server_config(
-                &files.cert,
-                &files.key,
-                files.client_ca.as_deref(),
-            )?),
+            alpn,
+            current: RwLock::new(current),
         }))
     }
 
@@ -188,15 +218,34 @@ impl ReloadableTls {
     }
 
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = server_config(&self.cert, &self.key, self.client_ca.as_deref())?;
+        let fresh =
+            server_config_with_alpn(&self.cert, &self.key, self.client_ca.as_deref(), &self.alpn)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
 }
 
-/// Reloads every listener's certificate on each SIGHUP until shutdown.
+/// Something SIGHUP reloads from its files.
+pub trait Reload: Send + Sync {
+    fn reload(&self) -> Result<(), String>;
+    /// For the log: which files.
+    fn describe(&self) -> String;
+}
+
+impl Reload for ReloadableTls {
+    fn reload(&self) -> Result<(), String> {
+        ReloadableTls::reload(self).map_err(|e| e.to_string())
+    }
+
+    fn describe(&self) -> String {
+        self.cert.display().to_string()
+    }
+}
+
+/// Reloads every listener's certificate (and the cluster client's) on each SIGHUP until
+/// shutdown.
 pub fn reload_on_sighup(
-    certificates: Vec<Arc<ReloadableTls>>,
+    certificates: Vec<Arc<dyn Reload>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -213,9 +262,9 @@ pub fn reload_on_sighup(
             }
             for tls in &certificates {
                 match tls.reload() {
-                    Ok(()) => tracing::info!(cert = %tls.cert.display(), "certificate reloaded"),
+                    Ok(()) => tracing::info!(cert = %tls.describe(), "certificate reloaded"),
                     Err(e) => {
-                        tracing::warn!(cert = %tls.cert.display(), error = %e, "certificate not reloaded; the old one stays")
+                        tracing::warn!(cert = %tls.describe(), error = %e, "certificate not reloaded; the old one stays")
                     }
                 }
             }

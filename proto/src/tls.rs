@@ -1,9 +1,10 @@
-//! Mutual TLS for cluster gRPC (issue 13): the server asks every caller for a certificate
-//! signed by the cluster's CA, and callers present theirs and check the server's against the
-//! same CA. A node, a router or anyone else without one is refused at the handshake.
+//! Mutual TLS for cluster gRPC (issue 13), the callers' side: present this member's
+//! certificate and check the server's against the cluster's CA. The nodes' server side is
+//! `node/src/tls.rs` (`ReloadableTls::load_for_grpc`), which asks every caller for a
+//! certificate of the same CA and reloads on SIGHUP.
 
 use std::path::Path;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
@@ -11,12 +12,6 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 fn identity(cert: &Path, key: &Path) -> Result<Identity, String> {
     Ok(Identity::from_pem(read(cert)?, read(key)?))
-}
-
-pub fn server(ca: &Path, cert: &Path, key: &Path) -> Result<ServerTlsConfig, String> {
-    Ok(ServerTlsConfig::new()
-        .identity(identity(cert, key)?)
-        .client_ca_root(Certificate::from_pem(read(ca)?)))
 }
 
 pub fn client(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTlsConfig, String> {

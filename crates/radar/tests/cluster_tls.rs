@@ -12,7 +12,8 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_and_routers_speak_mutual_tls_and_a_caller_without_a_certificate_gets_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, issued) = common::signed_by_a_ca(&["127.0.0.1"; 4]);
+    // Four members, and a fifth certificate that replaces node 1's in a reload.
+    let (ca, issued) = common::signed_by_a_ca(&["127.0.0.1"; 5]);
     let write = |name: &str, text: &str| -> PathBuf {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -80,6 +81,58 @@ async fn nodes_and_routers_speak_mutual_tls_and_a_caller_without_a_certificate_g
         .get_layout(GetLayoutRequest { stale: true })
         .await;
     assert!(answer.is_err(), "a plain caller got {answer:?}");
+
+    // A renewed certificate in node 1's files, then SIGHUP: its gRPC port presents the new one
+    // to new callers, and node 1 keeps working with its peers (its own calls present it too).
+    let der = |pem: &str| {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(served(&ca, &issued[3], &grpc).await, der(&issued[0].0));
+    write("member0.pem", &issued[4].0);
+    write("member0.key", &issued[4].1);
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &nodes[0].child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let renewed = der(&issued[4].0);
+    common::eventually(
+        "the renewed certificate served",
+        Duration::from_secs(10),
+        || async { (served(&ca, &issued[3], &grpc).await == renewed).then_some(()) },
+    )
+    .await;
+    settled_status(&nodes[0], 3).await;
+}
+
+/// The certificate the gRPC port at `grpc` presents to a caller with `identity`.
+async fn served(ca: &str, identity: &(String, String), grpc: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(identity.0.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(identity.1.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(grpc).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
 /// Cluster gRPC carries Raft: a node does not serve it beyond loopback in plaintext unless the

@@ -29,20 +29,59 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct PeerChannels {
     channels: Mutex<HashMap<u64, (String, Channel)>>,
     connect_timeout: Duration,
-    /// Mutual TLS to every peer, when the cluster uses it (`[cluster] tls`).
-    tls: Option<tonic::transport::ClientTlsConfig>,
+    /// Mutual TLS to every peer, when the cluster uses it (`[cluster] tls`): its files, and
+    /// the client configuration last read from them.
+    tls: Option<(
+        radar_core::cluster_tls::ClusterTls,
+        std::sync::RwLock<tonic::transport::ClientTlsConfig>,
+    )>,
+}
+
+impl crate::tls::Reload for PeerChannels {
+    fn reload(&self) -> Result<(), String> {
+        self.reload_tls()
+    }
+
+    fn describe(&self) -> String {
+        match &self.tls {
+            Some((files, _)) => format!("{} (cluster client)", files.cert.display()),
+            None => "cluster client".into(),
+        }
+    }
 }
 
 impl PeerChannels {
     pub fn new(
         connect_timeout: Duration,
-        tls: Option<tonic::transport::ClientTlsConfig>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+        tls: Option<radar_core::cluster_tls::ClusterTls>,
+    ) -> Result<Arc<Self>, String> {
+        let tls = match tls {
+            Some(files) => {
+                let config = radar_proto::tls::client(&files.ca, &files.cert, &files.key)?;
+                Some((files, std::sync::RwLock::new(config)))
+            }
+            None => None,
+        };
+        Ok(Arc::new(Self {
             channels: Mutex::default(),
             connect_timeout,
             tls,
-        })
+        }))
+    }
+
+    /// Reads the client certificate again (SIGHUP): calls from now on present it. Channels
+    /// are made again, lazily; calls already under way finish on the old ones.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        let Some((files, current)) = &self.tls else {
+            return Ok(());
+        };
+        let fresh = radar_proto::tls::client(&files.ca, &files.cert, &files.key)?;
+        *current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(())
     }
 
     /// The channel to `node` at `addr` (a `host:port` gRPC address). A node that moved to a new
@@ -72,9 +111,12 @@ impl PeerChannels {
         let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| format!("bad peer address {addr:?}: {e}"))?;
         match &self.tls {
-            Some(tls) => endpoint
-                .tls_config(tls.clone())
-                .map_err(|e| format!("tls to {addr}: {e}")),
+            Some((_, tls)) => {
+                let tls = tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+                endpoint
+                    .tls_config(tls)
+                    .map_err(|e| format!("tls to {addr}: {e}"))
+            }
             None => Ok(endpoint),
         }
     }

@@ -110,23 +110,8 @@ async fn nodes_and_routers_speak_mutual_tls_and_a_caller_without_a_certificate_g
 
 /// The certificate the gRPC port at `grpc` presents to a caller with `identity`.
 async fn served(ca: &str, identity: &(String, String), grpc: &str) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(
-        vec![CertificateDer::from_pem_slice(identity.0.as_bytes()).unwrap()],
-        PrivateKeyDer::from_pem_slice(identity.1.as_bytes()).unwrap(),
-    )
-    .unwrap();
+    use rustls_pki_types::ServerName;
+    let client = common::tls_client(ca, Some(identity));
     let tcp = tokio::net::TcpStream::connect(grpc).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)

@@ -9,7 +9,6 @@ use common::{eventually, Radar};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const CONFIG: &str = r#"
 [cwmp]
@@ -40,19 +39,6 @@ async fn post(stream: &mut TcpStream) -> (u16, String) {
     (code, text)
 }
 
-fn ws_request(
-    radar: &Radar,
-    eid: &str,
-) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let mut request = format!("ws://127.0.0.1:{}/usp?eid={eid}", radar.usp.port())
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "v1.usp".parse().unwrap());
-    request
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_take_every_connection() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,11 +62,19 @@ async fn one_address_cannot_take_every_connection() {
 
     // One WebSocket per address: the second handshake gets 503.
     let tcp = TcpStream::connect(radar.usp).await.unwrap();
-    let (_ws, _) = tokio_tungstenite::client_async(ws_request(&radar, "os::00D09E-LIM1"), tcp)
-        .await
-        .expect("the first agent connection");
+    let (_ws, _) = tokio_tungstenite::client_async(
+        common::usp_ws_request("ws", radar.usp, "os::00D09E-LIM1"),
+        tcp,
+    )
+    .await
+    .expect("the first agent connection");
     let tcp = TcpStream::connect(radar.usp).await.unwrap();
-    match tokio_tungstenite::client_async(ws_request(&radar, "os::00D09E-LIM2"), tcp).await {
+    match tokio_tungstenite::client_async(
+        common::usp_ws_request("ws", radar.usp, "os::00D09E-LIM2"),
+        tcp,
+    )
+    .await
+    {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status().as_u16(), 503)
         }

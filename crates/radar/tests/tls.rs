@@ -95,8 +95,6 @@ async fn the_api_serves_https_and_a_sighup_reloads_its_certificate() {
 /// handshake answers `v1.usp`, the agent's link comes up; plain `ws://` on that port gets none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usp_agents_connect_over_wss() {
-    use rustls_pki_types::pem::PemObject;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = certificate();
     std::fs::write(dir.path().join("usp.crt"), &cert).unwrap();
@@ -107,30 +105,8 @@ async fn usp_agents_connect_over_wss() {
         dir.path().join("usp.key")
     );
     let radar = Radar::start(dir.path(), Some(&config));
-    let request = || {
-        let mut request = format!(
-            "ws://127.0.0.1:{}/usp?eid=os::00D09E-WSS000001",
-            radar.usp.port()
-        )
-        .into_client_request()
-        .unwrap();
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", "v1.usp".parse().unwrap());
-        request
-    };
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap())
-        .unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let request = || common::usp_ws_request("ws", radar.usp, "os::00D09E-WSS000001");
+    let client = common::tls_client(&cert, None);
     let tcp = tokio::net::TcpStream::connect(radar.usp).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
         .connect(

@@ -6,12 +6,10 @@
 mod common;
 
 use common::{signed_by_a_ca, Radar};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const AGENT: &str = "os::00D09E-CERT00001";
 const OTHER: &str = "os::00D09E-CERT00002";
@@ -48,36 +46,13 @@ async fn connect(
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
     String,
 > {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let client = match identity {
-        Some((cert, key)) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
+    let client = common::tls_client(ca, identity);
     let tcp = tokio::net::TcpStream::connect(radar.usp).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .map_err(|e| format!("tls: {e}"))?;
-    let mut request = format!("wss://127.0.0.1:{}/usp?eid={eid}", radar.usp.port())
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "v1.usp".parse().unwrap());
+    let request = common::usp_ws_request("wss", radar.usp, eid);
     let handshake = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::client_async(request, tls),

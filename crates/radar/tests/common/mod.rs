@@ -442,3 +442,45 @@ impl Drop for Mosquitto {
         let _ = self.child.wait();
     }
 }
+
+/// A rustls client trusting `ca_pem` (a CA or a self-signed certificate), presenting
+/// `identity` (certificate PEM, key PEM) when given.
+pub fn tls_client(ca_pem: &str, identity: Option<&(String, String)>) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    }
+}
+
+/// A USP WebSocket handshake request (`v1.usp`) for agent `eid` at `usp`.
+pub fn usp_ws_request(
+    scheme: &str,
+    usp: SocketAddr,
+    eid: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{scheme}://127.0.0.1:{}/usp?eid={eid}", usp.port())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "v1.usp".parse().unwrap());
+    request
+}

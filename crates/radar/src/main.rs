@@ -35,8 +35,12 @@ enum Command {
     Router(router_cmd::RouterArgs),
     /// Print the default configuration.
     PrintConfig {
-        /// Which configuration: `node`.
+        /// Which configuration: `node` or `router`.
         what: String,
+        /// Check this file instead: exit non-zero, naming the key, when it does not parse
+        /// (an unknown key, a bad value).
+        #[arg(long)]
+        check: Option<std::path::PathBuf>,
     },
     /// Run simulated CWMP devices against an ACS.
     Sim(server::SimArgs),
@@ -85,7 +89,7 @@ fn main() {
             Command::Up(args) => server::up(args).await,
             Command::Node(args) => server::node(args).await,
             Command::Router(args) => router_cmd::router(args).await,
-            Command::PrintConfig { what } => server::print_config(&what),
+            Command::PrintConfig { what, check } => server::print_config(&what, check.as_deref()),
             Command::Token { action } => token_cmd::run(action),
             Command::Sim(args) => server::sim(args).await,
             Command::Devices(args) => client::devices(args).await,

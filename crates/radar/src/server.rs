@@ -68,6 +68,10 @@ pub struct NodeArgs {
     config: Option<PathBuf>,
     #[arg(long, env = "RADAR_NODE_ID")]
     node_id: Option<u64>,
+    /// Take the node id from the host name: its trailing number plus one (`radar-node-2` is
+    /// node 3), as a Kubernetes StatefulSet names its pods.
+    #[arg(long, env = "RADAR_NODE_ID_FROM_HOSTNAME", conflicts_with = "node_id")]
+    node_id_from_hostname: bool,
     #[arg(long, env = "RADAR_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The cluster's nodes' gRPC addresses, this one included (HOST:PORT,HOST:PORT,…).
@@ -421,6 +425,13 @@ pub async fn node(args: NodeArgs) -> Result<()> {
     if let Some(id) = args.node_id {
         config.node_id = id;
     }
+    if args.node_id_from_hostname {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .unwrap_or_default();
+        config.node_id = node_id_of_host(host.trim())?;
+    }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
@@ -434,7 +445,29 @@ pub async fn node(args: NodeArgs) -> Result<()> {
     run_node(config, 0, 0, false).await
 }
 
-pub fn print_config(what: &str) -> Result<()> {
+/// `radar-node-2` → 3: a StatefulSet pod's ordinal plus one (node ids start at 1).
+fn node_id_of_host(host: &str) -> Result<u64> {
+    let ordinal = host
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .with_context(|| format!("host name {host:?} does not end in -<number>"))?;
+    Ok(ordinal + 1)
+}
+
+pub fn print_config(what: &str, check: Option<&std::path::Path>) -> Result<()> {
+    if let Some(path) = check {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let parsed = match what {
+            "node" => toml::from_str::<NodeConfig>(&text).map(|_| ()),
+            "router" => toml::from_str::<radar_router::config::RouterConfig>(&text).map(|_| ()),
+            other => bail!("unknown config {other:?}; expected \"node\" or \"router\""),
+        };
+        parsed.with_context(|| format!("{} is not a valid {what} config", path.display()))?;
+        println!("{}: a valid {what} config", path.display());
+        return Ok(());
+    }
     match what {
         "node" => {
             print!("{}", toml::to_string_pretty(&NodeConfig::default())?);
@@ -572,4 +605,14 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     );
     wait_for_signal().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod node_id_tests {
+    #[test]
+    fn a_statefulset_pod_is_its_ordinal_plus_one() {
+        assert_eq!(super::node_id_of_host("radar-node-0").unwrap(), 1);
+        assert_eq!(super::node_id_of_host("my-radar-node-12").unwrap(), 13);
+        assert!(super::node_id_of_host("radar").is_err());
+    }
 }

@@ -215,6 +215,14 @@ fn load_config(path: Option<&PathBuf>) -> Result<NodeConfig> {
     config.auth.bootstrap_token = std::env::var("RADAR_BOOTSTRAP_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    // The CPEs' shared credentials may come from the environment too (a Kubernetes Secret),
+    // so they need not sit in a config file in clear.
+    let cpe = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let (Some(username), Some(password)) = (cpe("RADAR_CPE_USERNAME"), cpe("RADAR_CPE_PASSWORD"))
+    {
+        config.cwmp.shared_credentials =
+            Some(radar_node::config::Credential { username, password });
+    }
     Ok(config)
 }
 

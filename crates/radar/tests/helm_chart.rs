@@ -7,54 +7,17 @@
 
 mod common;
 
+use common::helm::{args, chart, helm, objects, of_kind, repo, string, template};
 use serde_yaml::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn helm() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo().join("tools/helm.sh"))
-        .output()
-        .expect("run tools/helm.sh");
-    assert!(
-        out.status.success(),
-        "tools/helm.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn chart() -> PathBuf {
-    repo().join("helm/radar")
-}
-
-/// `helm template` with `values` (a file of the chart's `ci/`), as one document per object.
+/// Rendered and validated: the objects.
 fn render(helm: &Path, values: Option<&str>) -> Vec<Value> {
-    let mut cmd = Command::new(helm);
-    cmd.args(["template", "r1", "--namespace", "carrier"])
-        .arg(chart());
-    if let Some(values) = values {
-        cmd.arg("-f").arg(chart().join("ci").join(values));
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = template(helm, values);
     validate_offline(&text);
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect()
+    objects(&text)
 }
-
-use serde::Deserialize;
 
 /// Every rendered object against the Kubernetes schemas, offline (`kubernetes-validate`, PyPI;
 /// `.ci/run` installs it). Custom resources (the ServiceMonitor) have no schema there and pass
@@ -78,16 +41,6 @@ fn validate_offline(manifests: &str) {
     );
 }
 
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| d["kind"] == kind).collect()
-}
-
-fn string(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{v:?}"))
-}
-
 /// Each probe names a container port, and the container's args make radar listen there.
 fn check_probes_and_listeners(workload: &Value) {
     let name = string(&workload["metadata"]["name"]);
@@ -98,12 +51,7 @@ fn check_probes_and_listeners(workload: &Value) {
         .iter()
         .map(|p| (string(&p["name"]), p["containerPort"].as_u64().unwrap()))
         .collect();
-    let args: Vec<String> = container["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(string)
-        .collect();
+    let args = args(workload);
     for (port_name, number) in &ports {
         let flag = format!("--{port_name}-listen=0.0.0.0:{number}");
         assert!(
@@ -150,23 +98,13 @@ fn check_rendered(docs: &[Value], nodes: u64, shards: u64, replicas: u64) {
         );
     }
     // Seeds name every pod by its stable DNS name.
-    let args: Vec<String> = set["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(string)
-        .collect();
-    let seeds = args.iter().find(|a| a.starts_with("--seeds=")).unwrap();
+    let set_args = args(set);
+    let seeds = set_args.iter().find(|a| a.starts_with("--seeds=")).unwrap();
     assert_eq!(seeds.split(',').count() as u64, nodes, "{seeds}");
     assert!(seeds.contains("r1-radar-node-0.r1-radar-node.carrier.svc.cluster.local:7560"));
     // The init job asks for what the nodes can hold.
     let job = of_kind(docs, "Job")[0];
-    let job_args: Vec<String> = job["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(string)
-        .collect();
+    let job_args = args(job);
     assert!(
         job_args.contains(&format!("--shards={shards}")),
         "{job_args:?}"

@@ -55,6 +55,10 @@ app.kubernetes.io/component: router
 {{- default (printf "%s-cluster-tls" (include "radar.fullname" .)) .Values.cluster.tls.existingSecret -}}
 {{- end -}}
 
+{{- define "radar.cpeSecret" -}}
+{{- default (printf "%s-cpe-credentials" (include "radar.fullname" .)) .Values.cpe.existingSecret -}}
+{{- end -}}
+
 {{- define "radar.authSecret" -}}
 {{- default (printf "%s-admin-token" (include "radar.fullname" .)) .Values.auth.existingSecret -}}
 {{- end -}}

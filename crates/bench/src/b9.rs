@@ -126,9 +126,46 @@ async fn write(client: &reqwest::Client, api: &str, device: &str, n: usize) -> b
     r.is_ok_and(|r| r.status().as_u16() == 202)
 }
 
-pub async fn run(radar: &str, trials: usize) -> Result<()> {
+/// The nodes' Raft heartbeat and election timeout range, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftTiming {
+    pub heartbeat: u64,
+    pub election_min: u64,
+    pub election_max: u64,
+}
+
+impl RaftTiming {
+    /// `HEARTBEAT/MIN/MAX`, e.g. `200/1000/2000`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let ms: Vec<u64> = text
+            .split('/')
+            .map(|n| n.trim().parse::<u64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--raft-timing {text:?}: {e}"))?;
+        let [heartbeat, election_min, election_max] = ms[..] else {
+            anyhow::bail!("--raft-timing is HEARTBEAT/MIN/MAX in milliseconds, not {text:?}");
+        };
+        Ok(Self {
+            heartbeat,
+            election_min,
+            election_max,
+        })
+    }
+
+    fn toml(self) -> String {
+        format!(
+            "\n[raft]\nheartbeat_interval = \"{}ms\"\nelection_timeout_min = \"{}ms\"\nelection_timeout_max = \"{}ms\"\n",
+            self.heartbeat, self.election_min, self.election_max
+        )
+    }
+}
+
+pub async fn run(radar: &str, trials: usize, timing: RaftTiming) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (ports, seeds, config) = crate::nodes::three_nodes(dir.path())?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&timing.toml());
+    std::fs::write(&config, text)?;
     let mut nodes: Vec<Node> = ports
         .iter()
         .enumerate()
@@ -228,7 +265,10 @@ pub async fn run(radar: &str, trials: usize) -> Result<()> {
     println!("| raft timing | p50 | p99 | min | max |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     println!(
-        "| defaults: heartbeat 200 ms, election timeout 1–2 s | {:?} | {:?} | {:?} | {:?} |",
+        "| heartbeat {} ms, election timeout {}–{} ms | {:?} | {:?} | {:?} | {:?} |",
+        timing.heartbeat,
+        timing.election_min,
+        timing.election_max,
         p(0.5),
         p(0.99),
         samples[0],

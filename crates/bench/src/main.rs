@@ -70,7 +70,14 @@ fn main() -> anyhow::Result<()> {
         ))?,
         "b9" => {
             let radar: String = arg(&args, "--radar", "target/release/radar".to_string());
-            tokio::runtime::Runtime::new()?.block_on(b9::run(&radar, arg(&args, "--trials", 20)))?
+            // `--raft-timing HEARTBEAT/MIN/MAX` in milliseconds (default 200/1000/2000).
+            let timing: String = arg(&args, "--raft-timing", "200/1000/2000".to_string());
+            let timing = b9::RaftTiming::parse(&timing)?;
+            tokio::runtime::Runtime::new()?.block_on(b9::run(
+                &radar,
+                arg(&args, "--trials", 20),
+                timing,
+            ))?
         }
         "b7" => b7::run(
             arg(&args, "--devices", 1_000_000),

@@ -178,13 +178,13 @@ pub(crate) fn device_key(raw: &str) -> ApiResult<DeviceKey> {
 }
 
 /// Parses query-string parameters ourselves so a malformed one is a JSON 400, like every error.
-fn params(raw: Option<String>) -> HashMap<String, String> {
+pub(crate) fn params(raw: Option<String>) -> HashMap<String, String> {
     raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
 }
 
 /// `?consistency=stale` lets any replica answer; the default is linearizable.
-fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consistency> {
+pub(crate) fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consistency> {
     match p.get("consistency").map(String::as_str) {
         None | Some("linearizable") => Ok(crate::shard::Consistency::Linearizable),
         Some("stale") => Ok(crate::shard::Consistency::Stale),
@@ -195,20 +195,31 @@ fn consistency(p: &HashMap<String, String>) -> ApiResult<crate::shard::Consisten
     }
 }
 
+/// `?limit=N`: `default` when absent; a 400 outside 1 to `max` (the OpenAPI document says so).
+pub(crate) fn page_limit(
+    p: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> ApiResult<usize> {
+    match p.get("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::BadRequest, format!("limit must be 1 to {max}"))
+            }),
+        None => Ok(default),
+    }
+}
+
 async fn list_devices(
     State(core): State<Arc<NodeCore>>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let p = params(raw);
     let expr = parse_query(&core, p.get("q").map(String::as_str).unwrap_or(""))?;
-    let limit = match p.get("limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=10_000).contains(l))
-            .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "limit must be 1 to 10000"))?,
-        None => 100,
-    };
+    let limit = page_limit(&p, 100, 10_000)?;
     let fields = p
         .get("fields")
         .map(|f| {

@@ -29,21 +29,11 @@ pub async fn leader_only(
     let Some(key) = device_of(request.uri().path()) else {
         return next.run(request).await;
     };
-    let mut stale = false;
-    for (key, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
-        match (&*key, &*value) {
-            ("consistency", "stale") => stale = true,
-            ("consistency", "linearizable") => {}
-            ("consistency", other) => {
-                return ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("consistency must be linearizable or stale, not {other:?}"),
-                )
-                .into_response()
-            }
-            _ => {}
-        }
-    }
+    let query = crate::api::params(request.uri().query().map(str::to_owned));
+    let stale = match crate::api::consistency(&query) {
+        Ok(consistency) => consistency == Consistency::Stale,
+        Err(e) => return e.into_response(),
+    };
     let forwarded = request.headers().contains_key(FORWARDED_HEADER);
     let Some(shard) = core.fleet.shard_for(&key) else {
         if forwarded || core.meta.is_none() {

@@ -40,6 +40,23 @@ pub struct NodeConfig {
     pub audit: crate::audit::AuditConfig,
 }
 
+impl NodeConfig {
+    /// A device listener's limit of connections per source address: `configured`, except in
+    /// a cluster, where devices arrive through routers (one address for many devices) and the
+    /// routers enforce it with the devices' own addresses.
+    pub fn connections_per_address(
+        &self,
+        configured: usize,
+    ) -> std::sync::Arc<radar_core::source_limit::PerAddress> {
+        let limit = if self.cluster.enabled() {
+            0
+        } else {
+            configured
+        };
+        radar_core::source_limit::PerAddress::new(limit)
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {

@@ -115,7 +115,9 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::AuditQuery>,
     ) -> Result<Response<pb::AuditReply>, Status> {
-        crate::audit::query::serve_shard(&self.core, request.into_inner())
+        let request = request.into_inner();
+        let shard = self.replica(request.shard, request.stale).await?;
+        crate::audit::query::serve_shard(shard, request)
             .await
             .map(Response::new)
     }

@@ -149,7 +149,6 @@ pub async fn start(
     let peers =
         raft::network::PeerChannels::new(config.raft.connect_timeout, config.cluster.tls.clone())
             .map_err(NodeError::Config)?;
-    let peers_for_reload = peers.clone();
     let grpc_addr = match &listeners.grpc {
         Some(listener) => listener.local_addr()?.to_string(),
         None => String::new(),
@@ -240,7 +239,7 @@ pub async fn start(
         reloadable.push(listener.clone());
     }
     if core.config.cluster.tls.is_some() {
-        reloadable.push(peers_for_reload.clone());
+        reloadable.push(peers.clone());
     }
     let acs = cwmp::server::AcsServer::new(core.clone(), tls);
     let mut tasks = Vec::new();

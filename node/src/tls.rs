@@ -45,17 +45,9 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// A server's TLS configuration; with `client_ca`, clients must present a certificate it
-/// signed.
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    server_config_with_alpn(cert, key, client_ca, &[])
-}
-
-fn server_config_with_alpn(
+/// A server's TLS configuration, offering `alpn`; with `client_ca`, clients must present a
+/// certificate it signed.
+fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,
@@ -184,8 +176,7 @@ impl ReloadableTls {
         files: &crate::config::TlsFiles,
         alpn: Vec<Vec<u8>>,
     ) -> Result<Arc<Self>, TlsError> {
-        let current =
-            server_config_with_alpn(&files.cert, &files.key, files.client_ca.as_deref(), &alpn)?;
+        let current = server_config(&files.cert, &files.key, files.client_ca.as_deref(), &alpn)?;
         Ok(Arc::new(Self {
             cert: files.cert.clone(),
             key: files.key.clone(),
@@ -218,8 +209,7 @@ impl ReloadableTls {
     }
 
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh =
-            server_config_with_alpn(&self.cert, &self.key, self.client_ca.as_deref(), &self.alpn)?;
+        let fresh = server_config(&self.cert, &self.key, self.client_ca.as_deref(), &self.alpn)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }

@@ -17,7 +17,6 @@ use radar_proto::fleet as pb;
 use radar_store::raft::audit_log::{AuditFilter, AuditPage};
 use radar_twin::audit::{AuditKey, AuditRecord};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Records per page when the caller names no limit, and at most.
@@ -107,30 +106,13 @@ struct Request {
 }
 
 fn parse_request(raw: Option<String>) -> ApiResult<Request> {
-    let p: HashMap<String, String> = raw
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let p = crate::api::params(raw);
     let nonempty = |k: &str| p.get(k).filter(|v| !v.is_empty()).cloned();
-    let limit = match p.get("limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| bad(format!("limit must be 1 to {MAX_LIMIT}")))?,
-        None => DEFAULT_LIMIT,
-    };
+    let limit = crate::api::page_limit(&p, DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = nonempty("cursor")
         .map(|c| Position::parse(&c).ok_or_else(|| bad("cursor is not one this API gave")))
         .transpose()?;
-    let stale = match p.get("consistency").map(String::as_str) {
-        None | Some("linearizable") => false,
-        Some("stale") => true,
-        Some(other) => {
-            return Err(bad(format!(
-                "consistency must be linearizable or stale, not {other:?}"
-            )))
-        }
-    };
+    let stale = crate::api::consistency(&p)? == Consistency::Stale;
     Ok(Request {
         filter: AuditFilter {
             device: nonempty("device"),
@@ -195,26 +177,11 @@ fn from_reply(reply: pb::AuditReply) -> Option<AuditPage> {
     Some(page)
 }
 
-/// The gRPC side: one shard's page, read on this node.
+/// The gRPC side: one page of `shard`, a replica on this node ready to be read.
 pub async fn serve_shard(
-    core: &NodeCore,
+    shard: Arc<Shard>,
     request: pb::AuditQuery,
 ) -> Result<pb::AuditReply, tonic::Status> {
-    let shard = core
-        .fleet
-        .view()
-        .replicas
-        .get(&ShardId(request.shard))
-        .cloned()
-        .ok_or_else(|| {
-            tonic::Status::not_found(format!("shard {} has no replica here", request.shard))
-        })?;
-    if !request.stale {
-        shard
-            .read_barrier(Consistency::Linearizable)
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    }
     let before = match request.before.as_slice() {
         [] => None,
         bytes => Some(

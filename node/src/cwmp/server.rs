@@ -64,17 +64,6 @@ fn certificate_identity(
     })
 }
 
-/// A listener's connections per source address: the configured limit, except in a cluster,
-/// where devices arrive through routers (one address for many devices) and the routers
-/// enforce it with the devices' own addresses.
-pub(crate) fn per_address_limit(core: &NodeCore, configured: usize) -> usize {
-    if core.config.cluster.enabled() {
-        0
-    } else {
-        configured
-    }
-}
-
 /// Per TCP connection: the session last used on it, for CPEs that do not echo cookies.
 #[derive(Default)]
 struct Connection {
@@ -93,10 +82,9 @@ impl AcsServer {
             gpv_batch_size: cfg.gpv_batch_size,
             ..Default::default()
         };
-        let per_address = radar_core::source_limit::PerAddress::new(per_address_limit(
-            &core,
-            cfg.max_connections_per_address,
-        ));
+        let per_address = core
+            .config
+            .connections_per_address(cfg.max_connections_per_address);
         Arc::new(Self {
             auth: Authenticator::new(cfg),
             core,

@@ -114,15 +114,22 @@ impl AuditReader {
             .unwrap_or_else(|| b"audit0".to_vec());
         let low_key = tree_key(low);
         let in_range = |key: &AuditKey| *key >= low && filter.before.is_none_or(|b| *key < b);
-        // The state's lock keeps a checkpoint from moving records between the two sources.
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let mut fresh = state
-            .audit
-            .unwritten
-            .iter()
-            .rev()
-            .filter(|(key, _)| in_range(key))
-            .peekable();
+        // The records not yet written are copied first (a checkpoint's worth at most) and the
+        // state's lock released, so a long scan never holds up apply. A record a checkpoint
+        // writes meanwhile is then met twice, under one key, and taken once; one applied
+        // meanwhile is newer than this read and may or may not be in it.
+        let fresh: Vec<(AuditKey, AuditRecord)> = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            state
+                .audit
+                .unwritten
+                .iter()
+                .rev()
+                .filter(|(key, _)| in_range(key))
+                .map(|(key, record)| (*key, record.clone()))
+                .collect()
+        };
+        let mut fresh = fresh.into_iter().peekable();
         let mut written = self
             .sm
             .range(low_key..high)
@@ -148,20 +155,22 @@ impl AuditReader {
         let mut page = AuditPage::default();
         let mut scanned = 0usize;
         loop {
-            let take_fresh = match (fresh.peek(), written.peek()) {
+            let (take_fresh, same_key) = match (fresh.peek(), written.peek()) {
                 (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((f, _)), Some(Ok((w, _)))) => *f >= w,
-                (Some(_), Some(Err(_))) => false,
+                (Some(_), None) => (true, false),
+                (None, Some(_)) => (false, false),
+                (Some((f, _)), Some(Ok((w, _)))) => (f >= w, f == w),
+                (Some(_), Some(Err(_))) => (false, false),
             };
+            if same_key {
+                written.next();
+            }
             if scanned >= filter.max_scanned {
                 page.more = true;
                 break;
             }
             let (key, record) = if take_fresh {
-                let (key, record) = fresh.next().expect("peeked");
-                (*key, record.clone())
+                fresh.next().expect("peeked")
             } else {
                 written.next().expect("peeked")?
             };

@@ -36,11 +36,9 @@ pub struct UspWebSocketServer {
 
 impl UspWebSocketServer {
     pub fn new(core: Arc<NodeCore>, tls: Option<Arc<crate::tls::ReloadableTls>>) -> Self {
-        let per_address =
-            radar_core::source_limit::PerAddress::new(crate::cwmp::server::per_address_limit(
-                &core,
-                core.config.usp.max_connections_per_address,
-            ));
+        let per_address = core
+            .config
+            .connections_per_address(core.config.usp.max_connections_per_address);
         Self {
             core,
             connections: Arc::new(AtomicUsize::new(0)),
